@@ -1,0 +1,14 @@
+"""Test settings: the same as production but for what a test must control. DATABASE_URL and
+REDIS_URL still choose real PostgreSQL and Redis when set (CI sets them)."""
+
+from .settings import *  # noqa: F401,F403
+from .settings import REST_FRAMEWORK
+
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_BROKER_URL = "memory://"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+SITE_URL = "http://testserver"
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"intake": "1000/minute"}}
+DSR_ESCALATION_EMAILS = []

@@ -1,0 +1,59 @@
+import io
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from dsr.models import DataSubjectRequest
+from dsr.services import requests as services
+from dsr.services.audit import Actor
+
+DEMO_USERNAME = "officer"
+DEMO_PASSWORD = "demo-officer-pass"
+DEMO_DOMAIN = "demo.example"
+
+
+class Command(BaseCommand):
+    help = "Load demo data (a privacy officer and a few requests in different states). Safe to run again."
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        User = get_user_model()
+        if not User.objects.filter(username=DEMO_USERNAME).exists():
+            call_command("dsr_create_officer", DEMO_USERNAME, email=f"officer@{DEMO_DOMAIN}", password=DEMO_PASSWORD, stdout=io.StringIO())
+        user = User.objects.get(username=DEMO_USERNAME)
+        token = Token.objects.get(user=user)
+        if not DataSubjectRequest.objects.filter(email__endswith=f"@{DEMO_DOMAIN}").exists():
+            self._requests(Actor.staff(user))
+            self.stdout.write("Loaded demo requests.")
+        else:
+            self.stdout.write("Demo requests already loaded.")
+        self.stdout.write(f"Demo privacy officer: username '{DEMO_USERNAME}', password '{DEMO_PASSWORD}'")
+        self.stdout.write(f"Demo API token: {token.key}")
+
+    def _requests(self, actor):
+        now = timezone.now()
+
+        def submit(days_ago, request_type, regime, name, **kw):
+            local = name.lower().replace(" ", ".")
+            return services.request_submit(
+                request_type=request_type, regime=regime, email=f"{local}@{DEMO_DOMAIN}", full_name=name,
+                channel=kw.pop("channel", "web"), received_at=now - timedelta(days=days_ago), actor=actor, **kw,
+            )
+
+        submit(1, "access", "ccpa", "Ada Lovelace")
+        submit(3, "opt_out_sale", "ccpa", "Grace Hopper")
+        r = submit(10, "erasure", "gdpr", "Sven Svensson", language="sv", channel="email")
+        services.request_verify(request=r, actor=actor, note="Matched name, email and order number.")
+        r = submit(40, "access_specific", "ccpa", "Katherine Johnson")
+        r = services.request_verify(request=r, actor=actor, note="Matched three data points; declaration on file.")
+        services.request_approve(request=r, actor=actor)
+        r = submit(20, "rectification", "gdpr", "Anke de Vries", language="nl")
+        r = services.request_verify(request=r, actor=actor, note="Matched email and postcode.")
+        services.request_complete(request=r, actor=actor, message="We corrected your postal address in our customer records.")
+        r = submit(50, "erasure", "ccpa", "John Doe", channel="phone")
+        services.request_deny(request=r, actor=actor, reason_category="unverifiable", message="We could not confirm your identity with the information we hold.")

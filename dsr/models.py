@@ -1,0 +1,249 @@
+"""The domain's tables. No business logic lives here: services write, selectors read."""
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class RequestType(models.TextChoices):
+    ACCESS = "access", _("See what data you hold about me (categories)")
+    ACCESS_SPECIFIC = "access_specific", _("Get a copy of my data")
+    PORTABILITY = "portability", _("Get my data in a portable format")
+    RECTIFICATION = "rectification", _("Correct my data")
+    ERASURE = "erasure", _("Delete my data")
+    RESTRICTION = "restriction", _("Restrict the use of my data")
+    OBJECTION = "objection", _("Object to the use of my data")
+    WITHDRAW_CONSENT = "withdraw_consent", _("Withdraw my consent")
+    OPT_OUT_SALE = "opt_out_sale", _("Do not sell or share my personal information")
+    OPT_OUT_MARKETING = "opt_out_marketing", _("Stop marketing email")
+    LIMIT_SENSITIVE = "limit_sensitive", _("Limit the use of my sensitive personal information")
+
+
+# §7060(b), §7027: these are honoured without identity verification.
+TYPES_WITHOUT_VERIFICATION = frozenset(
+    {RequestType.OPT_OUT_SALE, RequestType.OPT_OUT_MARKETING, RequestType.LIMIT_SENSITIVE}
+)
+
+
+class Regime(models.TextChoices):
+    CCPA = "ccpa", _("California (CCPA)")
+    GDPR = "gdpr", _("EU/EEA, UK or Switzerland (GDPR)")
+    OTHER = "other", _("Elsewhere")
+
+
+class Channel(models.TextChoices):
+    WEB = "web", _("Web form")
+    EMAIL = "email", _("Email")
+    PHONE = "phone", _("Phone")
+    MAIL = "mail", _("Post")
+    IN_PERSON = "in_person", _("In person")
+
+
+class Language(models.TextChoices):
+    EN = "en", "English"
+    SV = "sv", "Svenska"
+    NL = "nl", "Nederlands"
+
+
+class Status(models.TextChoices):
+    RECEIVED = "received", _("Received")
+    AWAITING_VERIFICATION = "awaiting_verification", _("Awaiting identity verification")
+    VERIFIED = "verified", _("Verified")
+    IN_PROGRESS = "in_progress", _("In progress")
+    AWAITING_REQUESTER = "awaiting_requester", _("Waiting for your reply")
+    COMPLETED = "completed", _("Completed")
+    DENIED = "denied", _("Denied")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+OPEN_STATUSES = (
+    Status.RECEIVED,
+    Status.AWAITING_VERIFICATION,
+    Status.VERIFIED,
+    Status.IN_PROGRESS,
+    Status.AWAITING_REQUESTER,
+)
+CLOSED_STATUSES = (Status.COMPLETED, Status.DENIED, Status.CANCELLED)
+
+
+class Outcome(models.TextChoices):
+    COMPLIED = "complied", _("Complied with in whole")
+    COMPLIED_IN_PART = "complied_in_part", _("Complied with in part")
+    DENIED = "denied", _("Denied")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class DenialReason(models.TextChoices):
+    UNVERIFIABLE = "unverifiable", _("Identity could not be verified")
+    NOT_A_CONSUMER = "not_a_consumer", _("Not a consumer of this business")
+    EXEMPT = "exempt", _("An exemption applies")
+    MANIFESTLY_UNFOUNDED = "manifestly_unfounded", _("Manifestly unfounded")
+    EXCESSIVE = "excessive", _("Excessive")
+    OTHER = "other", _("Other")
+
+
+def public_token_new() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class DataSubjectRequest(models.Model):
+    reference = models.CharField(max_length=20, unique=True, editable=False)
+    # The requester's private links carry this, never the reference, which staff say aloud.
+    public_token = models.CharField(max_length=64, unique=True, default=public_token_new, editable=False)
+
+    request_type = models.CharField(max_length=24, choices=RequestType.choices)
+    regime = models.CharField(max_length=8, choices=Regime.choices)
+    channel = models.CharField(max_length=12, choices=Channel.choices, default=Channel.WEB)
+    language = models.CharField(max_length=2, choices=Language.choices, default=Language.EN)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.RECEIVED)
+
+    email = models.EmailField(max_length=254)
+    full_name = models.CharField(max_length=200, blank=True)
+    details = models.TextField(blank=True)
+
+    received_at = models.DateTimeField()
+    # Deadlines are dates in the business time zone, computed at receipt and recomputed only by
+    # recorded events (extension, pause) — RULES.md §2.
+    acknowledge_by = models.DateField(null=True, blank=True)
+    original_respond_by = models.DateField()
+    respond_by = models.DateField()
+    extended_at = models.DateTimeField(null=True, blank=True)
+    extension_reason = models.TextField(blank=True)
+    paused_days = models.PositiveIntegerField(default=0)
+
+    verified_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, blank=True)
+    denial_reason = models.CharField(max_length=24, choices=DenialReason.choices, blank=True)
+    response_message = models.TextField(blank=True)
+
+    # The sweep's due dates: each is the day a timer fires, cleared once it has fired or no longer
+    # applies. The sweep reads only rows whose date has come (partial indexes below).
+    ack_alert_on = models.DateField(null=True, blank=True)
+    remind_on = models.DateField(null=True, blank=True)
+    overdue_on = models.DateField(null=True, blank=True)
+    overdue_since = models.DateField(null=True, blank=True)
+
+    # The head of the audit chain, so that removing the newest events is detected too.
+    audit_seq = models.PositiveIntegerField(default=0)
+    audit_head = models.CharField(max_length=64, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["respond_by", "id"]
+        indexes = [
+            models.Index(fields=["status", "respond_by"], name="dsr_req_status_due"),
+            models.Index(fields=["email"], name="dsr_req_email"),
+            models.Index(fields=["received_at"], name="dsr_req_received"),
+            models.Index(fields=["ack_alert_on"], name="dsr_req_ack_alert", condition=Q(ack_alert_on__isnull=False)),
+            models.Index(fields=["remind_on"], name="dsr_req_remind", condition=Q(remind_on__isnull=False)),
+            models.Index(fields=["overdue_on"], name="dsr_req_overdue", condition=Q(overdue_on__isnull=False)),
+        ]
+        permissions = [("work_requests", "Can work data-subject requests (privacy officer)")]
+
+    def __str__(self):
+        return self.reference
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def is_extended(self) -> bool:
+        return self.extended_at is not None
+
+
+class ClockPause(models.Model):
+    """A GDPR pause while waiting for identity information (EDPB ¶159, off by default)."""
+
+    request = models.ForeignKey(DataSubjectRequest, on_delete=models.PROTECT, related_name="pauses")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    started_on = models.DateField()
+    ended_on = models.DateField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["request"], condition=Q(ended_at__isnull=True), name="dsr_one_open_pause"),
+        ]
+
+
+class ReferenceCounter(models.Model):
+    """The last reference number handed out in a year: DSR-2026-000042."""
+
+    year = models.PositiveIntegerField(primary_key=True)
+    last = models.PositiveIntegerField(default=0)
+
+
+class ActorType(models.TextChoices):
+    STAFF = "staff", _("Staff")
+    REQUESTER = "requester", _("Requester")
+    SYSTEM = "system", _("System")
+
+
+class AuditEvent(models.Model):
+    """Append-only. Each row's hash covers its content and the previous row's hash, so a changed,
+    removed or reordered row breaks the request's chain (`manage.py dsr_verify_audit`). The record
+    outlives the erasure it documents (§7101, RULES.md §6)."""
+
+    request = models.ForeignKey(DataSubjectRequest, on_delete=models.PROTECT, related_name="events")
+    seq = models.PositiveIntegerField()
+    event_type = models.CharField(max_length=40)
+    actor_type = models.CharField(max_length=10, choices=ActorType.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150, blank=True)
+    from_status = models.CharField(max_length=24, blank=True)
+    to_status = models.CharField(max_length=24, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["request_id", "seq"]
+        constraints = [models.UniqueConstraint(fields=["request", "seq"], name="dsr_event_seq_unique")]
+
+    def __str__(self):
+        return f"{self.request_id}#{self.seq} {self.event_type}"
+
+
+class EmailStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+
+
+class OutboundEmail(models.Model):
+    """An email is a row written in the same transaction as the event that causes it; a task sends
+    it. Nothing is sent for a transaction that rolled back."""
+
+    request = models.ForeignKey(
+        DataSubjectRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="emails"
+    )
+    template = models.CharField(max_length=60)
+    language = models.CharField(max_length=2, choices=Language.choices, default=Language.EN)
+    to = models.EmailField(max_length=254)
+    subject = models.CharField(max_length=250)
+    body_text = models.TextField()
+    status = models.CharField(max_length=10, choices=EmailStatus.choices, default=EmailStatus.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    message_id = models.CharField(max_length=250, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["status", "created_at"], name="dsr_email_status")]
+
+    def __str__(self):
+        return f"{self.template} to {self.to} ({self.status})"

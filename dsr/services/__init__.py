@@ -1,0 +1,1 @@
+"""Services are the only writers. Every status change goes through requests.request_transition."""

@@ -1,0 +1,469 @@
+"""Writes to data-subject requests. `request_transition` is the one door every status change goes
+through: it locks the row, checks the transition, writes the audit event and queues the emails that
+go out after commit. The web form, the API, the admin and the tasks all call these functions."""
+
+from datetime import date, datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from dsr import clock
+from dsr.errors import InvalidInput, TransitionNotAllowed
+from dsr.models import (
+    CLOSED_STATUSES,
+    TYPES_WITHOUT_VERIFICATION,
+    Channel,
+    ClockPause,
+    DataSubjectRequest,
+    DenialReason,
+    Language,
+    Outcome,
+    ReferenceCounter,
+    Regime,
+    RequestType,
+    Status,
+)
+from dsr.services.audit import Actor, audit_event_record
+from dsr.services.emails import email_to_requester
+
+S = Status
+
+# The state machine drawn in the README. Closed requests can only be reopened.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.RECEIVED: frozenset({S.AWAITING_VERIFICATION, S.VERIFIED, S.IN_PROGRESS, S.DENIED, S.CANCELLED}),
+    S.AWAITING_VERIFICATION: frozenset({S.VERIFIED, S.AWAITING_REQUESTER, S.DENIED, S.CANCELLED}),
+    S.VERIFIED: frozenset({S.IN_PROGRESS, S.AWAITING_REQUESTER, S.COMPLETED, S.DENIED, S.CANCELLED}),
+    S.IN_PROGRESS: frozenset({S.AWAITING_REQUESTER, S.COMPLETED, S.DENIED, S.CANCELLED}),
+    S.AWAITING_REQUESTER: frozenset({S.AWAITING_VERIFICATION, S.VERIFIED, S.IN_PROGRESS, S.DENIED, S.CANCELLED}),
+    S.COMPLETED: frozenset({S.IN_PROGRESS}),
+    S.DENIED: frozenset({S.AWAITING_VERIFICATION, S.IN_PROGRESS}),
+    S.CANCELLED: frozenset({S.AWAITING_VERIFICATION, S.IN_PROGRESS}),
+}
+
+ACK_ALERT_DAYS = 2  # alert the team if the acknowledgement has not gone out two days after receipt
+
+
+# --- Clock glue -----------------------------------------------------------------------------------
+
+
+def business_today() -> date:
+    return clock.local_date(timezone.now(), settings.DSR_TIME_ZONE)
+
+
+def deadlines_for(*, regime: str, request_type: str, received_on: date, extended: bool = False, paused_days: int = 0):
+    return clock.deadlines_compute(
+        regime=regime,
+        request_type=request_type,
+        received_on=received_on,
+        ccpa_calendar=clock.calendar_for(settings.DSR_CCPA_HOLIDAYS),
+        gdpr_calendar=clock.calendar_for(settings.DSR_GDPR_HOLIDAYS),
+        extended=extended,
+        paused_days=paused_days,
+    )
+
+
+def _timers_arm(request: DataSubjectRequest) -> None:
+    """Set the sweep's due dates from the deadlines in force. Called at receipt, when a recorded
+    event moves the deadline, and on reopening; moves between open statuses leave them alone, so a
+    timer that has fired does not fire again."""
+    if request.acknowledge_by and not request.acknowledged_at:
+        received_on = clock.local_date(request.received_at, settings.DSR_TIME_ZONE)
+        request.ack_alert_on = min(received_on + timedelta(days=ACK_ALERT_DAYS), request.acknowledge_by)
+    else:
+        request.ack_alert_on = None
+    request.remind_on = request.respond_by - timedelta(days=settings.DSR_REMINDER_DAYS)
+    request.overdue_on = request.respond_by + timedelta(days=1)
+    if request.overdue_since and request.respond_by >= business_today():
+        request.overdue_since = None
+
+
+def _timers_clear(request: DataSubjectRequest) -> None:
+    request.ack_alert_on = request.remind_on = request.overdue_on = None
+
+
+TIMER_FIELDS = ["ack_alert_on", "remind_on", "overdue_on", "overdue_since"]
+
+
+# --- Intake ---------------------------------------------------------------------------------------
+
+
+def reference_next(*, year: int) -> str:
+    """DSR-2026-000042. The UPDATE holds the counter row until commit, so numbers never repeat."""
+    if not ReferenceCounter.objects.filter(year=year).update(last=F("last") + 1):
+        try:
+            with transaction.atomic():
+                ReferenceCounter.objects.create(year=year, last=1)
+        except IntegrityError:  # another intake created the year's row first
+            ReferenceCounter.objects.filter(year=year).update(last=F("last") + 1)
+    number = ReferenceCounter.objects.values_list("last", flat=True).get(year=year)
+    return f"DSR-{year}-{number:06d}"
+
+
+def _choice_check(value: str, choices, field: str) -> str:
+    if value not in choices.values:
+        allowed = ", ".join(choices.values)
+        raise InvalidInput(f"'{value}' is not a valid {field}; use one of: {allowed}.", field=field)
+    return value
+
+
+@transaction.atomic
+def request_submit(
+    *,
+    request_type: str,
+    regime: str,
+    email: str,
+    full_name: str = "",
+    language: str = Language.EN,
+    details: str = "",
+    channel: str = Channel.WEB,
+    received_at: datetime | None = None,
+    actor: Actor | None = None,
+) -> DataSubjectRequest:
+    """Record a new request, start its clock at receipt, and send the acknowledgement."""
+    _choice_check(request_type, RequestType, "type")
+    _choice_check(regime, Regime, "regime")
+    _choice_check(channel, Channel, "channel")
+    _choice_check(language, Language, "language")
+    email = (email or "").strip()
+    if not email or "@" not in email:
+        raise InvalidInput("An email address is needed so that we can answer the request.", field="email")
+    now = timezone.now()
+    if received_at is None:
+        received_at = now
+    if timezone.is_naive(received_at):
+        raise InvalidInput("received_at must include a time zone offset.", field="received_at")
+    if received_at > now + timedelta(minutes=5):
+        raise InvalidInput("received_at cannot be in the future.", field="received_at")
+    received_on = clock.local_date(received_at, settings.DSR_TIME_ZONE)
+    deadlines = deadlines_for(regime=regime, request_type=request_type, received_on=received_on)
+    actor = actor or Actor.requester(email)
+
+    request = DataSubjectRequest(
+        reference=reference_next(year=received_on.year),
+        request_type=request_type,
+        regime=regime,
+        channel=channel,
+        language=language,
+        email=email,
+        full_name=(full_name or "").strip()[:200],
+        details=details or "",
+        received_at=received_at,
+        acknowledge_by=deadlines.acknowledge_by,
+        original_respond_by=deadlines.original_respond_by,
+        respond_by=deadlines.respond_by,
+        status=Status.RECEIVED,
+    )
+    _timers_arm(request)
+    request.save(force_insert=True)
+    audit_event_record(
+        request=request,
+        event_type="received",
+        actor=actor,
+        to_status=Status.RECEIVED,
+        data={
+            "type": request_type,
+            "regime": regime,
+            "channel": channel,
+            "received_at": received_at,
+            "acknowledge_by": deadlines.acknowledge_by,
+            "respond_by": deadlines.respond_by,
+        },
+    )
+    if request_type in TYPES_WITHOUT_VERIFICATION:
+        # §7060(b), §7027: opt-outs and limits are honoured without verifying identity.
+        request = request_transition(
+            request=request,
+            to_status=Status.IN_PROGRESS,
+            actor=Actor.system(),
+            event_type="verification_not_required",
+            email_template="received",
+        )
+    else:
+        request = request_transition(
+            request=request,
+            to_status=Status.AWAITING_VERIFICATION,
+            actor=Actor.system(),
+            event_type="verification_started",
+            email_template="received",
+        )
+    return request
+
+
+# --- The one door ---------------------------------------------------------------------------------
+
+
+def request_locked(request_id: int) -> DataSubjectRequest:
+    """The only place that takes a request's row lock."""
+    return DataSubjectRequest.objects.select_for_update().get(pk=request_id)
+
+
+@transaction.atomic
+def request_transition(
+    *,
+    request: DataSubjectRequest,
+    to_status: str,
+    actor: Actor,
+    event_type: str,
+    data: dict | None = None,
+    changes: dict | None = None,
+    email_template: str | None = None,
+    email_context: dict | None = None,
+) -> DataSubjectRequest:
+    """Move a request to `to_status`: lock, check, update, audit, queue the requester's email.
+    Raises TransitionNotAllowed and changes nothing when the move is not allowed."""
+    locked = request_locked(request.pk)
+    from_status = locked.status
+    if to_status not in TRANSITIONS[from_status]:
+        raise TransitionNotAllowed(
+            f"{locked.reference} is {locked.get_status_display().lower()}; it cannot become "
+            f"{Status(to_status).label.lower()}."
+        )
+    changes = dict(changes or {})
+    for field, value in changes.items():
+        setattr(locked, field, value)
+    locked.status = to_status
+    if to_status in CLOSED_STATUSES:
+        locked.closed_at = timezone.now()
+        _timers_clear(locked)
+    elif from_status in CLOSED_STATUSES:
+        locked.closed_at = None
+        locked.outcome = ""
+        locked.denial_reason = ""
+        _timers_arm(locked)
+    update_fields = sorted({"status", "closed_at", "outcome", "denial_reason", "updated_at", *TIMER_FIELDS, *changes})
+    locked.save(update_fields=update_fields)
+    audit_event_record(
+        request=locked,
+        event_type=event_type,
+        actor=actor,
+        from_status=from_status,
+        to_status=to_status,
+        data=data,
+    )
+    if email_template:
+        email_to_requester(request=locked, template=email_template, context=email_context)
+    return locked
+
+
+# --- Actions --------------------------------------------------------------------------------------
+
+
+def _text_required(value: str | None, field: str, what: str) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise InvalidInput(f"{what} is required.", field=field)
+    return value
+
+
+def request_verify(*, request: DataSubjectRequest, actor: Actor, note: str = "", method: str = "manual"):
+    return request_transition(
+        request=request,
+        to_status=Status.VERIFIED,
+        actor=actor,
+        event_type="verified",
+        data={"method": method, "note": (note or "").strip()},
+        changes={"verified_at": timezone.now()},
+        email_template="verified",
+    )
+
+
+def request_approve(*, request: DataSubjectRequest, actor: Actor, note: str = ""):
+    return request_transition(
+        request=request,
+        to_status=Status.IN_PROGRESS,
+        actor=actor,
+        event_type="approved",
+        data={"note": (note or "").strip()},
+    )
+
+
+def request_complete(*, request: DataSubjectRequest, actor: Actor, message: str, outcome: str = Outcome.COMPLIED):
+    message = _text_required(message, "message", "A message to the requester saying what was done")
+    if outcome not in (Outcome.COMPLIED, Outcome.COMPLIED_IN_PART):
+        raise InvalidInput("outcome must be 'complied' or 'complied_in_part'.", field="outcome")
+    return request_transition(
+        request=request,
+        to_status=Status.COMPLETED,
+        actor=actor,
+        event_type="completed",
+        data={"outcome": outcome, "message": message},
+        changes={"outcome": outcome, "response_message": message},
+        email_template="completed",
+        email_context={"message": message, "outcome": outcome},
+    )
+
+
+def request_deny(*, request: DataSubjectRequest, actor: Actor, reason_category: str, message: str):
+    _choice_check(reason_category, DenialReason, "reason_category")
+    # Art 12(4), RULES.md §4: every refusal states its reasons.
+    message = _text_required(message, "message", "A message to the requester explaining the refusal")
+    return request_transition(
+        request=request,
+        to_status=Status.DENIED,
+        actor=actor,
+        event_type="denied",
+        data={"reason_category": reason_category, "message": message},
+        changes={"outcome": Outcome.DENIED, "denial_reason": reason_category, "response_message": message},
+        email_template="denied",
+        email_context={"message": message},
+    )
+
+
+def request_cancel(*, request: DataSubjectRequest, actor: Actor, reason: str):
+    reason = _text_required(reason, "reason", "A reason")
+    return request_transition(
+        request=request,
+        to_status=Status.CANCELLED,
+        actor=actor,
+        event_type="cancelled",
+        data={"reason": reason},
+        changes={"outcome": Outcome.CANCELLED},
+        email_template="cancelled",
+        email_context={"message": reason},
+    )
+
+
+def request_reopen(*, request: DataSubjectRequest, actor: Actor, reason: str):
+    reason = _text_required(reason, "reason", "A reason")
+    needs_verification = request.request_type not in TYPES_WITHOUT_VERIFICATION and not request.verified_at
+    return request_transition(
+        request=request,
+        to_status=Status.AWAITING_VERIFICATION if needs_verification else Status.IN_PROGRESS,
+        actor=actor,
+        event_type="reopened",
+        data={"reason": reason},
+    )
+
+
+def _pause_allowed(request: DataSubjectRequest, for_identity: bool) -> bool:
+    # EDPB ¶159 (check): only GDPR, only for identity information, only when the business opts in.
+    # CCPA §7021(b): the 45 days never pause.
+    return settings.DSR_GDPR_PAUSE_ENABLED and for_identity and request.regime == Regime.GDPR
+
+
+def request_information_ask(*, request: DataSubjectRequest, actor: Actor, message: str, for_identity: bool = False):
+    message = _text_required(message, "message", "A message saying what information is needed")
+    with transaction.atomic():
+        updated = request_transition(
+            request=request,
+            to_status=Status.AWAITING_REQUESTER,
+            actor=actor,
+            event_type="information_requested",
+            data={"message": message, "for_identity": for_identity, "clock_paused": _pause_allowed(request, for_identity)},
+            email_template="information_requested",
+            email_context={"message": message},
+        )
+        if _pause_allowed(updated, for_identity):
+            now = timezone.now()
+            ClockPause.objects.create(
+                request=updated, started_at=now, started_on=clock.local_date(now, settings.DSR_TIME_ZONE)
+            )
+    return updated
+
+
+@transaction.atomic
+def request_requester_reply(*, request: DataSubjectRequest, message: str):
+    """The requester answered a question: the request goes back to where it was, any pause ends."""
+    message = _text_required(message, "message", "A reply")
+    to_status = Status.IN_PROGRESS if request.verified_at or request.request_type in TYPES_WITHOUT_VERIFICATION else Status.AWAITING_VERIFICATION
+    updated = request_transition(
+        request=request,
+        to_status=to_status,
+        actor=Actor.requester(request.email),
+        event_type="requester_replied",
+        data={"message": message},
+    )
+    pause = ClockPause.objects.filter(request=updated, ended_at__isnull=True).first()
+    if pause:
+        now = timezone.now()
+        pause.ended_at = now
+        pause.ended_on = clock.local_date(now, settings.DSR_TIME_ZONE)
+        pause.save(update_fields=["ended_at", "ended_on"])
+        paused = (pause.ended_on - pause.started_on).days
+        _deadline_recompute(updated, paused_days=updated.paused_days + paused, event_type="clock_resumed",
+                            data={"paused_from": pause.started_on, "paused_to": pause.ended_on, "days": paused})
+    return updated
+
+
+def _deadline_recompute(request: DataSubjectRequest, *, paused_days: int, event_type: str, data: dict) -> None:
+    received_on = clock.local_date(request.received_at, settings.DSR_TIME_ZONE)
+    deadlines = deadlines_for(
+        regime=request.regime,
+        request_type=request.request_type,
+        received_on=received_on,
+        extended=request.is_extended,
+        paused_days=paused_days,
+    )
+    old = request.respond_by
+    request.paused_days = paused_days
+    request.respond_by = deadlines.respond_by
+    _timers_arm(request)
+    request.save(update_fields=["paused_days", "respond_by", "updated_at", *TIMER_FIELDS])
+    audit_event_record(
+        request=request,
+        event_type=event_type,
+        actor=Actor.system(),
+        data={**data, "respond_by_was": old, "respond_by": request.respond_by},
+    )
+
+
+@transaction.atomic
+def request_extend(*, request: DataSubjectRequest, actor: Actor, reason: str) -> DataSubjectRequest:
+    """CCPA §1798.130(a)(2)(A): once, up to 45 more days, noticed before day 45.
+    GDPR Art 12(3): two further months, the subject told within the first month."""
+    reason = _text_required(reason, "reason", "A reason for the extension")
+    locked = request_locked(request.pk)
+    if locked.status in CLOSED_STATUSES:
+        raise TransitionNotAllowed(f"{locked.reference} is closed; its deadline cannot be extended.")
+    try:
+        clock.extension_check(
+            regime=locked.regime,
+            request_type=locked.request_type,
+            today=business_today(),
+            original_respond_by=locked.original_respond_by,
+            already_extended=locked.is_extended,
+            reason=reason,
+        )
+    except clock.ClockError as exc:
+        raise TransitionNotAllowed(f"{locked.reference}: {exc}") from exc
+    received_on = clock.local_date(locked.received_at, settings.DSR_TIME_ZONE)
+    deadlines = deadlines_for(
+        regime=locked.regime,
+        request_type=locked.request_type,
+        received_on=received_on,
+        extended=True,
+        paused_days=locked.paused_days,
+    )
+    old = locked.respond_by
+    locked.respond_by = deadlines.respond_by
+    locked.extended_at = timezone.now()
+    locked.extension_reason = reason
+    _timers_arm(locked)
+    locked.save(update_fields=["respond_by", "extended_at", "extension_reason", "updated_at", *TIMER_FIELDS])
+    audit_event_record(
+        request=locked,
+        event_type="extended",
+        actor=actor,
+        data={"reason": reason, "respond_by_was": old, "respond_by": locked.respond_by},
+    )
+    email_to_requester(request=locked, template="extended", context={"reason": reason, "previous_deadline": old})
+    return locked
+
+
+@transaction.atomic
+def request_acknowledgement_record(*, request_id: int, email) -> None:
+    """The acknowledgement email went out (§7021(a)): stamp it once and stop the alert timer."""
+    locked = request_locked(request_id)
+    if locked.acknowledged_at:
+        return
+    locked.acknowledged_at = email.sent_at or timezone.now()
+    locked.ack_alert_on = None
+    locked.save(update_fields=["acknowledged_at", "ack_alert_on", "updated_at"])
+    audit_event_record(
+        request=locked,
+        event_type="acknowledged",
+        actor=Actor.system(),
+        data={"email_id": email.pk, "to": email.to, "acknowledge_by": locked.acknowledge_by},
+    )

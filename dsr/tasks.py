@@ -1,0 +1,29 @@
+"""Celery tasks: thin, idempotent, ids only. A redelivered task is a no-op."""
+
+import logging
+
+from celery import shared_task
+
+from dsr.services.emails import outbound_email_send
+from dsr.services.sweep import deadline_sweep as deadline_sweep_run
+
+log = logging.getLogger(__name__)
+
+RETRY_BACKOFF_SECONDS = (30, 120, 600, 1800, 3600)
+
+
+@shared_task(bind=True, max_retries=len(RETRY_BACKOFF_SECONDS), acks_late=True)
+def email_send(self, email_id: int) -> str:
+    result = outbound_email_send(email_id=email_id)
+    if result.outcome == "retry":
+        countdown = RETRY_BACKOFF_SECONDS[min(self.request.retries, len(RETRY_BACKOFF_SECONDS) - 1)]
+        raise self.retry(countdown=countdown)
+    return result.outcome
+
+
+@shared_task
+def deadline_sweep() -> dict:
+    report = deadline_sweep_run()
+    if report.fired:
+        log.info("deadline sweep %s fired %d timers", report.today, len(report.fired))
+    return {"today": report.today.isoformat(), "fired": len(report.fired)}

@@ -1,0 +1,45 @@
+from django import template
+from django.utils.translation import gettext_lazy as _
+
+register = template.Library()
+
+# What the requester sees of the timeline; internal events (reminders, escalations) stay staff-only.
+PUBLIC_EVENT_LABELS = {
+    "received": _("We received your request"),
+    "verification_started": _("We asked you to confirm your identity"),
+    "verification_not_required": _("No identity check needed; we started work"),
+    "acknowledged": _("We confirmed receipt by email"),
+    "verified": _("Your identity was confirmed"),
+    "approved": _("We started work on your request"),
+    "information_requested": _("We asked you for more information"),
+    "requester_replied": _("You replied"),
+    "extended": _("We extended the deadline"),
+    "completed": _("Your request was completed"),
+    "denied": _("Your request was refused"),
+    "cancelled": _("Your request was cancelled"),
+    "reopened": _("Your request was reopened"),
+}
+
+STAFF_EVENT_LABELS = {
+    **PUBLIC_EVENT_LABELS,
+    "acknowledgement_due": _("Acknowledgement not yet sent"),
+    "response_due_soon": _("Response due soon"),
+    "overdue": _("Overdue"),
+    "clock_resumed": _("Clock resumed"),
+}
+
+
+@register.filter
+def public_events(events):
+    return [e for e in events if e.event_type in PUBLIC_EVENT_LABELS]
+
+
+@register.filter
+def event_label(event_type: str, audience: str = "public"):
+    labels = PUBLIC_EVENT_LABELS if audience == "public" else STAFF_EVENT_LABELS
+    return labels.get(event_type, event_type.replace("_", " "))
+
+
+@register.filter
+def days_left(due, today):
+    return (due - today).days if due and today else None

@@ -1,0 +1,47 @@
+import os
+import shutil
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from tests.factories import officer_create
+
+REQUIRE_SERVICES = os.environ.get("DSR_REQUIRE_SERVICES") == "1"
+
+
+def _missing(what: str):
+    """Without the real service a test skips locally; in CI (DSR_REQUIRE_SERVICES=1) it fails."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{what} is required here (DSR_REQUIRE_SERVICES=1) but is not available")
+    pytest.skip(f"{what} not available")
+
+
+@pytest.fixture(autouse=True)
+def _service_markers(request):
+    if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        _missing("PostgreSQL (DATABASE_URL)")
+    if request.node.get_closest_marker("redis") and not os.environ.get("REDIS_URL"):
+        _missing("Redis (REDIS_URL)")
+    if request.node.get_closest_marker("browser"):
+        if not (os.environ.get("DSR_CHROMIUM") or shutil.which("chromium")):
+            _missing("Chromium")
+
+
+@pytest.fixture
+def officer(db):
+    return officer_create(username="olivia", email="olivia@company.example")
+
+
+@pytest.fixture
+def staff_api(officer):
+    from rest_framework.authtoken.models import Token
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get(user=officer).key}")
+    return client
+
+
+@pytest.fixture
+def api():
+    return APIClient()

@@ -1,0 +1,39 @@
+"""Test data built through the real services, as the product builds it."""
+
+import io
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.utils import timezone
+
+from dsr.services import requests as services
+from dsr.services.audit import Actor
+
+
+def officer_create(*, username: str, email: str):
+    call_command("dsr_create_officer", username, email=email, password="correct horse battery", stdout=io.StringIO())
+    return get_user_model().objects.get(username=username)
+
+
+def request_create(
+    *,
+    request_type: str = "access",
+    regime: str = "ccpa",
+    email: str = "person@example.org",
+    full_name: str = "Pat Person",
+    language: str = "en",
+    received_at: datetime | None = None,
+    channel: str = "web",
+    actor: Actor | None = None,
+):
+    return services.request_submit(
+        request_type=request_type,
+        regime=regime,
+        email=email,
+        full_name=full_name,
+        language=language,
+        received_at=received_at or timezone.now(),
+        channel=channel,
+        actor=actor,
+    )

@@ -1,0 +1,79 @@
+"""The minimal public form, status page and staff list."""
+
+import pytest
+
+from dsr.models import DataSubjectRequest
+from tests.factories import request_create
+
+pytestmark = pytest.mark.django_db
+
+
+def test_form_submits_any_request_type(client, django_capture_on_commit_callbacks, mailoutbox):
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    for value in ("access", "access_specific", "portability", "rectification", "erasure", "restriction",
+                  "objection", "withdraw_consent", "opt_out_sale", "opt_out_marketing", "limit_sensitive"):
+        assert f'value="{value}"' in html
+    with django_capture_on_commit_callbacks(execute=True):
+        res = client.post("/", {"request_type": "portability", "regime": "gdpr", "email": "eva@example.org", "full_name": "Eva"})
+    assert res.status_code == 302 and res["Location"] == "/submitted/"
+    r = DataSubjectRequest.objects.get()
+    assert (r.request_type, r.regime, r.email, r.channel) == ("portability", "gdpr", "eva@example.org", "web")
+    done = client.get("/submitted/")
+    assert r.reference in done.content.decode()
+    assert len(mailoutbox) == 1
+
+
+def test_form_errors_keep_what_was_typed(client):
+    res = client.post("/", {"request_type": "erasure", "regime": "", "email": "nope", "full_name": "Kept Name", "details": "kept details"})
+    assert res.status_code == 400
+    html = res.content.decode()
+    assert 'role="alert"' in html
+    assert 'value="Kept Name"' in html and "kept details" in html
+    assert 'value="erasure" id="id_request_type_4" checked' in html or ('value="erasure"' in html and "checked" in html)
+    assert DataSubjectRequest.objects.count() == 0
+
+
+def test_form_honours_the_browser_language(client):
+    client.post("/", {"request_type": "access", "regime": "gdpr", "email": "sven@example.org"}, HTTP_ACCEPT_LANGUAGE="sv")
+    assert DataSubjectRequest.objects.get().language == "sv"
+
+
+def test_status_page_by_token_only(client):
+    r = request_create()
+    res = client.get(f"/r/{r.public_token}/")
+    assert res.status_code == 200 and r.reference in res.content.decode()
+    wrong = client.get("/r/not-a-real-token/")
+    assert wrong.status_code == 404
+    assert r.reference not in wrong.content.decode() and r.email not in wrong.content.decode()
+
+
+def test_staff_list_needs_login_and_permission(client, officer):
+    r = request_create()
+    res = client.get("/staff/")
+    assert res.status_code == 302 and res["Location"].startswith("/accounts/login/")
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_user("plain", "plain@example.org", "pw-long-enough-1")
+    client.login(username="plain", password="pw-long-enough-1")
+    assert client.get("/staff/").status_code == 403
+    client.login(username="olivia", password="correct horse battery")
+    page = client.get("/staff/")
+    assert page.status_code == 200 and r.reference in page.content.decode()
+    detail = client.get(f"/staff/requests/{r.reference}/")
+    assert detail.status_code == 200 and "Timeline" in detail.content.decode()
+    assert client.get("/staff/requests/DSR-1999-000009/").status_code == 404
+
+
+def test_demo_data_loads_once(db, capsys):
+    from django.core.management import call_command
+
+    call_command("dsr_demo_load")
+    first = DataSubjectRequest.objects.count()
+    out1 = capsys.readouterr().out
+    call_command("dsr_demo_load")
+    out2 = capsys.readouterr().out
+    assert first >= 5 and DataSubjectRequest.objects.count() == first
+    assert "Demo API token:" in out1 and out1.splitlines()[-1] == out2.splitlines()[-1]
+    assert set(DataSubjectRequest.objects.values_list("status", flat=True)) >= {"awaiting_verification", "in_progress", "completed", "denied", "verified"}
