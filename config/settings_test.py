@@ -12,3 +12,4 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SITE_URL = "http://testserver"
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"intake": "1000/minute"}}
 DSR_ESCALATION_EMAILS = []
+WHITENOISE_AUTOREFRESH = True

@@ -78,6 +78,7 @@ def test_gdpr_month_rolls_off_the_weekend():
 def test_full_walk_to_completion(staff, django_capture_on_commit_callbacks, mailoutbox):
     with django_capture_on_commit_callbacks(execute=True):
         r = request_create()
+    with django_capture_on_commit_callbacks(execute=True):
         r = services.request_verify(request=r, actor=staff, note="matched 2 data points")
         r = services.request_approve(request=r, actor=staff)
         r = services.request_complete(request=r, actor=staff, message="Here is what we hold.")
@@ -207,8 +208,9 @@ def test_received_at_in_the_future_or_naive_is_refused():
 
 def test_gdpr_pause_shifts_the_deadline_only_when_enabled(staff, settings):
     settings.DSR_GDPR_PAUSE_ENABLED = True
-    r = request_create(regime="gdpr", received_at=timezone.now() - timedelta(days=3))
-    due = r.respond_by
+    # Received Monday 2 November 2026: due Wednesday 2 December.
+    r = request_create(regime="gdpr", received_at=datetime(2026, 11, 2, 9, 0, tzinfo=LA))
+    assert r.respond_by == date(2026, 12, 2)
     r = services.request_information_ask(request=r, actor=staff, message="Please send your customer number", for_identity=True)
     assert r.status == Status.AWAITING_REQUESTER
     assert r.pauses.filter(ended_at__isnull=True).count() == 1
@@ -220,7 +222,8 @@ def test_gdpr_pause_shifts_the_deadline_only_when_enabled(staff, settings):
     r.refresh_from_db()
     assert r.status == Status.AWAITING_VERIFICATION
     assert r.paused_days == 2
-    assert r.respond_by >= due + timedelta(days=2)
+    assert r.respond_by == date(2026, 12, 4)
+    assert r.original_respond_by == date(2026, 12, 2)
     assert r.events.filter(event_type="clock_resumed").exists()
 
 

@@ -3,6 +3,7 @@
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import timezone as dt_timezone
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
@@ -59,7 +60,7 @@ def event_hash(
             "from_status": from_status,
             "to_status": to_status,
             "data": data,
-            "created_at": created_at.astimezone(timezone.utc).isoformat(timespec="microseconds"),
+            "created_at": created_at.astimezone(dt_timezone.utc).isoformat(timespec="microseconds"),
         },
         sort_keys=True,
         separators=(",", ":"),
