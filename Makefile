@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 export DJANGO_DEBUG ?= 0
+export DSR_SITE_URL ?= http://127.0.0.1:$(PORT)
 
 .PHONY: run test bench install install-dev messages clean
 
