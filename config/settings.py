@@ -175,6 +175,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "ENUM_NAME_OVERRIDES": {
+        "DenialReasonEnum": "dsr.models.DenialReason",
+        "StatusEnum": "dsr.models.Status",
+        "RequestTypeEnum": "dsr.models.RequestType",
+    },
 }
 
 # --- Email ----------------------------------------------------------------------------------------

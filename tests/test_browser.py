@@ -24,6 +24,11 @@ def page():
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 390, "height": 844})
         yield context.new_page()
+        # ORM calls made while Playwright's loop runs get a connection of their own; close it
+        # here, in the same context, so no session outlives the test database.
+        from django.db import connections
+
+        connections.close_all()
         browser.close()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
