@@ -220,6 +220,11 @@ else:
         "data_folder_out": str(_queue_dir),
         "control_folder": str(VAR_DIR / "celery" / "control"),
     }
+    for _folder in ("queue", "control"):
+        try:
+            (VAR_DIR / "celery" / _folder).mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -232,6 +237,10 @@ CELERY_BEAT_SCHEDULE = {
     "deadline-sweep": {
         "task": "dsr.tasks.deadline_sweep",
         "schedule": timedelta(seconds=env.int("DSR_SWEEP_SECONDS", default=300)),
+    },
+    "outbox-redispatch": {
+        "task": "dsr.tasks.outbox_redispatch_run",
+        "schedule": timedelta(minutes=5),
     },
 }
 

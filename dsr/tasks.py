@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from dsr.services.emails import outbound_email_send
+from dsr.services.emails import outbound_email_send, outbox_redispatch
 from dsr.services.sweep import deadline_sweep as deadline_sweep_run
 
 log = logging.getLogger(__name__)
@@ -27,3 +27,8 @@ def deadline_sweep() -> dict:
     if report.fired:
         log.info("deadline sweep %s fired %d timers", report.today, len(report.fired))
     return {"today": report.today.isoformat(), "fired": len(report.fired)}
+
+
+@shared_task
+def outbox_redispatch_run() -> int:
+    return outbox_redispatch()

@@ -92,3 +92,29 @@ def test_email_in_the_requesters_language_keeps_the_status_link(django_capture_o
     email = OutboundEmail.objects.get(request=r)
     assert email.language == "sv"
     assert f"http://testserver/r/{r.public_token}/" in mailoutbox[0].body
+
+
+def test_broker_down_does_not_fail_the_request_and_the_outbox_sweep_requeues(monkeypatch, mailoutbox):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from dsr.services.emails import outbox_redispatch
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionRefusedError("broker unreachable")
+
+    monkeypatch.setattr(email_send, "delay", broker_down)
+    with transaction.atomic():
+        r = request_create()
+    # transaction.atomic inside the test's own transaction does not commit; run the hook by hand.
+    from dsr.services.emails import email_dispatch
+
+    email = OutboundEmail.objects.get(request=r)
+    email_dispatch(email_id=email.pk)  # logs, does not raise
+    assert email.status == EmailStatus.QUEUED and mailoutbox == []
+    monkeypatch.undo()
+    assert outbox_redispatch() == 0  # too fresh: its task may still be on its way
+    assert outbox_redispatch(now=timezone.now() + timedelta(minutes=11)) == 1
+    email.refresh_from_db()
+    assert email.status == EmailStatus.SENT and len(mailoutbox) == 1

@@ -3,6 +3,7 @@ commit. A redelivered task finds the row already sent and does nothing."""
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -37,14 +38,39 @@ def email_queue(
     *, template: str, to: str, language: str, context: dict, request: DataSubjectRequest | None = None
 ) -> OutboundEmail:
     """Write the email row and schedule its sending for after the surrounding commit."""
-    from dsr.tasks import email_send
-
     subject, body = email_render(template=template, language=language, context=context)
     email = OutboundEmail.objects.create(
         request=request, template=template, language=language, to=to, subject=subject[:250], body_text=body
     )
-    transaction.on_commit(lambda: email_send.delay(email.pk))
+    transaction.on_commit(lambda: email_dispatch(email_id=email.pk))
     return email
+
+
+def email_dispatch(*, email_id: int) -> None:
+    """Hand the email to the queue. If the broker is unreachable the row stays queued and
+    `outbox_redispatch` hands it over again; the request that caused it is not failed for that."""
+    from dsr.tasks import email_send
+
+    try:
+        email_send.delay(email_id)
+    except Exception:
+        log.exception("could not queue email %s; the outbox sweep will retry", email_id)
+
+
+REDISPATCH_AFTER = timedelta(minutes=10)
+
+
+def outbox_redispatch(*, now=None) -> int:
+    """Queued emails never tried, older than a few minutes, lost their task (broker down or
+    restarted): queue them again. Sending is idempotent, so a late original task does no harm."""
+    now = now or timezone.now()
+    stale = OutboundEmail.objects.filter(
+        status=EmailStatus.QUEUED, attempts=0, created_at__lt=now - REDISPATCH_AFTER
+    ).order_by()
+    ids = list(stale.values_list("pk", flat=True)[:1000])
+    for email_id in ids:
+        email_dispatch(email_id=email_id)
+    return len(ids)
 
 
 def email_to_requester(*, request: DataSubjectRequest, template: str, context: dict | None = None) -> OutboundEmail:

@@ -12,9 +12,6 @@ from dsr.services.audit import Actor, audit_event_record
 from dsr.services.emails import email_to_staff, staff_recipients
 from dsr.services.requests import business_today
 
-BATCH = 500
-
-
 @dataclass
 class SweepReport:
     today: date
@@ -93,23 +90,17 @@ def deadline_sweep(*, today: date | None = None) -> SweepReport:
     report = SweepReport(today=today)
     recipients = None
     for timer, due_field, fire in TIMERS:
-        last_id = 0
-        while True:
-            ids = list(
-                DataSubjectRequest.objects.filter(**{f"{due_field}__lte": today, "pk__gt": last_id})
-                .order_by("pk")
-                .values_list("pk", flat=True)[:BATCH]
-            )
-            if not ids:
-                break
-            last_id = ids[-1]
-            for request_id in ids:
-                with transaction.atomic():
-                    request = _locked_if_due(request_id, due_field, today)
-                    if request is None:
-                        continue
-                    if recipients is None:
-                        recipients = staff_recipients()
-                    if fire(request, today, recipients):
-                        report.fired.append((request.reference, timer))
+        # Only rows whose date has come, read through the partial index on that date; no ORDER BY,
+        # which could make the planner walk the primary key over every open request instead.
+        due = DataSubjectRequest.objects.filter(**{f"{due_field}__lte": today}).order_by()
+        due_ids = list(due.values_list("pk", flat=True))
+        for request_id in due_ids:
+            with transaction.atomic():
+                request = _locked_if_due(request_id, due_field, today)
+                if request is None:
+                    continue
+                if recipients is None:
+                    recipients = staff_recipients()
+                if fire(request, today, recipients):
+                    report.fired.append((request.reference, timer))
     return report
