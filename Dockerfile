@@ -1,0 +1,15 @@
+# One image for web (gunicorn), worker and beat.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DSR_VAR_DIR=/app/var
+RUN apt-get update && apt-get install -y --no-install-recommends gettext && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 1000 dsr
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY --chown=dsr:dsr . .
+RUN mkdir -p /app/var && chown dsr:dsr /app/var \
+    && DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput --verbosity 0
+USER dsr
+EXPOSE 8000
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
