@@ -91,7 +91,8 @@ def test_full_walk_to_completion(staff, django_capture_on_commit_callbacks, mail
     staff_event = r.events.get(event_type="verified")
     assert staff_event.actor_type == "staff" and staff_event.actor_label == "olivia"
     assert staff_event.data == {"method": "manual", "note": "matched 2 data points"}
-    assert [m.subject.split(" ")[0] for m in mailoutbox] == ["We", "Your", "Your"]
+    assert list(r.emails.values_list("template", flat=True)) == ["received", "verified", "approved", "completed"]
+    assert len(mailoutbox) == 4 and all(m.to == ["person@example.org"] for m in mailoutbox)
     assert "Here is what we hold." in mailoutbox[-1].body
 
 

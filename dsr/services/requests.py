@@ -276,6 +276,7 @@ def request_approve(*, request: DataSubjectRequest, actor: Actor, note: str = ""
         actor=actor,
         event_type="approved",
         data={"note": (note or "").strip()},
+        email_template="approved",
     )
 
 
@@ -334,6 +335,8 @@ def request_reopen(*, request: DataSubjectRequest, actor: Actor, reason: str):
         actor=actor,
         event_type="reopened",
         data={"reason": reason},
+        email_template="reopened",
+        email_context={"message": reason},
     )
 
 
@@ -365,26 +368,34 @@ def request_information_ask(*, request: DataSubjectRequest, actor: Actor, messag
 
 @transaction.atomic
 def request_requester_reply(*, request: DataSubjectRequest, message: str):
-    """The requester answered a question: the request goes back to where it was, any pause ends."""
+    """The requester answered a question: any pause ends (moving the deadline by the days paused),
+    then the request goes back to where it was."""
     message = _text_required(message, "message", "A reply")
-    to_status = Status.IN_PROGRESS if request.verified_at or request.request_type in TYPES_WITHOUT_VERIFICATION else Status.AWAITING_VERIFICATION
-    updated = request_transition(
-        request=request,
-        to_status=to_status,
-        actor=Actor.requester(request.email),
-        event_type="requester_replied",
-        data={"message": message},
-    )
-    pause = ClockPause.objects.filter(request=updated, ended_at__isnull=True).first()
+    locked = request_locked(request.pk)
+    if locked.status != Status.AWAITING_REQUESTER:
+        raise TransitionNotAllowed(f"{locked.reference} is not waiting for a reply.")
+    pause = ClockPause.objects.filter(request=locked, ended_at__isnull=True).first()
     if pause:
         now = timezone.now()
         pause.ended_at = now
         pause.ended_on = clock.local_date(now, settings.DSR_TIME_ZONE)
         pause.save(update_fields=["ended_at", "ended_on"])
         paused = (pause.ended_on - pause.started_on).days
-        _deadline_recompute(updated, paused_days=updated.paused_days + paused, event_type="clock_resumed",
-                            data={"paused_from": pause.started_on, "paused_to": pause.ended_on, "days": paused})
-    return updated
+        _deadline_recompute(
+            locked,
+            paused_days=locked.paused_days + paused,
+            event_type="clock_resumed",
+            data={"paused_from": pause.started_on, "paused_to": pause.ended_on, "days": paused},
+        )
+    verified = locked.verified_at or locked.request_type in TYPES_WITHOUT_VERIFICATION
+    return request_transition(
+        request=locked,
+        to_status=Status.IN_PROGRESS if verified else Status.AWAITING_VERIFICATION,
+        actor=Actor.requester(locked.email),
+        event_type="requester_replied",
+        data={"message": message},
+        email_template="reply_received",
+    )
 
 
 def _deadline_recompute(request: DataSubjectRequest, *, paused_days: int, event_type: str, data: dict) -> None:
