@@ -77,3 +77,17 @@ def test_demo_data_loads_once(db, capsys):
     assert first >= 5 and DataSubjectRequest.objects.count() == first
     assert "Demo API token:" in out1 and out1.splitlines()[-1] == out2.splitlines()[-1]
     assert set(DataSubjectRequest.objects.values_list("status", flat=True)) >= {"awaiting_verification", "in_progress", "completed", "denied", "verified"}
+
+
+def test_staff_list_page_query_count_does_not_grow(client, officer, django_assert_max_num_queries):
+    client.login(username="olivia", password="correct horse battery")
+    for i in range(3):
+        request_create(email=f"few{i}@example.org")
+    with django_assert_max_num_queries(12) as few:
+        client.get("/staff/")
+    for i in range(40):
+        request_create(email=f"many{i}@example.org")
+    with django_assert_max_num_queries(len(few.captured_queries)) as many:
+        page = client.get("/staff/")
+    assert page.status_code == 200 and "many39@example.org" in page.content.decode()
+    assert len(many.captured_queries) == len(few.captured_queries)
