@@ -240,6 +240,20 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores{mem}; {platform.system()} {platform.release()}; Python {platform.python_version()}"
 
 
+def results_section_write(key: str, section: str) -> None:
+    """RESULTS.md keeps one section per database; a run replaces only its own."""
+    header = "# Benchmark results\n\nEach section is rewritten by `make bench` on that database (`DATABASE_URL` unset: SQLite).\n"
+    text = RESULTS.read_text() if RESULTS.exists() else header
+    start, end = f"<!-- {key} -->", f"<!-- /{key} -->"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        after = rest.split(end, 1)[1]
+        text = before + section + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    RESULTS.write_text(text)
+
+
 def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     db = "PostgreSQL (DATABASE_URL)" if os.environ.get("DATABASE_URL") else "SQLite (WAL), run mode"
@@ -253,14 +267,16 @@ def main() -> None:
         sweeps.append((size, result))
         print(f"sweep over {size:,} open requests: {result['fired']} timers fired in {result['sweep_due_s'] * 1000:.0f} ms; "
               f"nothing due: {result['sweep_again_s'] * 1000:.1f} ms (fill {result['fill_s']:.0f} s)")
+    key = "postgresql" if os.environ.get("DATABASE_URL") else "sqlite"
     lines = [
-        "# Benchmark results",
+        f"<!-- {key} -->",
+        f"## {db}",
         "",
         f"Written by `make bench` on {date.today().isoformat()}.",
         f"Machine: {machine()}.",
         f"Database: {db}.",
         "",
-        "## Public intake through the real stack",
+        "### Public intake through the real stack",
         "",
         f"gunicorn (2 workers × 4 threads) → DRF → `request_submit` (reference, clock, audit event, outbox row) → "
         f"Celery publish on commit; {INTAKE_CLIENTS} keep-alive clients on loopback.",
@@ -270,7 +286,7 @@ def main() -> None:
         f"| {intake['requests']} | {intake['errors']} | {intake['seconds']:.1f} | {intake['rps']:.0f} | "
         f"{intake['p50_ms']:.1f} | {intake['p95_ms']:.1f} |",
         "",
-        "## Deadline sweep",
+        "### Deadline sweep",
         "",
         f"{SWEEP_DUE} requests have a reminder due; the rest are open with deadlines far ahead. "
         "First sweep: fires the due reminders (event + staff email each). Second sweep: nothing due.",
@@ -285,7 +301,8 @@ def main() -> None:
         ratio = r2["sweep_due_s"] / r1["sweep_due_s"]
         lines += ["", f"Time ratio {s2:,} vs {s1:,} open requests: {ratio:.2f}× for {s2 // s1}× the rows."]
         print(f"sweep time ratio {s2:,}/{s1:,}: {ratio:.2f}x")
-    RESULTS.write_text("\n".join(lines) + "\n")
+    lines.append(f"<!-- /{key} -->")
+    results_section_write(key, "\n".join(lines))
     print(f"written {RESULTS.relative_to(ROOT)}")
 
 
