@@ -258,6 +258,14 @@ DSR_REMINDER_DAYS = env.int("DSR_REMINDER_DAYS", default=7)
 # Who hears about reminders and escalations (comma-separated); empty: every active privacy officer.
 DSR_ESCALATION_EMAILS = env.list("DSR_ESCALATION_EMAILS", default=[])
 DSR_EMAIL_MAX_ATTEMPTS = env.int("DSR_EMAIL_MAX_ATTEMPTS", default=5)
+# Identity verification (RULES.md §3).
+DSR_IDENTITY_PROVIDER = env.str("DSR_IDENTITY_PROVIDER", default="dsr.identity.DemoCustomerProvider")
+DSR_VERIFY_LINK_HOURS = env.int("DSR_VERIFY_LINK_HOURS", default=72)
+DSR_VERIFY_MAX_ATTEMPTS = env.int("DSR_VERIFY_MAX_ATTEMPTS", default=5)
+DSR_VERIFY_REMIND_DAYS = env.int("DSR_VERIFY_REMIND_DAYS", default=3)
+# Unverified requests are closed as unverifiable after this many days (never later than the
+# response deadline: CCPA allows denial at day 45).
+DSR_VERIFY_EXPIRE_DAYS = env.int("DSR_VERIFY_EXPIRE_DAYS", default=21)
 
 LOGGING = {
     "version": 1,

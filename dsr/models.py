@@ -103,6 +103,8 @@ class DataSubjectRequest(models.Model):
     email = models.EmailField(max_length=254)
     full_name = models.CharField(max_length=200, blank=True)
     details = models.TextField(blank=True)
+    # Rectification, field by field: [{"field": ..., "wrong": ..., "correct": ...}] (Art 16, §7023).
+    corrections = models.JSONField(default=list, blank=True)
 
     received_at = models.DateTimeField()
     # Deadlines are dates in the business time zone, computed at receipt and recomputed only by
@@ -121,8 +123,14 @@ class DataSubjectRequest(models.Model):
     denial_reason = models.CharField(max_length=24, choices=DenialReason.choices, blank=True)
     response_message = models.TextField(blank=True)
 
+    # Identity verification (RULES.md §3): email ownership first, then a risk-scaled match.
+    email_verified_at = models.DateTimeField(null=True, blank=True)
+    verification_method = models.CharField(max_length=24, blank=True)
+
     # The sweep's due dates: each is the day a timer fires, cleared once it has fired or no longer
     # applies. The sweep reads only rows whose date has come (partial indexes below).
+    verify_remind_on = models.DateField(null=True, blank=True)
+    verify_expire_on = models.DateField(null=True, blank=True)
     ack_alert_on = models.DateField(null=True, blank=True)
     remind_on = models.DateField(null=True, blank=True)
     overdue_on = models.DateField(null=True, blank=True)
@@ -142,6 +150,8 @@ class DataSubjectRequest(models.Model):
             models.Index(fields=["email"], name="dsr_req_email"),
             models.Index(fields=["received_at"], name="dsr_req_received"),
             models.Index(fields=["ack_alert_on"], name="dsr_req_ack_alert", condition=Q(ack_alert_on__isnull=False)),
+            models.Index(fields=["verify_remind_on"], name="dsr_req_verify_remind", condition=Q(verify_remind_on__isnull=False)),
+            models.Index(fields=["verify_expire_on"], name="dsr_req_verify_expire", condition=Q(verify_expire_on__isnull=False)),
             models.Index(fields=["remind_on"], name="dsr_req_remind", condition=Q(remind_on__isnull=False)),
             models.Index(fields=["overdue_on"], name="dsr_req_overdue", condition=Q(overdue_on__isnull=False)),
         ]
@@ -158,6 +168,10 @@ class DataSubjectRequest(models.Model):
     def is_extended(self) -> bool:
         return self.extended_at is not None
 
+    @property
+    def corrected_fields(self) -> set[str]:
+        return {c.get("field", "") for c in self.corrections or []}
+
 
 class ClockPause(models.Model):
     """A GDPR pause while waiting for identity information (EDPB ¶159, off by default)."""
@@ -172,6 +186,40 @@ class ClockPause(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["request"], condition=Q(ended_at__isnull=True), name="dsr_one_open_pause"),
         ]
+
+
+class VerificationChallenge(models.Model):
+    """Proof of email ownership: a link token and a short code, either works once. Only their
+    hashes are stored; a new challenge (resend, reminder) revokes the one before it."""
+
+    request = models.ForeignKey(DataSubjectRequest, on_delete=models.PROTECT, related_name="challenges")
+    token_hash = models.CharField(max_length=64, unique=True)
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    @property
+    def is_live(self) -> bool:
+        return self.used_at is None and self.revoked_at is None
+
+
+class DemoCustomer(models.Model):
+    """Run mode's stand-in for the company's customer records, matched during verification."""
+
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=200)
+    phone = models.CharField(max_length=40, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    customer_number = models.CharField(max_length=40, blank=True)
+
+    def __str__(self):
+        return self.email
 
 
 class ReferenceCounter(models.Model):

@@ -81,9 +81,27 @@ def _timers_arm(request: DataSubjectRequest) -> None:
 
 def _timers_clear(request: DataSubjectRequest) -> None:
     request.ack_alert_on = request.remind_on = request.overdue_on = None
+    request.verify_remind_on = request.verify_expire_on = None
 
 
-TIMER_FIELDS = ["ack_alert_on", "remind_on", "overdue_on", "overdue_since"]
+MIN_DAYS_TO_VERIFY = 7
+
+
+def _verification_timers_set(request: DataSubjectRequest, to_status: str) -> None:
+    """Waiting for identity: remind the requester after a few days, and close the request as
+    unverifiable after a configurable period — never later than its deadline (CCPA: deny at day
+    45 at the latest), yet never sooner than a week, even for a request recorded late."""
+    if to_status == Status.AWAITING_VERIFICATION:
+        if request.verify_expire_on is None:
+            today = business_today()
+            request.verify_remind_on = today + timedelta(days=settings.DSR_VERIFY_REMIND_DAYS)
+            expire = min(today + timedelta(days=settings.DSR_VERIFY_EXPIRE_DAYS), request.respond_by)
+            request.verify_expire_on = max(expire, today + timedelta(days=MIN_DAYS_TO_VERIFY))
+    elif to_status != Status.AWAITING_REQUESTER:
+        request.verify_remind_on = request.verify_expire_on = None
+
+
+TIMER_FIELDS = ["ack_alert_on", "remind_on", "overdue_on", "overdue_since", "verify_remind_on", "verify_expire_on"]
 
 
 # --- Intake ---------------------------------------------------------------------------------------
@@ -181,12 +199,16 @@ def request_submit(
             email_template="received",
         )
     else:
+        from dsr.services.verification import challenge_create
+
+        issued = challenge_create(request=request)
         request = request_transition(
             request=request,
             to_status=Status.AWAITING_VERIFICATION,
             actor=Actor.system(),
             event_type="verification_started",
             email_template="received",
+            email_context=issued.email_context(),
         )
     return request
 
@@ -232,6 +254,7 @@ def request_transition(
         locked.outcome = ""
         locked.denial_reason = ""
         _timers_arm(locked)
+    _verification_timers_set(locked, to_status)
     update_fields = sorted({"status", "closed_at", "outcome", "denial_reason", "updated_at", *TIMER_FIELDS, *changes})
     locked.save(update_fields=update_fields)
     audit_event_record(
@@ -264,7 +287,7 @@ def request_verify(*, request: DataSubjectRequest, actor: Actor, note: str = "",
         actor=actor,
         event_type="verified",
         data={"method": method, "note": (note or "").strip()},
-        changes={"verified_at": timezone.now()},
+        changes={"verified_at": timezone.now(), "verification_method": method},
         email_template="verified",
     )
 

@@ -7,7 +7,7 @@ from datetime import date
 
 from django.db import connection, transaction
 
-from dsr.models import OPEN_STATUSES, DataSubjectRequest
+from dsr.models import OPEN_STATUSES, DataSubjectRequest, Status
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.emails import email_to_staff, staff_recipients
 from dsr.services.requests import business_today
@@ -77,7 +77,31 @@ def _fire_overdue(request: DataSubjectRequest, today: date, recipients: list[str
     return True
 
 
+def _fire_verification_reminder(request: DataSubjectRequest, today: date, recipients: list[str]) -> bool:
+    from dsr.services.verification import challenge_resend
+
+    request.verify_remind_on = None
+    request.save(update_fields=["verify_remind_on", "updated_at"])
+    if request.status != Status.AWAITING_VERIFICATION or request.email_verified_at:
+        return False
+    challenge_resend(request=request, template="verify_reminder", actor=Actor.system("deadline sweep"))
+    return True
+
+
+def _fire_verification_expired(request: DataSubjectRequest, today: date, recipients: list[str]) -> bool:
+    from dsr.services.verification import verification_expire
+
+    if request.status not in (Status.AWAITING_VERIFICATION, Status.AWAITING_REQUESTER) or request.verified_at:
+        request.verify_expire_on = None
+        request.save(update_fields=["verify_expire_on", "updated_at"])
+        return False
+    verification_expire(request=request)  # closing clears every timer of the request
+    return True
+
+
 TIMERS = (
+    ("verification_reminder", "verify_remind_on", _fire_verification_reminder),
+    ("verification_expired", "verify_expire_on", _fire_verification_expired),
     ("acknowledgement_due", "ack_alert_on", _fire_acknowledgement_due),
     ("response_due_soon", "remind_on", _fire_response_due_soon),
     ("overdue", "overdue_on", _fire_overdue),

@@ -1,0 +1,215 @@
+"""Identity verification (RULES.md §3): email ownership by link or code, then a risk-scaled match
+against data the business already holds. No account, no fee, nothing new collected: the values a
+requester types are compared and forgotten; only which points matched is recorded."""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from dsr import identity
+from dsr.errors import InvalidInput, TransitionNotAllowed
+from dsr.models import DataSubjectRequest, Status, VerificationChallenge
+from dsr.services.audit import Actor, audit_event_record
+from dsr.services.emails import email_to_requester
+from dsr.services.requests import request_locked, request_verify
+
+CODE_DIGITS = 6
+
+
+def _digest(kind: str, value: str) -> str:
+    # Keyed, so a leaked table cannot be brute-forced offline for the six-digit codes.
+    return hmac.new(settings.SECRET_KEY.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def verify_url(token: str) -> str:
+    return f"{settings.SITE_URL}/v/{token}/"
+
+
+@dataclass(frozen=True)
+class IssuedChallenge:
+    challenge: VerificationChallenge
+    token: str
+    code: str
+
+    def email_context(self) -> dict:
+        return {"verify_url": verify_url(self.token), "verify_code": self.code,
+                "verify_hours": settings.DSR_VERIFY_LINK_HOURS}
+
+
+def challenge_create(*, request: DataSubjectRequest) -> IssuedChallenge:
+    """A new link and code; any earlier one stops working. The caller holds the request's lock."""
+    now = timezone.now()
+    VerificationChallenge.objects.filter(request=request, used_at__isnull=True, revoked_at__isnull=True).update(
+        revoked_at=now
+    )
+    token = secrets.token_urlsafe(32)
+    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    challenge = VerificationChallenge.objects.create(
+        request=request,
+        token_hash=_digest("token", token),
+        code_hash=_digest(f"code:{request.pk}", code),
+        created_at=now,
+        expires_at=now + timedelta(hours=settings.DSR_VERIFY_LINK_HOURS),
+    )
+    return IssuedChallenge(challenge, token, code)
+
+
+@transaction.atomic
+def challenge_resend(*, request: DataSubjectRequest, template: str = "verify_email", actor: Actor | None = None):
+    locked = request_locked(request.pk)
+    if locked.status != Status.AWAITING_VERIFICATION or locked.email_verified_at:
+        raise TransitionNotAllowed("This request is not waiting for an email confirmation.")
+    issued = challenge_create(request=locked)
+    audit_event_record(
+        request=locked, event_type="verification_link_sent", actor=actor or Actor.requester(locked.email),
+        data={"template": template},
+    )
+    email_to_requester(request=locked, template=template, context=issued.email_context())
+    return issued
+
+
+class ChallengeRefused(InvalidInput):
+    """The link or code did not work; the message says why without revealing anything else."""
+
+
+def _email_verified(locked: DataSubjectRequest, *, method: str) -> DataSubjectRequest:
+    locked.email_verified_at = timezone.now()
+    locked.save(update_fields=["email_verified_at", "updated_at"])
+    audit_event_record(request=locked, event_type="email_verified", actor=Actor.requester(locked.email), data={"method": method})
+    if identity.points_required(locked.request_type) <= 1:
+        return request_verify(request=locked, actor=Actor.requester(locked.email), note="email address confirmed", method="email")
+    return locked
+
+
+@transaction.atomic
+def challenge_confirm_link(*, token: str) -> DataSubjectRequest:
+    """The link from the email, confirmed with a button press (never on GET: mail scanners
+    follow links)."""
+    challenge = (
+        VerificationChallenge.objects.select_related("request").filter(token_hash=_digest("token", token or "")).first()
+    )
+    if challenge is None:
+        raise ChallengeRefused("This link is not valid. Use the link in the most recent email we sent you.")
+    locked = request_locked(challenge.request_id)
+    challenge.refresh_from_db()
+    if locked.email_verified_at:
+        return locked  # already done: a second click is harmless
+    if not challenge.is_live:
+        raise ChallengeRefused("This link has been replaced by a newer one. Use the link in the most recent email.")
+    if challenge.expires_at < timezone.now():
+        raise ChallengeRefused("This link has expired. Ask for a new one on your request page.")
+    if locked.status != Status.AWAITING_VERIFICATION:
+        raise ChallengeRefused("This request is no longer waiting for an email confirmation.")
+    challenge.used_at = timezone.now()
+    challenge.save(update_fields=["used_at"])
+    return _email_verified(locked, method="link")
+
+
+@dataclass(frozen=True)
+class CodeResult:
+    ok: bool
+    message: str = ""
+    request: DataSubjectRequest | None = None
+
+
+@transaction.atomic
+def challenge_confirm_code(*, request: DataSubjectRequest, code: str) -> CodeResult:
+    """The short code typed on the status page. Every wrong try counts, and is kept even though
+    the answer is no; after too many the code stops working and a new one must be sent."""
+    locked = request_locked(request.pk)
+    if locked.email_verified_at:
+        return CodeResult(True, request=locked)
+    if locked.status != Status.AWAITING_VERIFICATION:
+        return CodeResult(False, "This request is no longer waiting for an email confirmation.")
+    challenge = VerificationChallenge.objects.filter(request=locked, used_at__isnull=True, revoked_at__isnull=True).first()
+    if challenge is None or challenge.expires_at < timezone.now():
+        return CodeResult(False, "This code has expired. Ask for a new one below.")
+    if challenge.attempts >= settings.DSR_VERIFY_MAX_ATTEMPTS:
+        return CodeResult(False, "Too many wrong codes. Ask for a new one below.")
+    challenge.attempts += 1
+    code = "".join(ch for ch in (code or "") if ch.isdigit())
+    if not hmac.compare_digest(challenge.code_hash, _digest(f"code:{locked.pk}", code)):
+        challenge.save(update_fields=["attempts"])
+        left = settings.DSR_VERIFY_MAX_ATTEMPTS - challenge.attempts
+        if left <= 0:
+            return CodeResult(False, "Too many wrong codes. Ask for a new one below.")
+        return CodeResult(False, f"That code is not right. You can try {left} more time(s).")
+    challenge.used_at = timezone.now()
+    challenge.save(update_fields=["attempts", "used_at"])
+    return CodeResult(True, request=_email_verified(locked, method="code"))
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    verified: bool
+    matched: int
+    required: int
+    downgraded: bool = False
+
+
+@transaction.atomic
+def identity_match_submit(
+    *, request: DataSubjectRequest, claims: dict[str, str], declaration_name: str = "", declared: bool = False
+) -> MatchResult:
+    """Match what the requester typed against the data held. §7062: 2 points for categories, 3
+    plus a signed declaration under penalty of perjury for specific pieces; §7024(a): an
+    unverified specific-pieces request is answered as a categories request."""
+    locked = request_locked(request.pk)
+    if locked.status != Status.AWAITING_VERIFICATION or not locked.email_verified_at:
+        raise TransitionNotAllowed("This request is not waiting for an identity check.")
+    required = identity.points_required(locked.request_type)
+    record = identity.identity_provider().record_for(locked.email)
+    excluded = set(locked.corrected_fields) if locked.request_type == "rectification" else set()
+    matched = {"email"} | (identity.claims_matched(held=record.fields, claims=claims, excluded=excluded) if record else set())
+    needs_declaration = locked.request_type in identity.DECLARATION_REQUIRED
+    declared = declared and bool((declaration_name or "").strip())
+    # §7060(d): the values are not kept; which points matched is what the record needs.
+    audit_event_record(
+        request=locked,
+        event_type="identity_checked",
+        actor=Actor.requester(locked.email),
+        data={
+            "points_matched": sorted(matched),
+            "points_offered": sorted(k for k, v in claims.items() if (v or "").strip()),
+            "required": required,
+            "declaration": {"signed_as": declaration_name.strip(), "at": timezone.now()} if declared else None,
+        },
+    )
+    if len(matched) >= required and (declared or not needs_declaration):
+        request_verify(
+            request=locked, actor=Actor.requester(locked.email),
+            note=f"{len(matched)} data points matched" + (", declaration signed" if declared else ""), method="data_match",
+        )
+        return MatchResult(True, len(matched), required)
+    fallback = identity.FALLBACK_TYPE.get(locked.request_type)
+    if fallback and len(matched) >= identity.points_required(fallback):
+        locked.request_type = fallback
+        locked.save(update_fields=["request_type", "updated_at"])
+        audit_event_record(
+            request=locked, event_type="treated_as_categories", actor=Actor.system(),
+            data={"reason": "§7024(a): specific pieces could not be verified", "from": "access_specific", "to": fallback},
+        )
+        request_verify(request=locked, actor=Actor.requester(locked.email), note="verified for categories only", method="data_match")
+        return MatchResult(True, len(matched), required, downgraded=True)
+    return MatchResult(False, len(matched), required)
+
+
+def verification_expire(*, request: DataSubjectRequest) -> DataSubjectRequest:
+    """No proof of identity in time: close the request as unverifiable, telling the requester."""
+    from dsr.services.requests import request_deny
+
+    return request_deny(
+        request=request,
+        actor=Actor.system("deadline sweep"),
+        reason_category="unverifiable",
+        message=(
+            "We could not confirm that this request came from you in time, so we have closed it. "
+            "You are welcome to make a new request at any time."
+        ),
+    )
