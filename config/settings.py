@@ -258,6 +258,17 @@ DSR_REMINDER_DAYS = env.int("DSR_REMINDER_DAYS", default=7)
 # Who hears about reminders and escalations (comma-separated); empty: every active privacy officer.
 DSR_ESCALATION_EMAILS = env.list("DSR_ESCALATION_EMAILS", default=[])
 DSR_EMAIL_MAX_ATTEMPTS = env.int("DSR_EMAIL_MAX_ATTEMPTS", default=5)
+# Rate limits on the public side ("N/second|minute|hour|day"); the API's intake throttle is
+# DSR_INTAKE_RATE. Each can be set with DSR_RATE_<SCOPE>, e.g. DSR_RATE_FORM_IP=20/hour.
+DSR_RATE_LIMITS = {
+    scope: env.str(f"DSR_RATE_{scope.upper()}", default=default)
+    for scope, default in {
+        "form_ip": "20/hour",
+        "form_email": "5/hour",
+        "verify_ip": "30/hour",
+        "resend_request": "3/hour",
+    }.items()
+}
 # Identity verification (RULES.md §3).
 DSR_IDENTITY_PROVIDER = env.str("DSR_IDENTITY_PROVIDER", default="dsr.identity.DemoCustomerProvider")
 DSR_VERIFY_LINK_HOURS = env.int("DSR_VERIFY_LINK_HOURS", default=72)

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.request_form, name="request-form"),
     path("submitted/", views.request_submitted, name="request-submitted"),
     path("r/<str:token>/", views.request_status, name="request-status"),
+    path("v/<str:token>/", views.email_confirm, name="email-confirm"),
     path("staff/", views.staff_request_list, name="staff-request-list"),
     path("staff/requests/<str:reference>/", views.staff_request_detail, name="staff-request-detail"),
 ]

@@ -8,11 +8,15 @@ from django.shortcuts import redirect, render
 from django.utils import translation
 from django.views.decorators.http import require_http_methods
 
-from dsr import selectors
+from django.utils.translation import gettext_lazy as _
+
+from dsr import identity, selectors
 from dsr.errors import DsrError
-from dsr.forms import PublicRequestForm
-from dsr.models import DataSubjectRequest, Language
+from dsr.forms import CodeForm, IdentityForm, PublicRequestForm, ReplyForm
+from dsr.models import DataSubjectRequest, Language, Status
+from dsr.ratelimit import client_ip, rate_limit_hit
 from dsr.services import requests as services
+from dsr.services import verification
 from dsr.services.requests import business_today
 
 CONFIRMATION_SESSION_KEY = "dsr_submitted_reference"
@@ -48,13 +52,120 @@ def request_submitted(request):
     return render(request, "public/request_submitted.html", {"reference": reference})
 
 
+def _unknown(request):
+    # Reveals nothing: not whether the token ever existed, nor anything about a request.
+    return render(request, "public/status_unknown.html", status=404)
+
+
+def _too_many(request, retry_after: int):
+    response = render(request, "public/too_many.html", {"minutes": max(1, round(retry_after / 60))}, status=429)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+def _status_context(obj, *, code_form=None, identity_form=None, reply_form=None, notice=""):
+    needs_email = obj.status == Status.AWAITING_VERIFICATION and not obj.email_verified_at
+    needs_identity = obj.status == Status.AWAITING_VERIFICATION and obj.email_verified_at is not None
+    declaration = obj.request_type in identity.DECLARATION_REQUIRED
+    return {
+        "req": obj,
+        "events": obj.events.all(),
+        "needs_email": needs_email,
+        "needs_identity": needs_identity,
+        "needs_reply": obj.status == Status.AWAITING_REQUESTER,
+        "code_form": code_form or CodeForm(),
+        "identity_form": identity_form or IdentityForm(declaration_required=declaration),
+        "points_required": identity.points_required(obj.request_type),
+        "reply_form": reply_form or ReplyForm(),
+        "notice": notice,
+    }
+
+
+@require_http_methods(["GET", "POST"])
 def request_status(request, token):
     obj = selectors.request_by_token(token=token)
     if obj is None:
-        # Reveals nothing: not whether the token ever existed, nor anything about a request.
-        return render(request, "public/status_unknown.html", status=404)
-    with translation.override(obj.language):
-        return render(request, "public/request_status.html", {"req": obj, "events": obj.events.all()})
+        return _unknown(request)
+    translation.activate(obj.language)
+    request.LANGUAGE_CODE = obj.language
+    notice = request.session.pop(f"dsr_notice_{obj.pk}", "")
+    if request.method == "GET":
+        return render(request, "public/request_status.html", _status_context(obj, notice=notice))
+    action = request.POST.get("action")
+    wait = rate_limit_hit(scope="verify_ip", key=client_ip(request))
+    if wait:
+        return _too_many(request, wait)
+    if action == "code":
+        form = CodeForm(request.POST)
+        if form.is_valid():
+            result = verification.challenge_confirm_code(request=obj, code=form.cleaned_data["code"])
+            if result.ok:
+                return _back_to_status(request, obj, _("Thank you: your email address is confirmed."))
+            form.add_error("code", translation.gettext(result.message))
+        return render(request, "public/request_status.html", _status_context(obj, code_form=form), status=400)
+    if action == "resend":
+        wait = rate_limit_hit(scope="resend_request", key=str(obj.pk))
+        if wait:
+            return _too_many(request, wait)
+        try:
+            verification.challenge_resend(request=obj)
+        except DsrError:
+            return _back_to_status(request, obj, "")
+        return _back_to_status(request, obj, _("We have sent you a new link and code. Earlier ones no longer work."))
+    if action == "identity":
+        form = IdentityForm(request.POST, declaration_required=obj.request_type in identity.DECLARATION_REQUIRED)
+        if form.is_valid():
+            try:
+                result = verification.identity_match_submit(
+                    request=obj, claims=form.cleaned_data["claims"],
+                    declaration_name=form.cleaned_data.get("declaration_name", ""),
+                    declared=form.cleaned_data.get("declared", False),
+                )
+            except DsrError:
+                return _back_to_status(request, obj, "")
+            if result.verified and result.downgraded:
+                return _back_to_status(request, obj, _(
+                    "We could confirm who you are well enough to tell you what kinds of data we hold, but not to "
+                    "send a copy of the data itself. We will answer your request as a request for categories."
+                ))
+            if result.verified:
+                return _back_to_status(request, obj, _("Thank you: we have confirmed who you are and are working on your request."))
+            form.add_error(None, _(
+                "These details did not match what we hold. Check them and try again, or write to us and we will help."
+            ))
+        return render(request, "public/request_status.html", _status_context(obj, identity_form=form), status=400)
+    if action == "reply":
+        form = ReplyForm(request.POST)
+        if form.is_valid():
+            try:
+                services.request_requester_reply(request=obj, message=form.cleaned_data["message"])
+            except DsrError:
+                return _back_to_status(request, obj, "")
+            return _back_to_status(request, obj, _("Thank you: we have received your answer."))
+        return render(request, "public/request_status.html", _status_context(obj, reply_form=form), status=400)
+    return _back_to_status(request, obj, "")
+
+
+def _back_to_status(request, obj, notice):
+    if notice:
+        request.session[f"dsr_notice_{obj.pk}"] = str(notice)
+    return redirect("dsr:request-status", token=obj.public_token)
+
+
+@require_http_methods(["GET", "POST"])
+def email_confirm(request, token):
+    """GET shows a button; only the POST confirms, because mail scanners open links."""
+    if request.method == "POST":
+        wait = rate_limit_hit(scope="verify_ip", key=client_ip(request))
+        if wait:
+            return _too_many(request, wait)
+        try:
+            obj = verification.challenge_confirm_link(token=token)
+        except verification.ChallengeRefused as exc:
+            return render(request, "public/email_confirm.html", {"error": translation.gettext(exc.message)}, status=400)
+        translation.activate(obj.language)
+        return _back_to_status(request, obj, _("Thank you: your email address is confirmed."))
+    return render(request, "public/email_confirm.html", {})
 
 
 @login_required

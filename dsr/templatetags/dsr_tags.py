@@ -14,6 +14,9 @@ PUBLIC_EVENT_LABELS = {
     "information_requested": _("We asked you for more information"),
     "requester_replied": _("You replied"),
     "extended": _("We extended the deadline"),
+    "email_verified": _("You confirmed your email address"),
+    "verification_link_sent": _("We sent you a new confirmation link"),
+    "treated_as_categories": _("We will answer as a request for the categories of data we hold"),
     "completed": _("Your request was completed"),
     "denied": _("Your request was refused"),
     "cancelled": _("Your request was cancelled"),
@@ -43,3 +46,9 @@ def event_label(event_type: str, audience: str = "public"):
 @register.filter
 def days_left(due, today):
     return (due - today).days if due and today else None
+
+
+@register.filter
+def last_question(events):
+    asked = [e for e in events if e.event_type == "information_requested"]
+    return asked[-1].data.get("message", "") if asked else ""
