@@ -269,6 +269,9 @@ DSR_RATE_LIMITS = {
         "resend_request": "3/hour",
     }.items()
 }
+# Uploaded documents: private, never under a served URL.
+DSR_PRIVATE_FILES_DIR = Path(env.str("DSR_PRIVATE_FILES_DIR", default=str(VAR_DIR / "private")))
+DSR_UPLOAD_MAX_BYTES = env.int("DSR_UPLOAD_MAX_BYTES", default=5 * 1024 * 1024)
 # Identity verification (RULES.md §3).
 DSR_IDENTITY_PROVIDER = env.str("DSR_IDENTITY_PROVIDER", default="dsr.identity.DemoCustomerProvider")
 DSR_VERIFY_LINK_HOURS = env.int("DSR_VERIFY_LINK_HOURS", default=72)

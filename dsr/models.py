@@ -57,6 +57,7 @@ class Status(models.TextChoices):
     COMPLETED = "completed", _("Completed")
     DENIED = "denied", _("Denied")
     CANCELLED = "cancelled", _("Cancelled")
+    FORWARDED = "forwarded", _("Forwarded to your organisation's administrator")
 
 
 OPEN_STATUSES = (
@@ -66,7 +67,20 @@ OPEN_STATUSES = (
     Status.IN_PROGRESS,
     Status.AWAITING_REQUESTER,
 )
-CLOSED_STATUSES = (Status.COMPLETED, Status.DENIED, Status.CANCELLED)
+CLOSED_STATUSES = (Status.COMPLETED, Status.DENIED, Status.CANCELLED, Status.FORWARDED)
+
+
+class Relationship(models.TextChoices):
+    CUSTOMER = "customer", _("Customer")
+    VISITOR = "visitor", _("Website visitor")
+    APPLICANT = "applicant", _("Job applicant")
+    ORG_USER = "org_user", _("User of an organisation's account (for example through your employer)")
+
+
+class AccessPeriod(models.TextChoices):
+    # [policy] the last 12 months by default; §7024(h): back to 1 January 2022 on request.
+    LAST_12_MONTHS = "12_months", _("The last 12 months")
+    SINCE_2022 = "since_2022", _("Everything since 1 January 2022")
 
 
 class Outcome(models.TextChoices):
@@ -83,6 +97,13 @@ class DenialReason(models.TextChoices):
     MANIFESTLY_UNFOUNDED = "manifestly_unfounded", _("Manifestly unfounded")
     EXCESSIVE = "excessive", _("Excessive")
     OTHER = "other", _("Other")
+
+
+def private_storage():
+    """Outside STATIC and any served path: files are reached only through staff views."""
+    from django.core.files.storage import FileSystemStorage
+
+    return FileSystemStorage(location=settings.DSR_PRIVATE_FILES_DIR, base_url=None)
 
 
 def public_token_new() -> str:
@@ -105,6 +126,17 @@ class DataSubjectRequest(models.Model):
     details = models.TextField(blank=True)
     # Rectification, field by field: [{"field": ..., "wrong": ..., "correct": ...}] (Art 16, §7023).
     corrections = models.JSONField(default=list, blank=True)
+    relationship = models.CharField(max_length=12, choices=Relationship.choices, default=Relationship.CUSTOMER)
+    access_period = models.CharField(max_length=12, choices=AccessPeriod.choices, default=AccessPeriod.LAST_12_MONTHS)
+    # §7063: an authorised agent acts with the consumer's signed permission or a power of attorney;
+    # the consumer still confirms directly (the verification email goes to the consumer).
+    agent_name = models.CharField(max_length=200, blank=True)
+    agent_email = models.EmailField(max_length=254, blank=True)
+    agent_power_of_attorney = models.BooleanField(default=False)
+    # §7025: the browser sent a Global Privacy Control signal with the submission.
+    gpc_signal = models.BooleanField(default=False)
+    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="duplicates")
+    organisation = models.ForeignKey("Organisation", null=True, blank=True, on_delete=models.PROTECT, related_name="requests")
 
     received_at = models.DateTimeField()
     # Deadlines are dates in the business time zone, computed at receipt and recomputed only by
@@ -207,6 +239,38 @@ class VerificationChallenge(models.Model):
     @property
     def is_live(self) -> bool:
         return self.used_at is None and self.revoked_at is None
+
+
+class Organisation(models.Model):
+    """[policy] An enterprise customer whose users' data its own administrator controls: requests
+    from its users are recorded and forwarded to the administrator contact."""
+
+    name = models.CharField(max_length=200)
+    email_domain = models.CharField(max_length=253, unique=True, help_text="e.g. acme.example")
+    admin_contact_email = models.EmailField()
+
+    def __str__(self):
+        return self.name
+
+
+class RequestDocument(models.Model):
+    """A file a requester sent (an agent's signed permission, evidence for a correction, an ID).
+    Stored privately, never served publicly; identity documents are deleted once decided."""
+
+    class Kind(models.TextChoices):
+        AGENT_AUTHORISATION = "agent_authorisation", _("Signed permission for an agent")
+        EVIDENCE = "evidence", _("Evidence for a correction")
+        IDENTITY = "identity", _("Identity document")
+
+    request = models.ForeignKey(DataSubjectRequest, on_delete=models.PROTECT, related_name="documents")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    file = models.FileField(upload_to="requests/%Y/%m/", storage=private_storage, blank=True)
+    original_name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    uploaded_at = models.DateTimeField()
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
 
 class DemoCustomer(models.Model):

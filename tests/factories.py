@@ -26,7 +26,11 @@ def request_create(
     received_at: datetime | None = None,
     channel: str = "web",
     actor: Actor | None = None,
+    details: str = "",
+    intake: services.IntakeDetails | None = None,
 ):
+    if request_type == "rectification" and intake is None and not details:
+        intake = services.IntakeDetails(corrections=({"field": "postal_code", "wrong": "94103", "correct": "94110"},))
     return services.request_submit(
         request_type=request_type,
         regime=regime,
@@ -36,4 +40,6 @@ def request_create(
         received_at=received_at or timezone.now(),
         channel=channel,
         actor=actor,
+        details=details,
+        intake=intake,
     )

@@ -122,8 +122,7 @@ def test_unverified_specific_pieces_fall_back_to_categories(customer, django_cap
 
 def test_correction_is_never_verified_with_the_field_being_corrected(customer, django_capture_on_commit_callbacks, mailoutbox):
     r, (_, code) = _submit(django_capture_on_commit_callbacks, mailoutbox, request_type="rectification")
-    r.corrections = [{"field": "postal_code", "wrong": "94103", "correct": "94110"}]
-    r.save(update_fields=["corrections"])
+    assert r.corrected_fields == {"postal_code"}
     v.challenge_confirm_code(request=r, code=code)
     assert not v.identity_match_submit(request=r, claims={"postal_code": "94103"}).verified
     assert v.identity_match_submit(request=r, claims={"full_name": "carla  customer"}).verified

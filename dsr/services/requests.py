@@ -2,6 +2,7 @@
 through: it locks the row, checks the transition, writes the audit event and queues the emails that
 go out after commit. The web form, the API, the admin and the tasks all call these functions."""
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
@@ -13,6 +14,10 @@ from dsr import clock
 from dsr.errors import InvalidInput, TransitionNotAllowed
 from dsr.models import (
     CLOSED_STATUSES,
+    OPEN_STATUSES,
+    AccessPeriod,
+    Organisation,
+    Relationship,
     TYPES_WITHOUT_VERIFICATION,
     Channel,
     ClockPause,
@@ -26,13 +31,13 @@ from dsr.models import (
     Status,
 )
 from dsr.services.audit import Actor, audit_event_record
-from dsr.services.emails import email_to_requester
+from dsr.services.emails import email_queue, email_to_requester, requester_status_url
 
 S = Status
 
 # The state machine drawn in the README. Closed requests can only be reopened.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    S.RECEIVED: frozenset({S.AWAITING_VERIFICATION, S.VERIFIED, S.IN_PROGRESS, S.DENIED, S.CANCELLED}),
+    S.RECEIVED: frozenset({S.AWAITING_VERIFICATION, S.VERIFIED, S.IN_PROGRESS, S.DENIED, S.CANCELLED, S.FORWARDED}),
     S.AWAITING_VERIFICATION: frozenset({S.VERIFIED, S.AWAITING_REQUESTER, S.DENIED, S.CANCELLED}),
     S.VERIFIED: frozenset({S.IN_PROGRESS, S.AWAITING_REQUESTER, S.COMPLETED, S.DENIED, S.CANCELLED}),
     S.IN_PROGRESS: frozenset({S.AWAITING_REQUESTER, S.COMPLETED, S.DENIED, S.CANCELLED}),
@@ -40,6 +45,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.COMPLETED: frozenset({S.IN_PROGRESS}),
     S.DENIED: frozenset({S.AWAITING_VERIFICATION, S.IN_PROGRESS}),
     S.CANCELLED: frozenset({S.AWAITING_VERIFICATION, S.IN_PROGRESS}),
+    S.FORWARDED: frozenset({S.AWAITING_VERIFICATION, S.IN_PROGRESS}),
 }
 
 ACK_ALERT_DAYS = 2  # alert the team if the acknowledgement has not gone out two days after receipt
@@ -126,6 +132,38 @@ def _choice_check(value: str, choices, field: str) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class IntakeDetails:
+    """What the public form collects beyond the basics; every field has a safe default."""
+
+    relationship: str = Relationship.CUSTOMER
+    access_period: str = AccessPeriod.LAST_12_MONTHS
+    corrections: tuple = ()
+    agent_name: str = ""
+    agent_email: str = ""
+    agent_power_of_attorney: bool = False
+    gpc_signal: bool = False
+    documents: tuple = ()  # (kind, UploadedFile) pairs, checked by documents.document_check
+
+
+CORRECTABLE_FIELDS = ("full_name", "email", "phone", "postal_address", "postal_code", "customer_number", "other")
+
+
+def _corrections_clean(corrections) -> list[dict]:
+    cleaned = []
+    for row in corrections or ():
+        field = (row.get("field") or "").strip()
+        wrong, correct = (row.get("wrong") or "").strip(), (row.get("correct") or "").strip()
+        if not (wrong or correct):
+            continue
+        if field not in CORRECTABLE_FIELDS:
+            raise InvalidInput(f"'{field}' is not a field that can be corrected.", field="corrections")
+        if not correct:
+            raise InvalidInput("Say what the correct value is.", field="corrections")
+        cleaned.append({"field": field, "wrong": wrong[:500], "correct": correct[:500]})
+    return cleaned
+
+
 @transaction.atomic
 def request_submit(
     *,
@@ -138,15 +176,31 @@ def request_submit(
     channel: str = Channel.WEB,
     received_at: datetime | None = None,
     actor: Actor | None = None,
+    intake: IntakeDetails | None = None,
 ) -> DataSubjectRequest:
-    """Record a new request, start its clock at receipt, and send the acknowledgement."""
+    """Record a new request, start its clock at receipt, and send the acknowledgement. Requests
+    of an organisation's users are forwarded to its administrator; a repeat of an open request is
+    recorded and linked to it, with no second clock."""
+    intake = intake or IntakeDetails()
     _choice_check(request_type, RequestType, "type")
     _choice_check(regime, Regime, "regime")
     _choice_check(channel, Channel, "channel")
     _choice_check(language, Language, "language")
+    _choice_check(intake.relationship, Relationship, "relationship")
+    _choice_check(intake.access_period, AccessPeriod, "access_period")
     email = (email or "").strip()
     if not email or "@" not in email:
         raise InvalidInput("An email address is needed so that we can answer the request.", field="email")
+    corrections = _corrections_clean(intake.corrections)
+    if request_type == RequestType.RECTIFICATION and not corrections and not (details or "").strip():
+        raise InvalidInput("Tell us what is wrong and what is right.", field="corrections")
+    if (intake.agent_name or intake.agent_email) and not (intake.agent_power_of_attorney or intake.documents):
+        raise InvalidInput(
+            "An authorised agent needs the consumer's signed permission or a power of attorney.", field="agent_document"
+        )
+    from dsr.services.documents import document_check, document_store
+
+    documents = [(kind, document_check(upload)) for kind, upload in intake.documents]
     now = timezone.now()
     if received_at is None:
         received_at = now
@@ -167,6 +221,13 @@ def request_submit(
         email=email,
         full_name=(full_name or "").strip()[:200],
         details=details or "",
+        corrections=corrections,
+        relationship=intake.relationship,
+        access_period=intake.access_period,
+        agent_name=(intake.agent_name or "").strip()[:200],
+        agent_email=(intake.agent_email or "").strip(),
+        agent_power_of_attorney=intake.agent_power_of_attorney,
+        gpc_signal=intake.gpc_signal,
         received_at=received_at,
         acknowledge_by=deadlines.acknowledge_by,
         original_respond_by=deadlines.original_respond_by,
@@ -184,11 +245,31 @@ def request_submit(
             "type": request_type,
             "regime": regime,
             "channel": channel,
+            "relationship": intake.relationship,
+            "agent": bool(request.agent_name or request.agent_email),
+            "gpc": intake.gpc_signal,
             "received_at": received_at,
             "acknowledge_by": deadlines.acknowledge_by,
             "respond_by": deadlines.respond_by,
         },
     )
+    for kind, checked in documents:
+        document_store(request=request, kind=kind, checked=checked)
+
+    if intake.relationship == Relationship.ORG_USER:
+        forwarded = _organisation_forward(request)
+        if forwarded is not None:
+            return forwarded
+    original = (
+        DataSubjectRequest.objects.filter(
+            email__iexact=email, request_type=request_type, status__in=OPEN_STATUSES, duplicate_of__isnull=True
+        )
+        .exclude(pk=request.pk)
+        .order_by("received_at")
+        .first()
+    )
+    if original is not None:
+        return _duplicate_link(request, original)
     if request_type in TYPES_WITHOUT_VERIFICATION:
         # §7060(b), §7027: opt-outs and limits are honoured without verifying identity.
         request = request_transition(
@@ -211,6 +292,57 @@ def request_submit(
             email_context=issued.email_context(),
         )
     return request
+
+
+def _organisation_forward(request: DataSubjectRequest) -> DataSubjectRequest | None:
+    """[policy] The organisation's administrator controls its users' data: record the request and
+    forward it to the administrator contact. Unknown domain: the team handles it as usual."""
+    domain = request.email.rsplit("@", 1)[-1].lower()
+    organisation = Organisation.objects.filter(email_domain__iexact=domain).first()
+    if organisation is None:
+        audit_event_record(request=request, event_type="organisation_not_found", actor=Actor.system(), data={"domain": domain})
+        return None
+    request.organisation = organisation
+    request.save(update_fields=["organisation", "updated_at"])
+    forwarded = request_transition(
+        request=request,
+        to_status=Status.FORWARDED,
+        actor=Actor.system(),
+        event_type="forwarded_to_organisation",
+        data={"organisation": organisation.name, "to": organisation.admin_contact_email},
+        email_template="forwarded",
+        email_context={"organisation": organisation},
+    )
+    email_queue(
+        template="organisation_forward",
+        to=organisation.admin_contact_email,
+        language=settings.LANGUAGE_CODE,
+        context={"request": forwarded, "organisation": organisation, "business_name": settings.DSR_BUSINESS_NAME},
+        request=forwarded,
+    )
+    return forwarded
+
+
+def _duplicate_link(request: DataSubjectRequest, original: DataSubjectRequest) -> DataSubjectRequest:
+    """The same person asked the same thing while a request is open: link it, no second clock.
+    The answer to the submitter has the same shape as any other (no enumeration)."""
+    request.duplicate_of = original
+    request.save(update_fields=["duplicate_of", "updated_at"])
+    locked_original = request_locked(original.pk)
+    audit_event_record(
+        request=locked_original, event_type="duplicate_received", actor=Actor.system(),
+        data={"reference": request.reference},
+    )
+    return request_transition(
+        request=request,
+        to_status=Status.CANCELLED,
+        actor=Actor.system(),
+        event_type="linked_as_duplicate",
+        data={"original": original.reference},
+        changes={"outcome": Outcome.CANCELLED},
+        email_template="duplicate",
+        email_context={"original": locked_original, "original_status_url": requester_status_url(locked_original)},
+    )
 
 
 # --- The one door ---------------------------------------------------------------------------------
@@ -267,6 +399,10 @@ def request_transition(
     )
     if email_template:
         email_to_requester(request=locked, template=email_template, context=email_context)
+    if to_status == Status.VERIFIED or to_status in CLOSED_STATUSES:
+        from dsr.services.documents import identity_documents_purge
+
+        identity_documents_purge(request=locked)
     return locked
 
 
@@ -281,7 +417,7 @@ def _text_required(value: str | None, field: str, what: str) -> str:
 
 
 def request_verify(*, request: DataSubjectRequest, actor: Actor, note: str = "", method: str = "manual"):
-    return request_transition(
+    verified = request_transition(
         request=request,
         to_status=Status.VERIFIED,
         actor=actor,
@@ -289,6 +425,42 @@ def request_verify(*, request: DataSubjectRequest, actor: Actor, note: str = "",
         data={"method": method, "note": (note or "").strip()},
         changes={"verified_at": timezone.now(), "verification_method": method},
         email_template="verified",
+    )
+    return _access_limit_apply(verified)
+
+
+CCPA_KNOW_TYPES = (RequestType.ACCESS, RequestType.ACCESS_SPECIFIC, RequestType.PORTABILITY)
+KNOW_REQUESTS_PER_YEAR = 2
+
+
+def _access_limit_apply(request: DataSubjectRequest) -> DataSubjectRequest:
+    """CCPA §1798.130(b) [policy]: no duty to answer more than two right-to-know requests in 12
+    months. A third from the same verified person is answered with the rule, not a new access run.
+    Corrections do not count (§7023(j))."""
+    if request.regime != Regime.CCPA or request.request_type not in CCPA_KNOW_TYPES:
+        return request
+    since = request.received_at - timedelta(days=365)
+    earlier = (
+        DataSubjectRequest.objects.filter(
+            email__iexact=request.email, regime=Regime.CCPA, request_type__in=CCPA_KNOW_TYPES,
+            verified_at__isnull=False, received_at__gte=since, received_at__lt=request.received_at,
+            duplicate_of__isnull=True,
+        )
+        .exclude(status__in=(Status.CANCELLED,))
+        .count()
+    )
+    if earlier < KNOW_REQUESTS_PER_YEAR:
+        return request
+    return request_deny(
+        request=request,
+        actor=Actor.system(),
+        reason_category=DenialReason.EXCESSIVE,
+        message=(
+            "You have already received answers to two requests to know in the last 12 months. Under "
+            "California law (Cal. Civ. Code §1798.130(b)) we are not required to answer more than two such "
+            "requests in a 12-month period, so we will not run a new search now. You may ask again once 12 "
+            "months have passed since your first request."
+        ),
     )
 
 

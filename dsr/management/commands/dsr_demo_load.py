@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from dsr.models import DataSubjectRequest
+from dsr.models import DataSubjectRequest, DemoCustomer, Organisation
 from dsr.services import requests as services
 from dsr.services.audit import Actor
 
@@ -38,6 +38,21 @@ class Command(BaseCommand):
     def _requests(self, actor):
         now = timezone.now()
 
+        # Run mode's stand-in for the company's customer records, matched during verification.
+        for name, phone, postal_code, number in [
+            ("Ada Lovelace", "+1 415 555 0101", "94103", "C-1001"),
+            ("Sven Svensson", "+46 70 123 45 67", "114 55", "C-1002"),
+            ("Anke de Vries", "+31 6 1234 5678", "1011 AB", "C-1003"),
+            ("Katherine Johnson", "+1 757 555 0104", "23666", "C-1004"),
+        ]:
+            DemoCustomer.objects.get_or_create(
+                email=f"{name.lower().replace(' ', '.')}@{DEMO_DOMAIN}",
+                defaults={"full_name": name, "phone": phone, "postal_code": postal_code, "customer_number": number},
+            )
+        Organisation.objects.get_or_create(
+            email_domain="acme.example", defaults={"name": "Acme Corporation", "admin_contact_email": "it-admin@acme.example"}
+        )
+
         def submit(days_ago, request_type, regime, name, **kw):
             local = name.lower().replace(" ", ".")
             return services.request_submit(
@@ -52,7 +67,8 @@ class Command(BaseCommand):
         r = submit(40, "access_specific", "ccpa", "Katherine Johnson")
         r = services.request_verify(request=r, actor=actor, note="Matched three data points; declaration on file.")
         services.request_approve(request=r, actor=actor)
-        r = submit(20, "rectification", "gdpr", "Anke de Vries", language="nl")
+        r = submit(20, "rectification", "gdpr", "Anke de Vries", language="nl", intake=services.IntakeDetails(
+            corrections=({"field": "postal_address", "wrong": "Damrak 1", "correct": "Damrak 10"},)))
         r = services.request_verify(request=r, actor=actor, note="Matched email and postcode.")
         services.request_complete(request=r, actor=actor, message="We corrected your postal address in our customer records.")
         r = submit(50, "erasure", "ccpa", "John Doe", channel="phone")
