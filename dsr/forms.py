@@ -1,15 +1,81 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from dsr.models import Regime, RequestType
+from dsr.models import AccessPeriod, Regime, Relationship, RequestType
+
+
+CORRECTION_FIELD_CHOICES = [
+    ("", _("Choose…")),
+    ("full_name", _("Name")),
+    ("email", _("Email address")),
+    ("phone", _("Phone number")),
+    ("postal_address", _("Postal address")),
+    ("postal_code", _("Postal code")),
+    ("customer_number", _("Customer or account number")),
+    ("other", _("Something else")),
+]
+CORRECTION_ROWS = 3
 
 
 class PublicRequestForm(forms.Form):
     request_type = forms.ChoiceField(label=_("What would you like us to do?"), choices=RequestType.choices, widget=forms.RadioSelect)
     regime = forms.ChoiceField(label=_("Where do you live?"), choices=Regime.choices, widget=forms.RadioSelect)
+    relationship = forms.ChoiceField(
+        label=_("How do you know us?"), choices=Relationship.choices, widget=forms.RadioSelect, initial=Relationship.CUSTOMER
+    )
     email = forms.EmailField(label=_("Your email address"), max_length=254, help_text=_("We answer here. Use the address you use with us."))
     full_name = forms.CharField(label=_("Your full name"), max_length=200, required=False)
+    access_period = forms.ChoiceField(
+        label=_("Which period should we cover?"), choices=AccessPeriod.choices, widget=forms.RadioSelect,
+        initial=AccessPeriod.LAST_12_MONTHS, required=False,
+        help_text=_("Only for requests to see or copy your data."),
+    )
     details = forms.CharField(label=_("Anything we should know (optional)"), max_length=10000, required=False, widget=forms.Textarea(attrs={"rows": 4}))
+    evidence = forms.FileField(label=_("Evidence for the correction (optional: PDF, PNG or JPEG)"), required=False)
+    is_agent = forms.BooleanField(label=_("I am making this request on behalf of someone else (authorised agent)"), required=False)
+    agent_name = forms.CharField(label=_("Your name (the agent)"), max_length=200, required=False)
+    agent_email = forms.EmailField(label=_("Your email address (the agent)"), max_length=254, required=False)
+    agent_document = forms.FileField(label=_("The consumer's signed permission (PDF, PNG or JPEG)"), required=False)
+    agent_power_of_attorney = forms.BooleanField(label=_("I hold a power of attorney for the consumer"), required=False)
+    # A field people never see; bots fill it in.
+    website = forms.CharField(required=False, label=_("Leave this field empty"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for i in range(CORRECTION_ROWS):
+            self.fields[f"correction_{i}_field"] = forms.ChoiceField(label=_("What is wrong"), choices=CORRECTION_FIELD_CHOICES, required=False)
+            self.fields[f"correction_{i}_wrong"] = forms.CharField(label=_("What we have now"), max_length=500, required=False)
+            self.fields[f"correction_{i}_correct"] = forms.CharField(label=_("What it should be"), max_length=500, required=False)
+
+    def correction_rows(self):
+        return [
+            (self[f"correction_{i}_field"], self[f"correction_{i}_wrong"], self[f"correction_{i}_correct"])
+            for i in range(CORRECTION_ROWS)
+        ]
+
+    def clean(self):
+        data = super().clean()
+        corrections = []
+        for i in range(CORRECTION_ROWS):
+            field, wrong, correct = (data.get(f"correction_{i}_{k}", "") for k in ("field", "wrong", "correct"))
+            if not (field or wrong or correct):
+                continue
+            if not field:
+                self.add_error(f"correction_{i}_field", _("Choose what is wrong."))
+            if not correct:
+                self.add_error(f"correction_{i}_correct", _("Say what it should be."))
+            corrections.append({"field": field, "wrong": wrong, "correct": correct})
+        data["corrections"] = corrections
+        if data.get("request_type") == RequestType.RECTIFICATION and not corrections and not data.get("details"):
+            self.add_error("correction_0_field", _("Tell us what is wrong and what it should be."))
+        if data.get("is_agent"):
+            if not data.get("agent_name"):
+                self.add_error("agent_name", _("Give your name as the agent."))
+            if not data.get("agent_email"):
+                self.add_error("agent_email", _("Give your email address as the agent."))
+            if not data.get("agent_document") and not data.get("agent_power_of_attorney"):
+                self.add_error("agent_document", _("Attach the consumer's signed permission, or confirm that you hold a power of attorney."))
+        return data
 
 
 class CodeForm(forms.Form):

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from dsr import identity, selectors
 from dsr.errors import DsrError
 from dsr.forms import CodeForm, IdentityForm, PublicRequestForm, ReplyForm
-from dsr.models import DataSubjectRequest, Language, Status
+from dsr.models import AccessPeriod, DataSubjectRequest, Language, RequestDocument, Status
 from dsr.ratelimit import client_ip, rate_limit_hit
 from dsr.services import requests as services
 from dsr.services import verification
@@ -22,34 +22,87 @@ from dsr.services.requests import business_today
 CONFIRMATION_SESSION_KEY = "dsr_submitted_reference"
 
 
+def _deadline_preview() -> dict:
+    """What each regime's clock promises for a request made today (shown before submitting)."""
+    today = services.business_today()
+    return {
+        "ccpa": services.deadlines_for(regime="ccpa", request_type="access", received_on=today).respond_by,
+        "gdpr": services.deadlines_for(regime="gdpr", request_type="access", received_on=today).respond_by,
+        "opt_out": services.deadlines_for(regime="ccpa", request_type="opt_out_sale", received_on=today).respond_by,
+        "marketing": services.deadlines_for(regime="gdpr", request_type="opt_out_marketing", received_on=today).respond_by,
+    }
+
+
+def _gpc(request) -> bool:
+    return request.headers.get("Sec-GPC", "").strip() == "1"
+
+
+def _language(request) -> str:
+    language = (translation.get_language() or "en")[:2]
+    return language if language in Language.values else "en"
+
+
 @require_http_methods(["GET", "POST"])
 def request_form(request):
-    form = PublicRequestForm(request.POST or None)
+    form = PublicRequestForm(request.POST or None, request.FILES or None)
+    context = {"form": form, "deadlines": _deadline_preview(), "gpc": _gpc(request)}
+    if request.method == "POST":
+        if request.POST.get("website"):
+            # The honeypot was filled in: answer as for any submission, record nothing.
+            request.session[CONFIRMATION_SESSION_KEY] = None
+            return redirect("dsr:request-submitted")
+        wait = rate_limit_hit(scope="form_ip", key=client_ip(request)) or rate_limit_hit(
+            scope="form_email", key=request.POST.get("email", "").strip()
+        )
+        if wait:
+            return _too_many(request, wait)
     if request.method == "POST" and form.is_valid():
-        language = translation.get_language() or "en"
-        language = language[:2] if language[:2] in Language.values else "en"
+        data = form.cleaned_data
+        documents = []
+        if data.get("evidence") and data["request_type"] == "rectification":
+            documents.append((RequestDocument.Kind.EVIDENCE, data["evidence"]))
+        if data.get("is_agent") and data.get("agent_document"):
+            documents.append((RequestDocument.Kind.AGENT_AUTHORISATION, data["agent_document"]))
+        intake = services.IntakeDetails(
+            relationship=data["relationship"],
+            access_period=data.get("access_period") or AccessPeriod.LAST_12_MONTHS,
+            corrections=tuple(data["corrections"]) if data["request_type"] == "rectification" else (),
+            agent_name=data["agent_name"] if data.get("is_agent") else "",
+            agent_email=data["agent_email"] if data.get("is_agent") else "",
+            agent_power_of_attorney=bool(data.get("is_agent") and data.get("agent_power_of_attorney")),
+            gpc_signal=_gpc(request),
+            documents=tuple(documents),
+        )
         try:
             created = services.request_submit(
-                request_type=form.cleaned_data["request_type"],
-                regime=form.cleaned_data["regime"],
-                email=form.cleaned_data["email"],
-                full_name=form.cleaned_data["full_name"],
-                details=form.cleaned_data["details"],
-                language=language,
+                request_type=data["request_type"], regime=data["regime"], email=data["email"],
+                full_name=data["full_name"], details=data["details"], language=_language(request), intake=intake,
             )
+            if _gpc(request) and data["request_type"] != "opt_out_sale":
+                # §7025: the signal is itself an opt-out of sale/sharing; record it for this person too.
+                services.request_submit(
+                    request_type="opt_out_sale", regime=data["regime"], email=data["email"],
+                    full_name=data["full_name"], language=_language(request),
+                    details="Recorded from the browser's Global Privacy Control signal.",
+                    intake=services.IntakeDetails(relationship=data["relationship"], gpc_signal=True),
+                )
         except DsrError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            field = {"corrections": "correction_0_field", "documents": "evidence"}.get(exc.field, exc.field)
+            form.add_error(field if field in form.fields else None, exc.message)
         else:
-            request.session[CONFIRMATION_SESSION_KEY] = created.reference
+            request.session[CONFIRMATION_SESSION_KEY] = created.pk
             return redirect("dsr:request-submitted")
-    return render(request, "public/request_form.html", {"form": form}, status=400 if form.errors else 200)
+    return render(request, "public/request_form.html", context, status=400 if form.errors else 200)
 
 
 def request_submitted(request):
-    reference = request.session.get(CONFIRMATION_SESSION_KEY)
-    if not reference:
+    if CONFIRMATION_SESSION_KEY not in request.session:
         return redirect("dsr:request-form")
-    return render(request, "public/request_submitted.html", {"reference": reference})
+    pk = request.session.get(CONFIRMATION_SESSION_KEY)
+    obj = DataSubjectRequest.objects.filter(pk=pk).first() if pk else None
+    # The same page whatever happened to the submission (duplicate, forwarded, honeypot): it never
+    # tells whether the email is known.
+    return render(request, "public/request_submitted.html", {"req": obj})
 
 
 def _unknown(request):

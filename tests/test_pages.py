@@ -16,12 +16,13 @@ def test_form_submits_any_request_type(client, django_capture_on_commit_callback
                   "objection", "withdraw_consent", "opt_out_sale", "opt_out_marketing", "limit_sensitive"):
         assert f'value="{value}"' in html
     with django_capture_on_commit_callbacks(execute=True):
-        res = client.post("/", {"request_type": "portability", "regime": "gdpr", "email": "eva@example.org", "full_name": "Eva"})
+        res = client.post("/", {"request_type": "portability", "regime": "gdpr", "relationship": "customer", "email": "eva@example.org", "full_name": "Eva"})
     assert res.status_code == 302 and res["Location"] == "/submitted/"
     r = DataSubjectRequest.objects.get()
     assert (r.request_type, r.regime, r.email, r.channel) == ("portability", "gdpr", "eva@example.org", "web")
     done = client.get("/submitted/")
-    assert r.reference in done.content.decode()
+    assert "What happens next" in done.content.decode()
+    assert r.respond_by.strftime("%Y") in done.content.decode()
     assert len(mailoutbox) == 1
 
 
@@ -36,7 +37,7 @@ def test_form_errors_keep_what_was_typed(client):
 
 
 def test_form_honours_the_browser_language(client):
-    client.post("/", {"request_type": "access", "regime": "gdpr", "email": "sven@example.org"}, HTTP_ACCEPT_LANGUAGE="sv")
+    client.post("/", {"request_type": "access", "regime": "gdpr", "relationship": "customer", "email": "sven@example.org"}, HTTP_ACCEPT_LANGUAGE="sv")
     assert DataSubjectRequest.objects.get().language == "sv"
 
 
