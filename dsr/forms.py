@@ -47,6 +47,16 @@ class PublicRequestForm(forms.Form):
             self.fields[f"correction_{i}_wrong"] = forms.CharField(label=_("What we have now"), max_length=500, required=False)
             self.fields[f"correction_{i}_correct"] = forms.CharField(label=_("What it should be"), max_length=500, required=False)
 
+    def _any(self, names) -> bool:
+        return any(self[n].errors or self[n].value() for n in names)
+
+    def corrections_open(self) -> bool:
+        names = [f"correction_{i}_{k}" for i in range(CORRECTION_ROWS) for k in ("field", "wrong", "correct")]
+        return self._any(names + ["evidence"])
+
+    def agent_open(self) -> bool:
+        return self._any(["is_agent", "agent_name", "agent_email", "agent_document", "agent_power_of_attorney"])
+
     def correction_rows(self):
         return [
             (self[f"correction_{i}_field"], self[f"correction_{i}_wrong"], self[f"correction_{i}_correct"])

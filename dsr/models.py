@@ -101,9 +101,9 @@ class DenialReason(models.TextChoices):
 
 def private_storage():
     """Outside STATIC and any served path: files are reached only through staff views."""
-    from django.core.files.storage import FileSystemStorage
+    from dsr.storage import PrivateStorage
 
-    return FileSystemStorage(location=settings.DSR_PRIVATE_FILES_DIR, base_url=None)
+    return PrivateStorage()
 
 
 def public_token_new() -> str:
