@@ -191,3 +191,29 @@ def test_create_officer_prints_token_last(db, capsys):
     out = capsys.readouterr().out.strip().splitlines()
     assert Token.objects.get(user__username="maria").key == out[-1]
     officer_create(username="maria", email="maria2@company.example")  # again: updates, no error
+
+
+def test_public_api_takes_the_form_fields_with_the_same_validation(api):
+    body = _body(type="rectification", relationship="visitor", corrections=[{"field": "postal_code", "wrong": "1", "correct": "2"}])
+    res = api.post(PUBLIC, body, format="json")
+    assert res.status_code == 201, res.content
+    r = DataSubjectRequest.objects.get(reference=res.json()["reference"])
+    assert r.relationship == "visitor" and r.corrections == [{"field": "postal_code", "wrong": "1", "correct": "2"}]
+    bad = api.post(PUBLIC, _body(type="rectification", email="x@example.org"), format="json")
+    assert bad.status_code == 400 and "corrections" in bad.json()["errors"]
+    agent = api.post(PUBLIC, _body(email="y@example.org", agent={"name": "A", "email": "a@example.org", "power_of_attorney": False}), format="json")
+    assert agent.status_code == 400 and "agent.power_of_attorney" in agent.json()["errors"]
+
+
+def test_public_api_rate_limit_per_email_is_a_429_problem(api, settings):
+    settings.DSR_RATE_LIMITS = {**settings.DSR_RATE_LIMITS, "form_email": "1/hour"}
+    assert api.post(PUBLIC, _body(email="limit@example.org"), format="json").status_code == 201
+    res = api.post(PUBLIC, _body(email="limit@example.org", type="erasure"), format="json")
+    assert res.status_code == 429
+    assert res["Content-Type"].startswith("application/problem+json") and int(res["Retry-After"]) > 0
+    assert DataSubjectRequest.objects.count() == 1
+
+
+def test_public_api_gpc_header_is_recorded(api):
+    res = api.post(PUBLIC, _body(type="opt_out_sale"), format="json", HTTP_SEC_GPC="1")
+    assert DataSubjectRequest.objects.get(reference=res.json()["reference"]).gpc_signal is True

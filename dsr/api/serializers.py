@@ -2,7 +2,27 @@
 
 from rest_framework import serializers
 
-from dsr.models import AuditEvent, Channel, DataSubjectRequest, DenialReason, Language, Outcome, Regime, RequestType
+from dsr.models import AccessPeriod, AuditEvent, Channel, DataSubjectRequest, DenialReason, Language, Outcome, Regime, Relationship, RequestType
+from dsr.services.requests import CORRECTABLE_FIELDS
+
+
+class CorrectionIn(serializers.Serializer):
+    field = serializers.ChoiceField(choices=[(f, f) for f in CORRECTABLE_FIELDS])
+    wrong = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    correct = serializers.CharField(max_length=500)
+
+
+class AgentIn(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    email = serializers.EmailField(max_length=254)
+    power_of_attorney = serializers.BooleanField()
+
+    def validate_power_of_attorney(self, value):
+        # A signed permission is a file: it comes through the web form; the API takes agents with a
+        # power of attorney (§7063(b)).
+        if not value:
+            raise serializers.ValidationError("Through the API an agent needs a power of attorney; send signed permissions through the web form.")
+        return value
 
 
 class PublicRequestIn(serializers.Serializer):
@@ -12,6 +32,26 @@ class PublicRequestIn(serializers.Serializer):
     full_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     language = serializers.ChoiceField(choices=Language.choices, required=False, default=Language.EN)
     details = serializers.CharField(max_length=10000, required=False, allow_blank=True, default="")
+    relationship = serializers.ChoiceField(choices=Relationship.choices, required=False, default=Relationship.CUSTOMER)
+    access_period = serializers.ChoiceField(choices=AccessPeriod.choices, required=False, default=AccessPeriod.LAST_12_MONTHS)
+    corrections = CorrectionIn(many=True, required=False, default=list)
+    agent = AgentIn(required=False, default=None, allow_null=True)
+
+    def validate(self, data):
+        if data["type"] == RequestType.RECTIFICATION and not data["corrections"] and not data["details"].strip():
+            raise serializers.ValidationError({"corrections": ["Say what is wrong and what it should be."]})
+        return data
+
+    def intake(self, *, gpc: bool = False):
+        from dsr.services.requests import IntakeDetails
+
+        v, agent = self.validated_data, self.validated_data.get("agent") or {}
+        return IntakeDetails(
+            relationship=v["relationship"], access_period=v["access_period"],
+            corrections=tuple(dict(c) for c in v["corrections"]),
+            agent_name=agent.get("name", ""), agent_email=agent.get("email", ""),
+            agent_power_of_attorney=bool(agent.get("power_of_attorney")), gpc_signal=gpc,
+        )
 
 
 class PublicRequestOut(serializers.Serializer):

@@ -6,12 +6,14 @@ from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.exceptions import Throttled
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from dsr import selectors
 from dsr.api import serializers as s
 from dsr.models import DataSubjectRequest
+from dsr.ratelimit import rate_limit_hit
 from dsr.services import requests as services
 from dsr.services.audit import Actor
 from dsr.services.requests import business_today
@@ -35,9 +37,14 @@ class PublicRequestCreate(APIView):
         data = s.PublicRequestIn(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
+        # The same per-address limit as the web form (the per-client limit is the throttle above).
+        wait = rate_limit_hit(scope="form_email", key=v["email"])
+        if wait:
+            raise Throttled(wait=wait)
+        gpc = request.headers.get("Sec-GPC", "").strip() == "1"
         created = services.request_submit(
             request_type=v["type"], regime=v["regime"], email=v["email"], full_name=v["full_name"],
-            language=v["language"], details=v["details"],
+            language=v["language"], details=v["details"], intake=data.intake(gpc=gpc),
         )
         return Response({"reference": created.reference, "message": SUBMITTED_MESSAGE}, status=status.HTTP_201_CREATED)
 
@@ -60,7 +67,7 @@ class StaffRequestListCreate(GenericAPIView):
         created = services.request_submit(
             request_type=v["type"], regime=v["regime"], email=v["email"], full_name=v["full_name"],
             language=v["language"], details=v["details"], channel=v["channel"], received_at=v.get("received_at"),
-            actor=Actor.staff(request.user),
+            actor=Actor.staff(request.user), intake=data.intake(),
         )
         return _detail_response(created.reference, status.HTTP_201_CREATED)
 
