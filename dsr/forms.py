@@ -125,4 +125,20 @@ class IdentityForm(forms.Form):
 
 
 class ReplyForm(forms.Form):
-    message = forms.CharField(label=_("Your answer"), max_length=10000, widget=forms.Textarea(attrs={"rows": 5}))
+    message = forms.CharField(label=_("Your answer"), max_length=10000, required=False, widget=forms.Textarea(attrs={"rows": 5}))
+    document = forms.FileField(label=_("A copy of your ID (PDF, PNG or JPEG); we delete it once we have checked it"), required=False)
+
+    def __init__(self, *args, document_requested: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not document_requested:
+            del self.fields["document"]
+
+    def clean(self):
+        data = super().clean()
+        if not (data.get("message") or "").strip() and not data.get("document"):
+            self.add_error("message", _("Write your answer."))
+        return data
+
+
+class ReauthForm(forms.Form):
+    password = forms.CharField(label=_("Your password"), widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))

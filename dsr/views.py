@@ -11,8 +11,8 @@ from django.views.decorators.http import require_http_methods
 from django.utils.translation import gettext_lazy as _
 
 from dsr import identity, selectors
-from dsr.errors import DsrError
-from dsr.forms import CodeForm, IdentityForm, PublicRequestForm, ReplyForm
+from dsr.errors import DsrError, InvalidInput
+from dsr.forms import CodeForm, IdentityForm, PublicRequestForm, ReauthForm, ReplyForm
 from dsr.models import AccessPeriod, DataSubjectRequest, Language, RequestDocument, Status
 from dsr.ratelimit import client_ip, rate_limit_hit
 from dsr.services import requests as services
@@ -116,7 +116,17 @@ def _too_many(request, retry_after: int):
     return response
 
 
-def _status_context(obj, *, code_form=None, identity_form=None, reply_form=None, notice=""):
+def _document_requested(obj) -> bool:
+    asked = [e for e in obj.events.all() if e.event_type == "information_requested"]
+    return bool(asked and asked[-1].data.get("id_document"))
+
+
+def _account_holder(request, obj) -> bool:
+    user = getattr(request, "user", None)
+    return bool(user and user.is_authenticated and user.email and user.email.lower() == obj.email.lower())
+
+
+def _status_context(obj, *, request=None, code_form=None, identity_form=None, reply_form=None, reauth_form=None, notice=""):
     needs_email = obj.status == Status.AWAITING_VERIFICATION and not obj.email_verified_at
     needs_identity = obj.status == Status.AWAITING_VERIFICATION and obj.email_verified_at is not None
     declaration = obj.request_type in identity.DECLARATION_REQUIRED
@@ -129,7 +139,9 @@ def _status_context(obj, *, code_form=None, identity_form=None, reply_form=None,
         "code_form": code_form or CodeForm(),
         "identity_form": identity_form or IdentityForm(declaration_required=declaration),
         "points_required": identity.points_required(obj.request_type),
-        "reply_form": reply_form or ReplyForm(),
+        "reply_form": reply_form or ReplyForm(document_requested=_document_requested(obj)),
+        "account_holder": request is not None and obj.status == Status.AWAITING_VERIFICATION and _account_holder(request, obj),
+        "reauth_form": reauth_form or ReauthForm(),
         "notice": notice,
     }
 
@@ -143,7 +155,7 @@ def request_status(request, token):
     request.LANGUAGE_CODE = obj.language
     notice = request.session.pop(f"dsr_notice_{obj.pk}", "")
     if request.method == "GET":
-        return render(request, "public/request_status.html", _status_context(obj, notice=notice))
+        return render(request, "public/request_status.html", _status_context(obj, request=request, notice=notice))
     action = request.POST.get("action")
     wait = rate_limit_hit(scope="verify_ip", key=client_ip(request))
     if wait:
@@ -155,7 +167,7 @@ def request_status(request, token):
             if result.ok:
                 return _back_to_status(request, obj, _("Thank you: your email address is confirmed."))
             form.add_error("code", translation.gettext(result.message))
-        return render(request, "public/request_status.html", _status_context(obj, code_form=form), status=400)
+        return render(request, "public/request_status.html", _status_context(obj, request=request, code_form=form), status=400)
     if action == "resend":
         wait = rate_limit_hit(scope="resend_request", key=str(obj.pk))
         if wait:
@@ -186,16 +198,32 @@ def request_status(request, token):
             form.add_error(None, _(
                 "These details did not match what we hold. Check them and try again, or write to us and we will help."
             ))
-        return render(request, "public/request_status.html", _status_context(obj, identity_form=form), status=400)
+        return render(request, "public/request_status.html", _status_context(obj, request=request, identity_form=form), status=400)
     if action == "reply":
-        form = ReplyForm(request.POST)
+        form = ReplyForm(request.POST, request.FILES, document_requested=_document_requested(obj))
         if form.is_valid():
             try:
-                services.request_requester_reply(request=obj, message=form.cleaned_data["message"])
+                services.request_requester_reply(
+                    request=obj, message=form.cleaned_data["message"], document=form.cleaned_data.get("document")
+                )
+            except InvalidInput as exc:
+                form.add_error("document" if exc.field == "document" else "message", translation.gettext(exc.message))
             except DsrError:
                 return _back_to_status(request, obj, "")
-            return _back_to_status(request, obj, _("Thank you: we have received your answer."))
-        return render(request, "public/request_status.html", _status_context(obj, reply_form=form), status=400)
+            else:
+                return _back_to_status(request, obj, _("Thank you: we have received your answer."))
+        return render(request, "public/request_status.html", _status_context(obj, request=request, reply_form=form), status=400)
+    if action == "reauth":
+        form = ReauthForm(request.POST)
+        if form.is_valid():
+            try:
+                ok = verification.account_reauthenticate(request=obj, user=request.user, password=form.cleaned_data["password"])
+            except DsrError:
+                return _back_to_status(request, obj, "")
+            if ok:
+                return _back_to_status(request, obj, _("Thank you: we have confirmed who you are and are working on your request."))
+            form.add_error("password", _("That password is not right."))
+        return render(request, "public/request_status.html", _status_context(obj, request=request, reauth_form=form), status=400)
     return _back_to_status(request, obj, "")
 
 

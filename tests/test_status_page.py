@@ -95,3 +95,53 @@ def test_rate_limit_on_verification_attempts(client, submitted, settings):
         assert client.post(url, {"action": "code", "code": "000000"}).status_code in (302, 400)
     res = client.post(url, {"action": "code", "code": "000000"})
     assert res.status_code == 429 and int(res["Retry-After"]) > 0
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def test_officer_asks_for_an_id_the_requester_uploads_it_and_it_goes_after_the_decision(client, officer, settings, tmp_path, django_capture_on_commit_callbacks):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.DSR_PRIVATE_FILES_DIR = tmp_path
+    r = request_create(request_type="access_specific")
+    services.request_information_ask(request=r, actor=Actor.staff(officer), message="Please send a copy of your ID.", id_document=True)
+    url = f"/r/{r.public_token}/"
+    assert 'name="document"' in client.get(url).content.decode()
+    bad = client.post(url, {"action": "reply", "message": "", "document": SimpleUploadedFile("id.png", b"GIF89a...")})
+    assert bad.status_code == 400 and "PDF, PNG or JPEG" in bad.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        ok = client.post(url, {"action": "reply", "message": "", "document": SimpleUploadedFile("id.png", PNG)})
+    assert ok.status_code == 302
+    doc = r.documents.get()
+    assert doc.kind == "identity" and (tmp_path / doc.file.name).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.request_verify(request=r, actor=Actor.staff(officer), note="ID checked")
+    doc.refresh_from_db()
+    assert doc.deleted_at and not list(tmp_path.rglob("*.png"))
+
+
+def test_signed_in_account_holder_reauthenticates(client, django_user_model):
+    user = django_user_model.objects.create_user("holder", "holder@example.org", "s3cret-pass-word")
+    r = request_create(email="holder@example.org", request_type="erasure")
+    url = f"/r/{r.public_token}/"
+    assert 'value="reauth"' not in client.get(url).content.decode()
+    client.force_login(user)
+    assert 'value="reauth"' in client.get(url).content.decode()
+    assert client.post(url, {"action": "reauth", "password": "wrong"}).status_code == 400
+    r.refresh_from_db()
+    assert r.status == Status.AWAITING_VERIFICATION
+    assert client.post(url, {"action": "reauth", "password": "s3cret-pass-word"}).status_code == 302
+    r.refresh_from_db()
+    assert r.status == Status.VERIFIED and r.verification_method == "account_reauth"
+
+
+def test_another_signed_in_user_cannot_reauthenticate_for_someone_else(client, django_user_model):
+    other = django_user_model.objects.create_user("other", "other@example.org", "s3cret-pass-word")
+    r = request_create(email="victim@example.org")
+    client.force_login(other)
+    url = f"/r/{r.public_token}/"
+    assert 'value="reauth"' not in client.get(url).content.decode()
+    client.post(url, {"action": "reauth", "password": "s3cret-pass-word"})
+    r.refresh_from_db()
+    assert r.status == Status.AWAITING_VERIFICATION

@@ -128,6 +128,7 @@ class ReasonIn(serializers.Serializer):
 class MessageIn(serializers.Serializer):
     message = serializers.CharField(max_length=10000)
     for_identity = serializers.BooleanField(required=False, default=False)
+    id_document = serializers.BooleanField(required=False, default=False)
 
 
 class RequestFilterIn(serializers.Serializer):

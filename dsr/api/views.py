@@ -145,6 +145,8 @@ ReopenAction = _action(
 )
 AskAction = _action(
     "ask", s.MessageIn,
-    lambda o, a, d: services.request_information_ask(request=o, actor=a, message=d["message"], for_identity=d["for_identity"]),
+    lambda o, a, d: services.request_information_ask(
+        request=o, actor=a, message=d["message"], for_identity=d["for_identity"], id_document=d["id_document"]
+    ),
     "Ask the requester for more information.",
 )

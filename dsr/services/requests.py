@@ -27,6 +27,7 @@ from dsr.models import (
     Outcome,
     ReferenceCounter,
     Regime,
+    RequestDocument,
     RequestType,
     Status,
 )
@@ -541,15 +542,22 @@ def _pause_allowed(request: DataSubjectRequest, for_identity: bool) -> bool:
     return settings.DSR_GDPR_PAUSE_ENABLED and for_identity and request.regime == Regime.GDPR
 
 
-def request_information_ask(*, request: DataSubjectRequest, actor: Actor, message: str, for_identity: bool = False):
+def request_information_ask(
+    *, request: DataSubjectRequest, actor: Actor, message: str, for_identity: bool = False, id_document: bool = False
+):
+    """Ask the requester something. With `id_document` the status page offers an upload [policy:
+    a copy of a government ID may be required before disclosing billing information]; the copy is
+    deleted once the decision is recorded."""
     message = _text_required(message, "message", "A message saying what information is needed")
+    for_identity = for_identity or id_document
     with transaction.atomic():
         updated = request_transition(
             request=request,
             to_status=Status.AWAITING_REQUESTER,
             actor=actor,
             event_type="information_requested",
-            data={"message": message, "for_identity": for_identity, "clock_paused": _pause_allowed(request, for_identity)},
+            data={"message": message, "for_identity": for_identity, "id_document": id_document,
+                  "clock_paused": _pause_allowed(request, for_identity)},
             email_template="information_requested",
             email_context={"message": message},
         )
@@ -562,13 +570,19 @@ def request_information_ask(*, request: DataSubjectRequest, actor: Actor, messag
 
 
 @transaction.atomic
-def request_requester_reply(*, request: DataSubjectRequest, message: str):
+def request_requester_reply(*, request: DataSubjectRequest, message: str, document=None):
     """The requester answered a question: any pause ends (moving the deadline by the days paused),
     then the request goes back to where it was."""
-    message = _text_required(message, "message", "A reply")
+    message = (message or "").strip()
+    if not message and document is None:
+        raise InvalidInput("A reply is required.", field="message")
     locked = request_locked(request.pk)
     if locked.status != Status.AWAITING_REQUESTER:
         raise TransitionNotAllowed(f"{locked.reference} is not waiting for a reply.")
+    if document is not None:
+        from dsr.services.documents import document_check, document_store
+
+        document_store(request=locked, kind=RequestDocument.Kind.IDENTITY, checked=document_check(document, field="document"))
     pause = ClockPause.objects.filter(request=locked, ended_at__isnull=True).first()
     if pause:
         now = timezone.now()
@@ -588,7 +602,7 @@ def request_requester_reply(*, request: DataSubjectRequest, message: str):
         to_status=Status.IN_PROGRESS if verified else Status.AWAITING_VERIFICATION,
         actor=Actor.requester(locked.email),
         event_type="requester_replied",
-        data={"message": message},
+        data={"message": message, "document": document is not None},
         email_template="reply_received",
     )
 

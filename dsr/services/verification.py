@@ -213,3 +213,22 @@ def verification_expire(*, request: DataSubjectRequest) -> DataSubjectRequest:
             "You are welcome to make a new request at any time."
         ),
     )
+
+
+@transaction.atomic
+def account_reauthenticate(*, request: DataSubjectRequest, user, password: str) -> bool:
+    """§7061: an account holder verifies through their existing login plus re-authentication,
+    never by creating an account. The account's email must be the request's."""
+    locked = request_locked(request.pk)
+    if locked.status != Status.AWAITING_VERIFICATION:
+        raise TransitionNotAllowed("This request is not waiting for an identity check.")
+    if not (user and user.is_authenticated and user.email and user.email.lower() == locked.email.lower()):
+        raise TransitionNotAllowed("Sign in with the account that uses this email address.")
+    if not user.check_password(password or ""):
+        audit_event_record(request=locked, event_type="reauthentication_failed", actor=Actor.requester(locked.email))
+        return False
+    if not locked.email_verified_at:
+        locked.email_verified_at = timezone.now()
+        locked.save(update_fields=["email_verified_at", "updated_at"])
+    request_verify(request=locked, actor=Actor.requester(locked.email), note="signed-in account holder re-authenticated", method="account_reauth")
+    return True
