@@ -14,6 +14,10 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
+# Translations are compiled at install, with pure Python (no gettext tools needed).
+messages: $(VENV)/.installed
+	$(PY) manage.py dsr_compile_messages
+
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
@@ -22,7 +26,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 ## Run the product: SQLite under var/, demo data, web + Celery worker + beat (Ctrl-C stops all).
-run: install
+run: install messages
 	mkdir -p var/mail var/celery/queue var/celery/control
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
@@ -31,7 +35,7 @@ run: install
 	$(VENV)/bin/honcho -f Procfile.run start -p $(PORT)
 
 ## Run the test suite (SQLite unless DATABASE_URL/REDIS_URL point at real services; CI sets them).
-test: install-dev
+test: install-dev messages
 	$(PY) -m pytest
 
 ## Benchmarks: results printed and written to bench/RESULTS.md.

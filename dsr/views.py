@@ -166,7 +166,7 @@ def request_status(request, token):
             result = verification.challenge_confirm_code(request=obj, code=form.cleaned_data["code"])
             if result.ok:
                 return _back_to_status(request, obj, _("Thank you: your email address is confirmed."))
-            form.add_error("code", translation.gettext(result.message))
+            form.add_error("code", result.message)
         return render(request, "public/request_status.html", _status_context(obj, request=request, code_form=form), status=400)
     if action == "resend":
         wait = rate_limit_hit(scope="resend_request", key=str(obj.pk))
@@ -207,7 +207,7 @@ def request_status(request, token):
                     request=obj, message=form.cleaned_data["message"], document=form.cleaned_data.get("document")
                 )
             except InvalidInput as exc:
-                form.add_error("document" if exc.field == "document" else "message", translation.gettext(exc.message))
+                form.add_error("document" if exc.field == "document" else "message", exc.message)
             except DsrError:
                 return _back_to_status(request, obj, "")
             else:
@@ -243,7 +243,7 @@ def email_confirm(request, token):
         try:
             obj = verification.challenge_confirm_link(token=token)
         except verification.ChallengeRefused as exc:
-            return render(request, "public/email_confirm.html", {"error": translation.gettext(exc.message)}, status=400)
+            return render(request, "public/email_confirm.html", {"error": exc.message}, status=400)
         translation.activate(obj.language)
         return _back_to_status(request, obj, _("Thank you: your email address is confirmed."))
     return render(request, "public/email_confirm.html", {})

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from dsr.errors import InvalidInput
 from dsr.models import DataSubjectRequest, RequestDocument
@@ -35,15 +36,15 @@ class CheckedDocument:
 def document_check(upload, *, field: str = "documents") -> CheckedDocument:
     if upload.size > settings.DSR_UPLOAD_MAX_BYTES:
         limit = settings.DSR_UPLOAD_MAX_BYTES // (1024 * 1024)
-        raise InvalidInput(f"The file is too large; the limit is {limit} MB.", field=field)
+        raise InvalidInput(gettext("The file is too large; the limit is %(limit)d MB.") % {"limit": limit}, field=field)
     content = upload.read()
     if not content:
-        raise InvalidInput("The file is empty.", field=field)
+        raise InvalidInput(gettext("The file is empty."), field=field)
     for content_type, magic in SIGNATURES.items():
         if any(content.startswith(m) for m in magic):
             name = (getattr(upload, "name", "") or "document")[-200:]
             return CheckedDocument(content, name, content_type, hashlib.sha256(content).hexdigest())
-    raise InvalidInput("Send a PDF, PNG or JPEG file.", field=field)
+    raise InvalidInput(gettext("Send a PDF, PNG or JPEG file."), field=field)
 
 
 def document_store(*, request: DataSubjectRequest, kind: str, checked: CheckedDocument, actor: Actor | None = None):

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from dsr import clock
 from dsr.errors import InvalidInput, TransitionNotAllowed
@@ -160,7 +161,7 @@ def _corrections_clean(corrections) -> list[dict]:
         if field not in CORRECTABLE_FIELDS:
             raise InvalidInput(f"'{field}' is not a field that can be corrected.", field="corrections")
         if not correct:
-            raise InvalidInput("Say what the correct value is.", field="corrections")
+            raise InvalidInput(gettext("Say what the correct value is."), field="corrections")
         cleaned.append({"field": field, "wrong": wrong[:500], "correct": correct[:500]})
     return cleaned
 
@@ -191,13 +192,13 @@ def request_submit(
     _choice_check(intake.access_period, AccessPeriod, "access_period")
     email = (email or "").strip()
     if not email or "@" not in email:
-        raise InvalidInput("An email address is needed so that we can answer the request.", field="email")
+        raise InvalidInput(gettext("An email address is needed so that we can answer the request."), field="email")
     corrections = _corrections_clean(intake.corrections)
     if request_type == RequestType.RECTIFICATION and not corrections and not (details or "").strip():
-        raise InvalidInput("Tell us what is wrong and what is right.", field="corrections")
+        raise InvalidInput(gettext("Tell us what is wrong and what is right."), field="corrections")
     if (intake.agent_name or intake.agent_email) and not (intake.agent_power_of_attorney or intake.documents):
         raise InvalidInput(
-            "An authorised agent needs the consumer's signed permission or a power of attorney.", field="agent_document"
+            gettext("An authorised agent needs the consumer's signed permission or a power of attorney."), field="agent_document"
         )
     from dsr.services.documents import document_check, document_store
 
@@ -575,7 +576,7 @@ def request_requester_reply(*, request: DataSubjectRequest, message: str, docume
     then the request goes back to where it was."""
     message = (message or "").strip()
     if not message and document is None:
-        raise InvalidInput("A reply is required.", field="message")
+        raise InvalidInput(gettext("A reply is required."), field="message")
     locked = request_locked(request.pk)
     if locked.status != Status.AWAITING_REQUESTER:
         raise TransitionNotAllowed(f"{locked.reference} is not waiting for a reply.")

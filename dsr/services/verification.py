@@ -11,6 +11,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
 from dsr import identity
 from dsr.errors import InvalidInput, TransitionNotAllowed
@@ -64,7 +65,7 @@ def challenge_create(*, request: DataSubjectRequest) -> IssuedChallenge:
 def challenge_resend(*, request: DataSubjectRequest, template: str = "verify_email", actor: Actor | None = None):
     locked = request_locked(request.pk)
     if locked.status != Status.AWAITING_VERIFICATION or locked.email_verified_at:
-        raise TransitionNotAllowed("This request is not waiting for an email confirmation.")
+        raise TransitionNotAllowed(gettext("This request is not waiting for an email confirmation."))
     issued = challenge_create(request=locked)
     audit_event_record(
         request=locked, event_type="verification_link_sent", actor=actor or Actor.requester(locked.email),
@@ -95,17 +96,17 @@ def challenge_confirm_link(*, token: str) -> DataSubjectRequest:
         VerificationChallenge.objects.select_related("request").filter(token_hash=_digest("token", token or "")).first()
     )
     if challenge is None:
-        raise ChallengeRefused("This link is not valid. Use the link in the most recent email we sent you.")
+        raise ChallengeRefused(gettext("This link is not valid. Use the link in the most recent email we sent you."))
     locked = request_locked(challenge.request_id)
     challenge.refresh_from_db()
     if locked.email_verified_at:
         return locked  # already done: a second click is harmless
     if not challenge.is_live:
-        raise ChallengeRefused("This link has been replaced by a newer one. Use the link in the most recent email.")
+        raise ChallengeRefused(gettext("This link has been replaced by a newer one. Use the link in the most recent email."))
     if challenge.expires_at < timezone.now():
-        raise ChallengeRefused("This link has expired. Ask for a new one on your request page.")
+        raise ChallengeRefused(gettext("This link has expired. Ask for a new one on your request page."))
     if locked.status != Status.AWAITING_VERIFICATION:
-        raise ChallengeRefused("This request is no longer waiting for an email confirmation.")
+        raise ChallengeRefused(gettext("This request is no longer waiting for an email confirmation."))
     challenge.used_at = timezone.now()
     challenge.save(update_fields=["used_at"])
     return _email_verified(locked, method="link")
@@ -126,20 +127,22 @@ def challenge_confirm_code(*, request: DataSubjectRequest, code: str) -> CodeRes
     if locked.email_verified_at:
         return CodeResult(True, request=locked)
     if locked.status != Status.AWAITING_VERIFICATION:
-        return CodeResult(False, "This request is no longer waiting for an email confirmation.")
+        return CodeResult(False, gettext("This request is no longer waiting for an email confirmation."))
     challenge = VerificationChallenge.objects.filter(request=locked, used_at__isnull=True, revoked_at__isnull=True).first()
     if challenge is None or challenge.expires_at < timezone.now():
-        return CodeResult(False, "This code has expired. Ask for a new one below.")
+        return CodeResult(False, gettext("This code has expired. Ask for a new one below."))
     if challenge.attempts >= settings.DSR_VERIFY_MAX_ATTEMPTS:
-        return CodeResult(False, "Too many wrong codes. Ask for a new one below.")
+        return CodeResult(False, gettext("Too many wrong codes. Ask for a new one below."))
     challenge.attempts += 1
     code = "".join(ch for ch in (code or "") if ch.isdigit())
     if not hmac.compare_digest(challenge.code_hash, _digest(f"code:{locked.pk}", code)):
         challenge.save(update_fields=["attempts"])
         left = settings.DSR_VERIFY_MAX_ATTEMPTS - challenge.attempts
         if left <= 0:
-            return CodeResult(False, "Too many wrong codes. Ask for a new one below.")
-        return CodeResult(False, f"That code is not right. You can try {left} more time(s).")
+            return CodeResult(False, gettext("Too many wrong codes. Ask for a new one below."))
+        return CodeResult(False, ngettext(
+            "That code is not right. You can try %(left)d more time.",
+            "That code is not right. You can try %(left)d more times.", left) % {"left": left})
     challenge.used_at = timezone.now()
     challenge.save(update_fields=["attempts", "used_at"])
     return CodeResult(True, request=_email_verified(locked, method="code"))
@@ -162,7 +165,7 @@ def identity_match_submit(
     unverified specific-pieces request is answered as a categories request."""
     locked = request_locked(request.pk)
     if locked.status != Status.AWAITING_VERIFICATION or not locked.email_verified_at:
-        raise TransitionNotAllowed("This request is not waiting for an identity check.")
+        raise TransitionNotAllowed(gettext("This request is not waiting for an identity check."))
     required = identity.points_required(locked.request_type)
     record = identity.identity_provider().record_for(locked.email)
     excluded = set(locked.corrected_fields) if locked.request_type == "rectification" else set()
@@ -221,9 +224,9 @@ def account_reauthenticate(*, request: DataSubjectRequest, user, password: str) 
     never by creating an account. The account's email must be the request's."""
     locked = request_locked(request.pk)
     if locked.status != Status.AWAITING_VERIFICATION:
-        raise TransitionNotAllowed("This request is not waiting for an identity check.")
+        raise TransitionNotAllowed(gettext("This request is not waiting for an identity check."))
     if not (user and user.is_authenticated and user.email and user.email.lower() == locked.email.lower()):
-        raise TransitionNotAllowed("Sign in with the account that uses this email address.")
+        raise TransitionNotAllowed(gettext("Sign in with the account that uses this email address."))
     if not user.check_password(password or ""):
         audit_event_record(request=locked, event_type="reauthentication_failed", actor=Actor.requester(locked.email))
         return False
