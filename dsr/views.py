@@ -151,8 +151,13 @@ def request_status(request, token):
     obj = selectors.request_by_token(token=token)
     if obj is None:
         return _unknown(request)
-    translation.activate(obj.language)
+    # The request keeps its language on its own page, whatever the browser says.
     request.LANGUAGE_CODE = obj.language
+    with translation.override(obj.language):
+        return _request_status(request, obj)
+
+
+def _request_status(request, obj):
     notice = request.session.pop(f"dsr_notice_{obj.pk}", "")
     if request.method == "GET":
         return render(request, "public/request_status.html", _status_context(obj, request=request, notice=notice))
@@ -244,8 +249,8 @@ def email_confirm(request, token):
             obj = verification.challenge_confirm_link(token=token)
         except verification.ChallengeRefused as exc:
             return render(request, "public/email_confirm.html", {"error": exc.message}, status=400)
-        translation.activate(obj.language)
-        return _back_to_status(request, obj, _("Thank you: your email address is confirmed."))
+        with translation.override(obj.language):
+            return _back_to_status(request, obj, _("Thank you: your email address is confirmed."))
     return render(request, "public/email_confirm.html", {})
 
 

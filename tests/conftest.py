@@ -18,6 +18,15 @@ def _missing(what: str):
 
 
 @pytest.fixture(autouse=True)
+def _english_by_default():
+    from django.utils import translation
+
+    translation.activate("en")
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _service_markers(request):
     if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
         _missing("PostgreSQL (DATABASE_URL)")
