@@ -1,19 +1,44 @@
-"""The public form in a real browser: Debian's Chromium driven by Playwright."""
+"""The public side in a real browser: Debian's Chromium driven by Playwright. Each language,
+verification by link and by code, the status page; screenshots on a phone and a desktop viewport
+are written to tests/artifacts/ (not committed)."""
 
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
+from django.core import mail
 
-from dsr.models import DataSubjectRequest
+from dsr.models import DataSubjectRequest, DemoCustomer, Status
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 900}}
+
+# What a person reads and clicks, per language.
+TEXT = {
+    "en": {"heading": "Make a privacy request", "type": "See what data you hold about me (categories)",
+           "regime": "California (CCPA)", "email": "Your email address", "name": "Your full name",
+           "send": "Send my request", "next": "What happens next", "confirm_button": "Confirm my email address",
+           "code": "The 6-digit code from our email", "confirm": "Confirm", "postal": "Your postal code",
+           "check": "Check my details", "verified": "Verified", "subject": "We received your privacy request"},
+    "sv": {"heading": "Gör en integritetsbegäran", "type": "Se vilka uppgifter ni har om mig (kategorier)",
+           "regime": "EU/EES, Storbritannien eller Schweiz (GDPR)", "email": "Din e-postadress",
+           "name": "Ditt fullständiga namn", "send": "Skicka min begäran", "next": "Vad som händer nu",
+           "confirm_button": "Bekräfta min e-postadress", "code": "Den sexsiffriga koden från vårt e-postmeddelande",
+           "confirm": "Bekräfta", "postal": "Ditt postnummer", "check": "Kontrollera mina uppgifter",
+           "verified": "Kontrollerad", "subject": "Vi har tagit emot din integritetsbegäran"},
+    "nl": {"heading": "Een privacyverzoek indienen", "type": "Zien welke gegevens u over mij heeft (categorieën)",
+           "regime": "EU/EER, VK of Zwitserland (AVG)", "email": "Uw e-mailadres", "name": "Uw volledige naam",
+           "send": "Mijn verzoek versturen", "next": "Wat er nu gebeurt", "confirm_button": "Mijn e-mailadres bevestigen",
+           "code": "De 6-cijferige code uit onze e-mail", "confirm": "Bevestigen", "postal": "Uw postcode",
+           "check": "Mijn gegevens controleren", "verified": "Geverifieerd", "subject": "Wij hebben uw privacyverzoek"},
+}
 
 
 @pytest.fixture
-def page():
+def browser():
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the ORM calls in these tests are
@@ -21,43 +46,112 @@ def page():
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     executable = os.environ.get("DSR_CHROMIUM") or shutil.which("chromium")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 390, "height": 844})
-        yield context.new_page()
+        instance = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield instance
         # ORM calls made while Playwright's loop runs get a connection of their own; close it
         # here, in the same context, so no session outlives the test database.
         from django.db import connections
 
         connections.close_all()
-        browser.close()
+        instance.close()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
-def test_submit_the_form_in_a_browser(live_server, page):
+def _page(browser, language: str, viewport: str):
+    context = browser.new_context(viewport=VIEWPORTS[viewport], locale=language, extra_http_headers={"Accept-Language": language})
+    return context.new_page()
+
+
+def _shot(page, name: str):
     ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _submit(page, live_server, t, email):
     page.goto(live_server.url + "/")
-    page.get_by_label("Delete my data").check()
-    page.get_by_label("California (CCPA)").check()
-    page.get_by_label("Your email address", exact=True).fill("browser@example.org")
-    page.get_by_label("Your full name", exact=True).fill("Bea Browser")
-    page.screenshot(path=str(ARTIFACTS / "form-phone.png"), full_page=True)
-    page.get_by_role("button", name="Send my request").click()
+    assert page.get_by_role("heading", level=1).inner_text() == t["heading"]
+    page.get_by_label(t["type"], exact=True).check()
+    page.get_by_label(t["regime"], exact=True).check()
+    page.get_by_label(t["email"], exact=True).fill(email)
+    page.get_by_label(t["name"], exact=True).fill("Test Person")
+    page.get_by_role("button", name=t["send"]).click()
     page.wait_for_url("**/submitted/")
-    r = DataSubjectRequest.objects.get(email="browser@example.org")
-    assert "What happens next" in page.content()
-    assert r.request_type == "erasure" and r.regime == "ccpa"
-    page.screenshot(path=str(ARTIFACTS / "submitted-phone.png"), full_page=True)
+    assert t["next"] in page.content()
+
+
+def _mail_for(email):
+    sent = [m for m in mail.outbox if m.to == [email]]
+    assert sent, f"no email to {email}"
+    return sent[-1]
 
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_form_errors_in_a_browser(live_server, page):
+@pytest.mark.parametrize("language,viewport,method", [("en", "phone", "link"), ("sv", "desktop", "code"), ("nl", "phone", "code"), ("nl", "desktop", "link")])
+def test_submit_verify_and_follow_in_each_language(live_server, browser, settings, language, viewport, method):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.SITE_URL = live_server.url
+    t = TEXT[language]
+    email = f"{language}-{viewport}@example.org"
+    DemoCustomer.objects.create(email=email, full_name="Test Person", postal_code="1011 AB")
+    page = _page(browser, language, viewport)
+    _submit(page, live_server, t, email)
+    _shot(page, f"confirmation-{language}-{viewport}")
+    r = DataSubjectRequest.objects.get(email=email)
+    assert r.language == language and r.status == Status.AWAITING_VERIFICATION
+    message = _mail_for(email)
+    assert message.subject.startswith(t["subject"])
+    status_url = re.search(r"(http://\S+/r/[\w-]+/)", message.body).group(1)
+    if method == "link":
+        page.goto(re.search(r"(http://\S+/v/[\w-]+/)", message.body).group(1))
+        page.get_by_role("button", name=t["confirm_button"]).click()
+    else:
+        page.goto(status_url)
+        code = re.search(r": (\d{6})", message.body).group(1)
+        page.get_by_label(t["code"]).fill(code)
+        page.get_by_role("button", name=t["confirm"], exact=True).click()
+    page.wait_for_url(f"**/r/{r.public_token}/")
+    page.get_by_label(t["postal"]).fill("1011ab")
+    page.get_by_role("button", name=t["check"]).click()
+    page.wait_for_url(f"**/r/{r.public_token}/")
+    assert t["verified"] in page.content()
+    r.refresh_from_db()
+    assert r.status == Status.VERIFIED
+    _shot(page, f"status-{language}-{viewport}")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("viewport", ["phone", "desktop"])
+def test_form_screenshots_and_errors_keep_what_was_typed(live_server, browser, viewport):
+    page = _page(browser, "en", viewport)
     page.goto(live_server.url + "/")
+    _shot(page, f"form-en-{viewport}")
     page.get_by_label("Your email address", exact=True).fill("not-an-email")
     page.get_by_label("Your full name", exact=True).fill("Kept")
     page.get_by_role("button", name="Send my request").click()
-    assert page.get_by_role("alert").is_visible()
+    assert page.get_by_role("alert").first.is_visible()
     assert page.get_by_label("Your full name", exact=True).input_value() == "Kept"
+    _shot(page, f"form-errors-en-{viewport}")
     assert DataSubjectRequest.objects.count() == 0
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_language_switch_and_keyboard_only_submission(live_server, browser):
+    page = _page(browser, "en", "desktop")
+    page.goto(live_server.url + "/")
+    page.get_by_label("Language").select_option("sv")
+    page.get_by_role("button", name="Change").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "Gör en integritetsbegäran"
+    # Keyboard only: radios by arrow keys, fields by Tab, submit with Enter.
+    page.get_by_label("Radera mina uppgifter", exact=True).focus()
+    page.keyboard.press("Space")
+    page.get_by_label("Kalifornien (CCPA)", exact=True).focus()
+    page.keyboard.press("Space")
+    page.get_by_label("Din e-postadress", exact=True).focus()
+    page.keyboard.type("keys@example.org")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/submitted/")
+    r = DataSubjectRequest.objects.get(email="keys@example.org")
+    assert (r.request_type, r.regime, r.language) == ("erasure", "ccpa", "sv")
