@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from dsr.models import AuditEvent, DataSubjectRequest, OutboundEmail
+from dsr.models import AuditEvent, DataSubjectRequest, DemoCustomer, Organisation, OutboundEmail
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -33,3 +33,17 @@ class AuditEventAdmin(ReadOnlyAdmin):
 class OutboundEmailAdmin(ReadOnlyAdmin):
     list_display = ["template", "to", "status", "attempts", "created_at", "sent_at"]
     list_filter = ["status", "template"]
+
+
+@admin.register(Organisation)
+class OrganisationAdmin(admin.ModelAdmin):
+    """Where requests from an organisation's users are forwarded [policy]: one row per email domain."""
+
+    list_display = ["name", "email_domain", "admin_contact_email"]
+    search_fields = ["name", "email_domain"]
+
+
+@admin.register(DemoCustomer)
+class DemoCustomerAdmin(admin.ModelAdmin):
+    list_display = ["email", "full_name", "postal_code", "customer_number"]
+    search_fields = ["email", "full_name"]

@@ -11,4 +11,5 @@ urlpatterns = [
     path("v/<str:token>/", views.email_confirm, name="email-confirm"),
     path("staff/", views.staff_request_list, name="staff-request-list"),
     path("staff/requests/<str:reference>/", views.staff_request_detail, name="staff-request-detail"),
+    path("staff/requests/<str:reference>/documents/<int:document_id>/", views.staff_document_download, name="staff-document"),
 ]

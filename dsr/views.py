@@ -3,7 +3,7 @@ staff list. Views validate input and call one service."""
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.utils import translation
 from django.views.decorators.http import require_http_methods
@@ -270,3 +270,19 @@ def staff_request_detail(request, reference):
     except DataSubjectRequest.DoesNotExist:
         raise Http404("No such request") from None
     return render(request, "staff/request_detail.html", {"req": obj, "today": business_today()})
+
+
+@login_required
+@permission_required("dsr.work_requests", raise_exception=True)
+def staff_document_download(request, reference, document_id):
+    """Requesters' files are private: only privacy staff reach them, and only through here."""
+    document = RequestDocument.objects.select_related("request").filter(
+        pk=document_id, request__reference=reference, deleted_at__isnull=True
+    ).first()
+    if document is None or not document.file:
+        raise Http404("No such document")
+    response = FileResponse(document.file.open("rb"), content_type=document.content_type, as_attachment=True,
+                            filename=document.original_name)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    return response

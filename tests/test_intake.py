@@ -177,3 +177,22 @@ def test_access_period_since_2022(client):
 def test_no_email_goes_out_when_the_form_fails(client, mailoutbox):
     client.post("/", _form(email="broken"))
     assert OutboundEmail.objects.count() == 0 and mailoutbox == []
+
+
+def test_documents_reach_only_privacy_staff(client, officer, settings, tmp_path, django_capture_on_commit_callbacks, django_user_model):
+    settings.DSR_PRIVATE_FILES_DIR = tmp_path
+    with django_capture_on_commit_callbacks(execute=True):
+        r = request_create(intake=services.IntakeDetails(
+            agent_name="A", agent_email="a@example.org", documents=(("agent_authorisation", SimpleUploadedFile("p.pdf", PDF)),)))
+    doc = r.documents.get()
+    url = f"/staff/requests/{r.reference}/documents/{doc.pk}/"
+    assert client.get(url).status_code == 302  # to the login page
+    django_user_model.objects.create_user("plain", "plain@example.org", "pw-long-enough-1")
+    client.login(username="plain", password="pw-long-enough-1")
+    assert client.get(url).status_code == 403
+    client.login(username="olivia", password="correct horse battery")
+    res = client.get(url)
+    assert res.status_code == 200 and b"".join(res.streaming_content) == PDF
+    assert res["Content-Type"] == "application/pdf" and "attachment" in res["Content-Disposition"]
+    assert client.get(f"/staff/requests/DSR-1999-000001/documents/{doc.pk}/").status_code == 404
+    assert "p.pdf" in client.get(f"/staff/requests/{r.reference}/").content.decode()
