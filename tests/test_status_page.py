@@ -145,3 +145,11 @@ def test_another_signed_in_user_cannot_reauthenticate_for_someone_else(client, d
     client.post(url, {"action": "reauth", "password": "s3cret-pass-word"})
     r.refresh_from_db()
     assert r.status == Status.AWAITING_VERIFICATION
+
+
+def test_the_answer_is_on_the_status_page(client, officer):
+    r = request_create(regime="gdpr", language="sv")
+    services.request_deny(request=r, actor=Actor.staff(officer), reason_category="exempt", message="Uppgifterna omfattas av ett lagkrav.")
+    page = client.get(f"/r/{r.public_token}/").content.decode()
+    assert "Vårt svar" in page and "Uppgifterna omfattas av ett lagkrav." in page
+    assert "tillsynsmyndighet" in page or "dataskyddsmyndighet" in page
