@@ -7,6 +7,9 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    # ESP tracking webhooks (delivered, bounced, complained), authenticated by anymail with the
+    # ESP's webhook secret / signing key from the ANYMAIL_* settings.
+    path("anymail/", include("anymail.urls")),
     path("api/v1/", include("dsr.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

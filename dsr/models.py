@@ -167,6 +167,9 @@ class DataSubjectRequest(models.Model):
     remind_on = models.DateField(null=True, blank=True)
     overdue_on = models.DateField(null=True, blank=True)
     overdue_since = models.DateField(null=True, blank=True)
+    # Something the team must look at (an email to the requester bounced, ...).
+    flagged_at = models.DateTimeField(null=True, blank=True)
+    flag_reason = models.CharField(max_length=200, blank=True)
 
     # The head of the audit chain, so that removing the newest events is detected too.
     audit_seq = models.PositiveIntegerField(default=0)
@@ -273,6 +276,23 @@ class RequestDocument(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True)
 
 
+class ClosedRequestStat(models.Model):
+    """What is left of a request after its retention period (§7101: 24 months): no personal data,
+    just enough for the §7102 metrics of past years."""
+
+    year = models.PositiveIntegerField()
+    request_type = models.CharField(max_length=24)
+    regime = models.CharField(max_length=8)
+    channel = models.CharField(max_length=12)
+    outcome = models.CharField(max_length=20, blank=True)
+    denial_reason = models.CharField(max_length=24, blank=True)
+    days_to_response = models.PositiveIntegerField(null=True, blank=True)
+    purged_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["year", "request_type"], name="dsr_stat_year_type")]
+
+
 class DemoCustomer(models.Model):
     """Run mode's stand-in for the company's customer records, matched during verification."""
 
@@ -346,7 +366,13 @@ class OutboundEmail(models.Model):
     to = models.EmailField(max_length=254)
     subject = models.CharField(max_length=250)
     body_text = models.TextField()
+    body_html = models.TextField(blank=True)
+    headers = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=EmailStatus.choices, default=EmailStatus.QUEUED)
+    # What the ESP reported afterwards through anymail's tracking webhooks.
+    delivery_status = models.CharField(max_length=20, blank=True)
+    delivery_detail = models.CharField(max_length=500, blank=True)
+    delivery_updated_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     message_id = models.CharField(max_length=250, blank=True)
@@ -355,7 +381,10 @@ class OutboundEmail(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["status", "created_at"], name="dsr_email_status")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="dsr_email_status"),
+            models.Index(fields=["message_id"], name="dsr_email_message_id"),
+        ]
 
     def __str__(self):
         return f"{self.template} to {self.to} ({self.status})"

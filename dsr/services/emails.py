@@ -7,12 +7,14 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import EmailMessage
+from django.core import signing
+from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from dsr.models import DataSubjectRequest, EmailStatus, OutboundEmail
+from dsr.services.audit import Actor, audit_event_record
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +23,16 @@ def requester_status_url(request: DataSubjectRequest) -> str:
     return f"{settings.SITE_URL}/r/{request.public_token}/"
 
 
-def email_render(*, template: str, language: str, context: dict) -> tuple[str, str]:
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def email_render(*, template: str, language: str, context: dict) -> RenderedEmail:
+    """Subject, text and HTML parts in the given language. The HTML part is the text part set in
+    the house layout (links made clickable), so the two always say the same thing."""
     base = {
         "business_name": settings.DSR_BUSINESS_NAME,
         "business_contact": settings.DSR_BUSINESS_CONTACT,
@@ -30,17 +41,20 @@ def email_render(*, template: str, language: str, context: dict) -> tuple[str, s
     base.update(context)
     with translation.override(language):
         subject = render_to_string(f"emails/{template}.subject.txt", base).strip().replace("\n", " ")
-        body = render_to_string(f"emails/{template}.txt", base)
-    return subject, body
+        text = render_to_string(f"emails/{template}.txt", base)
+        html = render_to_string("emails/_layout.html", {**base, "subject": subject, "text": text, "language": language})
+    return RenderedEmail(subject, text, html)
 
 
 def email_queue(
-    *, template: str, to: str, language: str, context: dict, request: DataSubjectRequest | None = None
+    *, template: str, to: str, language: str, context: dict, request: DataSubjectRequest | None = None,
+    headers: dict | None = None,
 ) -> OutboundEmail:
     """Write the email row and schedule its sending for after the surrounding commit."""
-    subject, body = email_render(template=template, language=language, context=context)
+    rendered = email_render(template=template, language=language, context=context)
     email = OutboundEmail.objects.create(
-        request=request, template=template, language=language, to=to, subject=subject[:250], body_text=body
+        request=request, template=template, language=language, to=to, subject=rendered.subject[:250],
+        body_text=rendered.text, body_html=rendered.html, headers=headers or {},
     )
     transaction.on_commit(lambda: email_dispatch(email_id=email.pk))
     return email
@@ -73,10 +87,36 @@ def outbox_redispatch(*, now=None) -> int:
     return len(ids)
 
 
+def unsubscribe_token(email: str) -> str:
+    return signing.dumps({"e": email.strip().lower()}, salt=UNSUBSCRIBE_SALT, compress=True)
+
+
+def unsubscribe_email_from_token(token: str) -> str | None:
+    try:
+        return signing.loads(token, salt=UNSUBSCRIBE_SALT)["e"]
+    except (signing.BadSignature, KeyError, TypeError):
+        return None
+
+
+def unsubscribe_headers(email: str) -> dict:
+    """RFC 8058 one-click unsubscribe, on every email about marketing."""
+    url = f"{settings.SITE_URL}/unsubscribe/{unsubscribe_token(email)}/"
+    return {
+        "List-Unsubscribe": f"<{url}>, <mailto:{settings.DSR_BUSINESS_CONTACT}?subject=unsubscribe>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+UNSUBSCRIBE_SALT = "dsr.unsubscribe"
+
+
 def email_to_requester(*, request: DataSubjectRequest, template: str, context: dict | None = None) -> OutboundEmail:
     ctx = {"request": request, "status_url": requester_status_url(request)}
     ctx.update(context or {})
-    return email_queue(template=template, to=request.email, language=request.language, context=ctx, request=request)
+    headers = unsubscribe_headers(request.email) if request.request_type == "opt_out_marketing" else None
+    return email_queue(
+        template=template, to=request.email, language=request.language, context=ctx, request=request, headers=headers
+    )
 
 
 def staff_recipients() -> list[str]:
@@ -113,13 +153,18 @@ def outbound_email_send(*, email_id: int) -> SendResult:
         if email.status != EmailStatus.QUEUED:
             return SendResult(email_id, "already_done")
         email.attempts += 1
-        message = EmailMessage(
+        message = EmailMultiAlternatives(
             subject=email.subject,
             body=email.body_text,
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=[email.to],
             reply_to=[settings.DSR_BUSINESS_CONTACT],
+            headers=email.headers or None,
         )
+        if email.body_html:
+            message.attach_alternative(email.body_html, "text/html")
+        message.tags = [email.template]
+        message.metadata = {"outbound_email_id": str(email.pk)}
         try:
             message.send(fail_silently=False)
         except Exception as exc:  # any ESP/SMTP failure: record it, retry with backoff, then give up
@@ -128,6 +173,8 @@ def outbound_email_send(*, email_id: int) -> SendResult:
             email.status = EmailStatus.FAILED if final else EmailStatus.QUEUED
             email.save(update_fields=["attempts", "last_error", "status"])
             log.warning("email %s attempt %s failed: %s", email.pk, email.attempts, email.last_error)
+            if final:
+                _delivery_failed(email, reason=email.last_error)
             return SendResult(email_id, "failed" if final else "retry", email.last_error)
         status = getattr(message, "anymail_status", None)
         message_id = getattr(status, "message_id", None) if status else None
@@ -140,3 +187,51 @@ def outbound_email_send(*, email_id: int) -> SendResult:
 
             request_acknowledgement_record(request_id=email.request_id, email=email)
     return SendResult(email_id, "sent")
+
+
+STAFF_TEMPLATES_PREFIX = "staff_"
+
+
+def _delivery_failed(email: OutboundEmail, *, reason: str) -> None:
+    """A requester's email could not be delivered: flag the request and tell the team (once;
+    never about the team's own emails, which would only loop)."""
+    if not email.request_id or email.template.startswith(STAFF_TEMPLATES_PREFIX) or email.to != email.request.email:
+        return
+    from dsr.services.requests import request_flag
+
+    if request_flag(request_id=email.request_id, reason=f"Email '{email.template}' to the requester failed: {reason}"[:200],
+                    data={"email_id": email.pk, "template": email.template}):
+        request = DataSubjectRequest.objects.get(pk=email.request_id)
+        email_to_staff(request=request, template="staff_delivery_failed", recipients=staff_recipients(),
+                       context={"failed": email, "reason": reason})
+
+
+# anymail's normalised event types that mean the message will not arrive.
+UNDELIVERABLE = {"bounced", "rejected", "failed", "complained"}
+
+
+def delivery_event_record(*, message_id: str, event_type: str, recipient: str = "", description: str = "",
+                          timestamp=None) -> OutboundEmail | None:
+    """What the ESP reported through anymail's tracking webhook: delivered, bounced, complained…"""
+    if not message_id:
+        return None
+    with transaction.atomic():
+        email = OutboundEmail.objects.select_for_update().select_related("request").filter(message_id=message_id).first()
+        if email is None:
+            log.info("tracking event %s for unknown message %s", event_type, message_id)
+            return None
+        email.delivery_status = event_type[:20]
+        email.delivery_detail = (description or "")[:500]
+        email.delivery_updated_at = timestamp or timezone.now()
+        email.save(update_fields=["delivery_status", "delivery_detail", "delivery_updated_at"])
+        if email.request_id:
+            from dsr.services.requests import request_locked
+
+            locked = request_locked(email.request_id)
+            audit_event_record(
+                request=locked, event_type=f"email_{event_type}"[:40], actor=Actor.system("email provider"),
+                data={"email_id": email.pk, "template": email.template, "to": email.to, "detail": email.delivery_detail},
+            )
+        if event_type in UNDELIVERABLE:
+            _delivery_failed(email, reason=f"{event_type}: {description}".strip(": "))
+    return email

@@ -688,3 +688,16 @@ def request_acknowledgement_record(*, request_id: int, email) -> None:
         actor=Actor.system(),
         data={"email_id": email.pk, "to": email.to, "acknowledge_by": locked.acknowledge_by},
     )
+
+
+@transaction.atomic
+def request_flag(*, request_id: int, reason: str, data: dict | None = None) -> bool:
+    """Mark a request for the team's attention. Returns False when it was already flagged."""
+    locked = request_locked(request_id)
+    if locked.flagged_at:
+        return False
+    locked.flagged_at = timezone.now()
+    locked.flag_reason = reason[:200]
+    locked.save(update_fields=["flagged_at", "flag_reason", "updated_at"])
+    audit_event_record(request=locked, event_type="flagged", actor=Actor.system(), data={"reason": reason, **(data or {})})
+    return True
