@@ -247,6 +247,9 @@ CELERY_BEAT_SCHEDULE = {
 # --- The product ----------------------------------------------------------------------------------
 DSR_BUSINESS_NAME = env.str("DSR_BUSINESS_NAME", default="Example Company")
 DSR_BUSINESS_CONTACT = env.str("DSR_BUSINESS_CONTACT", default="privacy@example.com")
+# §7022: a business that sells or shares personal information offers the opt-out when it refuses
+# a deletion.
+DSR_BUSINESS_SELLS_OR_SHARES = env.bool("DSR_BUSINESS_SELLS_OR_SHARES", default=True)
 # Deadlines are dates in the business's time zone (RULES.md §2).
 DSR_TIME_ZONE = env.str("DSR_TIME_ZONE", default="America/Los_Angeles")
 DSR_CCPA_HOLIDAYS = env.str("DSR_CCPA_HOLIDAYS", default="US-CA")

@@ -33,7 +33,7 @@ from dsr.models import (
     Status,
 )
 from dsr.services.audit import Actor, audit_event_record
-from dsr.services.emails import email_queue, email_to_requester, requester_status_url
+from dsr.services.emails import email_queue, email_to_requester, email_to_staff, requester_status_url, staff_recipients
 
 S = Status
 
@@ -428,7 +428,11 @@ def request_verify(*, request: DataSubjectRequest, actor: Actor, note: str = "",
         changes={"verified_at": timezone.now(), "verification_method": method},
         email_template="verified",
     )
-    return _access_limit_apply(verified)
+    verified = _access_limit_apply(verified)
+    if verified.status == Status.VERIFIED and actor.type != "staff":
+        # Staff who verified by hand know already; a requester's own verification is news.
+        email_to_staff(request=verified, template="staff_new_verified", recipients=staff_recipients())
+    return verified
 
 
 CCPA_KNOW_TYPES = (RequestType.ACCESS, RequestType.ACCESS_SPECIFIC, RequestType.PORTABILITY)
@@ -488,7 +492,7 @@ def request_complete(*, request: DataSubjectRequest, actor: Actor, message: str,
         event_type="completed",
         data={"outcome": outcome, "message": message},
         changes={"outcome": outcome, "response_message": message},
-        email_template="completed",
+        email_template="opt_out_confirmed" if request.request_type in TYPES_WITHOUT_VERIFICATION else "completed",
         email_context={"message": message, "outcome": outcome},
     )
 
@@ -505,7 +509,12 @@ def request_deny(*, request: DataSubjectRequest, actor: Actor, reason_category: 
         data={"reason_category": reason_category, "message": message},
         changes={"outcome": Outcome.DENIED, "denial_reason": reason_category, "response_message": message},
         email_template="denied",
-        email_context={"message": message},
+        email_context={
+            "message": message,
+            # §7022: refusing a deletion, a business that sells or shares offers the opt-out.
+            "offer_opt_out": request.regime == Regime.CCPA and request.request_type == RequestType.ERASURE
+            and settings.DSR_BUSINESS_SELLS_OR_SHARES,
+        },
     )
 
 
@@ -560,7 +569,7 @@ def request_information_ask(
             data={"message": message, "for_identity": for_identity, "id_document": id_document,
                   "clock_paused": _pause_allowed(request, for_identity)},
             email_template="information_requested",
-            email_context={"message": message},
+            email_context={"message": message, "clock_paused": _pause_allowed(request, for_identity)},
         )
         if _pause_allowed(updated, for_identity):
             now = timezone.now()
@@ -701,3 +710,13 @@ def request_flag(*, request_id: int, reason: str, data: dict | None = None) -> b
     locked.save(update_fields=["flagged_at", "flag_reason", "updated_at"])
     audit_event_record(request=locked, event_type="flagged", actor=Actor.system(), data={"reason": reason, **(data or {})})
     return True
+
+
+@transaction.atomic
+def request_message_send(*, request: DataSubjectRequest, actor: Actor, message: str) -> DataSubjectRequest:
+    """A message from the privacy team to the requester, with no change of status."""
+    message = _text_required(message, "message", "A message")
+    locked = request_locked(request.pk)
+    audit_event_record(request=locked, event_type="team_message", actor=actor, data={"message": message})
+    email_to_requester(request=locked, template="team_message", context={"message": message})
+    return locked
