@@ -3,7 +3,8 @@ staff list. Views validate input and call one service."""
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.shortcuts import redirect, render
 from django.utils import translation
 from django.views.decorators.http import require_http_methods
@@ -17,6 +18,7 @@ from dsr.models import AccessPeriod, DataSubjectRequest, Language, RequestDocume
 from dsr.ratelimit import client_ip, rate_limit_hit
 from dsr.services import requests as services
 from dsr.services import verification
+from dsr.services.emails import unsubscribe_email_from_token
 from dsr.services.requests import business_today
 
 CONFIRMATION_SESSION_KEY = "dsr_submitted_reference"
@@ -286,3 +288,19 @@ def staff_document_download(request, reference, document_id):
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request, token):
+    """RFC 8058 one-click unsubscribe. A mail client POSTs "List-Unsubscribe=One-Click" with no
+    cookies (hence no CSRF token); a person who opens the link gets a page with a button."""
+    email = unsubscribe_email_from_token(token)
+    if email is None:
+        return _unknown(request)
+    if request.method == "POST":
+        services.marketing_opt_out_record(email=email, language=_language(request))
+        if request.POST.get("List-Unsubscribe") == "One-Click":
+            return HttpResponse(status=200)
+        return render(request, "public/unsubscribed.html", {"done": True})
+    return render(request, "public/unsubscribed.html", {"done": False})

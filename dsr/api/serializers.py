@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from dsr.models import AccessPeriod, AuditEvent, Channel, DataSubjectRequest, DenialReason, Language, Outcome, Regime, Relationship, RequestType
+from dsr.models import AccessPeriod, AuditEvent, OutboundEmail, Channel, DataSubjectRequest, DenialReason, Language, Outcome, Regime, Relationship, RequestType
 from dsr.services.requests import CORRECTABLE_FIELDS
 
 
@@ -80,11 +80,19 @@ class EventOut(serializers.ModelSerializer):
         fields = ["seq", "event_type", "actor_type", "actor", "from_status", "to_status", "data", "created_at", "hash"]
 
 
+class EmailOut(serializers.ModelSerializer):
+    class Meta:
+        model = OutboundEmail
+        fields = ["id", "template", "to", "language", "subject", "status", "attempts", "last_error", "created_at",
+                  "sent_at", "delivery_status", "delivery_detail", "delivery_updated_at"]
+
+
 class RequestDetailOut(serializers.ModelSerializer):
     type = serializers.CharField(source="request_type")
     extended = serializers.BooleanField(source="is_extended")
     overdue = serializers.SerializerMethodField()
     events = EventOut(many=True)
+    emails = EmailOut(many=True)
 
     class Meta:
         model = DataSubjectRequest
@@ -92,7 +100,7 @@ class RequestDetailOut(serializers.ModelSerializer):
             "reference", "type", "regime", "channel", "language", "status", "email", "full_name", "details",
             "received_at", "verified_at", "acknowledged_at", "acknowledge_by", "respond_by", "original_respond_by",
             "extended", "extension_reason", "paused_days", "overdue", "overdue_since", "closed_at", "outcome",
-            "denial_reason", "response_message", "events",
+            "denial_reason", "response_message", "flagged_at", "flag_reason", "events", "emails",
         ]
 
     def get_overdue(self, obj) -> bool:
@@ -119,6 +127,10 @@ class CompleteIn(serializers.Serializer):
         required=False,
         default=Outcome.COMPLIED,
     )
+
+
+class TeamMessageIn(serializers.Serializer):
+    message = serializers.CharField(max_length=10000)
 
 
 class ReasonIn(serializers.Serializer):

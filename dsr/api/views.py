@@ -150,3 +150,8 @@ AskAction = _action(
     ),
     "Ask the requester for more information.",
 )
+MessageAction = _action(
+    "message", s.TeamMessageIn,
+    lambda o, a, d: services.request_message_send(request=o, actor=a, message=d["message"]),
+    "Send the requester a message from the privacy team (no change of status).",
+)

@@ -720,3 +720,12 @@ def request_message_send(*, request: DataSubjectRequest, actor: Actor, message: 
     audit_event_record(request=locked, event_type="team_message", actor=actor, data={"message": message})
     email_to_requester(request=locked, template="team_message", context={"message": message})
     return locked
+
+
+def marketing_opt_out_record(*, email: str, language: str = Language.EN) -> DataSubjectRequest:
+    """One-click unsubscribe (RFC 8058): a marketing opt-out for the address, honoured without
+    verification; a repeat click links to the open one (no second clock, no second email storm)."""
+    return request_submit(
+        request_type=RequestType.OPT_OUT_MARKETING, regime=Regime.OTHER, email=email, language=language,
+        details="One-click unsubscribe from an email.", actor=Actor.requester(email),
+    )
