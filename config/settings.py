@@ -238,6 +238,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "dsr.tasks.deadline_sweep",
         "schedule": timedelta(seconds=env.int("DSR_SWEEP_SECONDS", default=300)),
     },
+    "retention-purge": {
+        "task": "dsr.tasks.retention_purge_run",
+        "schedule": timedelta(hours=24),
+    },
     "outbox-redispatch": {
         "task": "dsr.tasks.outbox_redispatch_run",
         "schedule": timedelta(minutes=5),
@@ -261,6 +265,11 @@ DSR_REMINDER_DAYS = env.int("DSR_REMINDER_DAYS", default=7)
 # Who hears about reminders and escalations (comma-separated); empty: every active privacy officer.
 DSR_ESCALATION_EMAILS = env.list("DSR_ESCALATION_EMAILS", default=[])
 DSR_EMAIL_MAX_ATTEMPTS = env.int("DSR_EMAIL_MAX_ATTEMPTS", default=5)
+# Retention (§7101): request records, events and emails are kept this long after closing, then
+# purged, keeping only anonymous figures for the metrics. Identity documents go much sooner: at the
+# decision, and at the latest after DSR_ID_DOCUMENT_MAX_DAYS.
+DSR_RETENTION_MONTHS = env.int("DSR_RETENTION_MONTHS", default=24)
+DSR_ID_DOCUMENT_MAX_DAYS = env.int("DSR_ID_DOCUMENT_MAX_DAYS", default=30)
 # Rate limits on the public side ("N/second|minute|hour|day"); the API's intake throttle is
 # DSR_INTAKE_RATE. Each can be set with DSR_RATE_<SCOPE>, e.g. DSR_RATE_FORM_IP=20/hour.
 DSR_RATE_LIMITS = {

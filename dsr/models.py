@@ -189,6 +189,7 @@ class DataSubjectRequest(models.Model):
             models.Index(fields=["verify_expire_on"], name="dsr_req_verify_expire", condition=Q(verify_expire_on__isnull=False)),
             models.Index(fields=["remind_on"], name="dsr_req_remind", condition=Q(remind_on__isnull=False)),
             models.Index(fields=["overdue_on"], name="dsr_req_overdue", condition=Q(overdue_on__isnull=False)),
+            models.Index(fields=["closed_at"], name="dsr_req_closed", condition=Q(closed_at__isnull=False)),
         ]
         permissions = [("work_requests", "Can work data-subject requests (privacy officer)")]
 

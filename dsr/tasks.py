@@ -32,3 +32,11 @@ def deadline_sweep() -> dict:
 @shared_task
 def outbox_redispatch_run() -> int:
     return outbox_redispatch()
+
+
+@shared_task
+def retention_purge_run() -> dict:
+    from dsr.services.retention import retention_purge
+
+    report = retention_purge()
+    return {"requests_purged": report.requests_purged, "identity_documents_deleted": report.identity_documents_deleted}
