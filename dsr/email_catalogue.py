@@ -55,6 +55,7 @@ CATALOGUE = [
     EmailKind("team_message", "requester", "A message from the privacy team.", {"message": "We have found two accounts with your address; we will include both."}),
     EmailKind("organisation_forward", "organisation", "To the organisation's administrator, with the request.", {"organisation": ORG}),
     EmailKind("staff_new_verified", "staff", "A requester finished verification.", {}),
+    EmailKind("staff_assigned", "staff", "A request was assigned to this officer by someone else.", {"by": "olivia", "assignee": None}),
     EmailKind("staff_acknowledgement_due", "staff", "The acknowledgement has not gone out two days after receipt.", {}),
     EmailKind("staff_due_soon", "staff", "DSR_REMINDER_DAYS before the deadline.", {"days_left": 7}),
     EmailKind("staff_overdue", "staff", "The deadline has passed and the request is open.", {}),

@@ -167,6 +167,9 @@ class DataSubjectRequest(models.Model):
     remind_on = models.DateField(null=True, blank=True)
     overdue_on = models.DateField(null=True, blank=True)
     overdue_since = models.DateField(null=True, blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_requests"
+    )
     # Something the team must look at (an email to the requester bounced, ...).
     flagged_at = models.DateTimeField(null=True, blank=True)
     flag_reason = models.CharField(max_length=200, blank=True)

@@ -27,7 +27,7 @@ def requests_list(*, filters: dict | None = None) -> QuerySet[DataSubjectRequest
 
 def request_detail(*, reference: str) -> DataSubjectRequest:
     return (
-        DataSubjectRequest.objects.prefetch_related("events", "emails", "documents")
+        DataSubjectRequest.objects.select_related("assignee").prefetch_related("events", "emails", "documents")
         .get(reference=reference)
     )
 

@@ -217,3 +217,30 @@ def test_public_api_rate_limit_per_email_is_a_429_problem(api, settings):
 def test_public_api_gpc_header_is_recorded(api):
     res = api.post(PUBLIC, _body(type="opt_out_sale"), format="json", HTTP_SEC_GPC="1")
     assert DataSubjectRequest.objects.get(reference=res.json()["reference"]).gpc_signal is True
+
+
+def test_assign_tells_the_assignee_once(staff_api, django_capture_on_commit_callbacks, mailoutbox):
+    colleague = officer_create(username="kim", email="kim@company.example")
+    r = request_create()
+    url = f"{STAFF}{r.reference}/assign/"
+    mailoutbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        res = staff_api.post(url, {"assignee": "kim"}, format="json")
+        again = staff_api.post(url, {"assignee": "kim"}, format="json")
+    assert res.status_code == again.status_code == 200 and res.json()["assignee"] == "kim"
+    assert [m.to for m in mailoutbox] == [["kim@company.example"]] and r.reference in mailoutbox[0].subject
+    assert r.events.filter(event_type="assigned").count() == 1
+    bad = staff_api.post(url, {"assignee": "nobody-here"}, format="json")
+    assert bad.status_code == 400 and "assignee" in bad.json()["errors"]
+    assert colleague.assigned_requests.count() == 1
+
+
+def test_team_message_reaches_the_requester_without_changing_status(staff_api, django_capture_on_commit_callbacks, mailoutbox):
+    r = request_create(language="nl")
+    mailoutbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        res = staff_api.post(f"{STAFF}{r.reference}/message/", {"message": "We zoeken nog in twee systemen."}, format="json")
+    assert res.status_code == 200 and res.json()["status"] == "awaiting_verification"
+    assert mailoutbox[0].to == [r.email] and "We zoeken nog in twee systemen." in mailoutbox[0].body
+    assert mailoutbox[0].subject.startswith("Een bericht over uw privacyverzoek")
+    assert [e["template"] for e in res.json()["emails"]][-1] == "team_message"

@@ -93,6 +93,7 @@ class RequestDetailOut(serializers.ModelSerializer):
     overdue = serializers.SerializerMethodField()
     events = EventOut(many=True)
     emails = EmailOut(many=True)
+    assignee = serializers.CharField(source="assignee.username", default=None, read_only=True)
 
     class Meta:
         model = DataSubjectRequest
@@ -100,7 +101,7 @@ class RequestDetailOut(serializers.ModelSerializer):
             "reference", "type", "regime", "channel", "language", "status", "email", "full_name", "details",
             "received_at", "verified_at", "acknowledged_at", "acknowledge_by", "respond_by", "original_respond_by",
             "extended", "extension_reason", "paused_days", "overdue", "overdue_since", "closed_at", "outcome",
-            "denial_reason", "response_message", "flagged_at", "flag_reason", "events", "emails",
+            "denial_reason", "response_message", "assignee", "flagged_at", "flag_reason", "events", "emails",
         ]
 
     def get_overdue(self, obj) -> bool:
@@ -127,6 +128,10 @@ class CompleteIn(serializers.Serializer):
         required=False,
         default=Outcome.COMPLIED,
     )
+
+
+class AssignIn(serializers.Serializer):
+    assignee = serializers.CharField(max_length=150, allow_blank=True, help_text="Username; blank to unassign.")
 
 
 class TeamMessageIn(serializers.Serializer):

@@ -17,4 +17,5 @@ urlpatterns = [
     path("staff/requests/<str:reference>/reopen/", views.ReopenAction.as_view(), name="staff-request-reopen"),
     path("staff/requests/<str:reference>/ask/", views.AskAction.as_view(), name="staff-request-ask"),
     path("staff/requests/<str:reference>/message/", views.MessageAction.as_view(), name="staff-request-message"),
+    path("staff/requests/<str:reference>/assign/", views.AssignAction.as_view(), name="staff-request-assign"),
 ]

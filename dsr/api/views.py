@@ -155,3 +155,20 @@ MessageAction = _action(
     lambda o, a, d: services.request_message_send(request=o, actor=a, message=d["message"]),
     "Send the requester a message from the privacy team (no change of status).",
 )
+
+
+def _assign(obj, actor, data):
+    from django.contrib.auth import get_user_model
+
+    username = data["assignee"].strip()
+    assignee = None
+    if username:
+        assignee = get_user_model().objects.filter(username=username).first()
+        if assignee is None:
+            from dsr.errors import InvalidInput
+
+            raise InvalidInput(f"There is no user '{username}'.", field="assignee")
+    return services.request_assign(request=obj, actor=actor, assignee=assignee)
+
+
+AssignAction = _action("assign", s.AssignIn, _assign, "Assign the request to a privacy officer (blank: unassign).")

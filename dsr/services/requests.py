@@ -729,3 +729,23 @@ def marketing_opt_out_record(*, email: str, language: str = Language.EN) -> Data
         request_type=RequestType.OPT_OUT_MARKETING, regime=Regime.OTHER, email=email, language=language,
         details="One-click unsubscribe from an email.", actor=Actor.requester(email),
     )
+
+
+@transaction.atomic
+def request_assign(*, request: DataSubjectRequest, actor: Actor, assignee) -> DataSubjectRequest:
+    """Give the request to a privacy officer, who is told by email (unless they took it themselves)."""
+    if assignee is not None and not (assignee.is_active and assignee.has_perm("dsr.work_requests")):
+        raise InvalidInput("Requests can only be assigned to an active privacy officer.", field="assignee")
+    locked = request_locked(request.pk)
+    if locked.assignee_id == (assignee.pk if assignee else None):
+        return locked
+    previous = locked.assignee.get_username() if locked.assignee else ""
+    locked.assignee = assignee
+    locked.save(update_fields=["assignee", "updated_at"])
+    audit_event_record(
+        request=locked, event_type="assigned", actor=actor,
+        data={"from": previous, "to": assignee.get_username() if assignee else ""},
+    )
+    if assignee is not None and assignee.email and assignee != actor.user:
+        email_to_staff(request=locked, template="staff_assigned", recipients=[assignee.email], context={"assignee": assignee, "by": actor.label})
+    return locked
