@@ -216,7 +216,7 @@ def delivery_event_record(*, message_id: str, event_type: str, recipient: str = 
     if not message_id:
         return None
     with transaction.atomic():
-        email = OutboundEmail.objects.select_for_update().select_related("request").filter(message_id=message_id).first()
+        email = OutboundEmail.objects.select_for_update(of=("self",)).select_related("request").filter(message_id=message_id).first()
         if email is None:
             log.info("tracking event %s for unknown message %s", event_type, message_id)
             return None
