@@ -194,7 +194,10 @@ class DataSubjectRequest(models.Model):
             models.Index(fields=["overdue_on"], name="dsr_req_overdue", condition=Q(overdue_on__isnull=False)),
             models.Index(fields=["closed_at"], name="dsr_req_closed", condition=Q(closed_at__isnull=False)),
         ]
-        permissions = [("work_requests", "Can work data-subject requests (privacy officer)")]
+        permissions = [
+            ("work_requests", "Can work data-subject requests (privacy officer)"),
+            ("comment_requests", "Can read requests and add internal notes (reviewer)"),
+        ]
 
     def __str__(self):
         return self.reference

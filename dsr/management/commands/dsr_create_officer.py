@@ -1,31 +1,24 @@
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-OFFICER_GROUP = "Privacy officer"
-
-
-def officer_group() -> Group:
-    group, _ = Group.objects.get_or_create(name=OFFICER_GROUP)
-    group.permissions.add(Permission.objects.get(codename="work_requests", content_type__app_label="dsr"))
-    return group
-
+from dsr.roles import ROLES, roles_sync
 
 class Command(BaseCommand):
-    help = "Create (or update) a privacy officer and print its API token as the last line."
+    help = "Create (or update) a staff user — a privacy officer by default — and print its API token as the last line."
 
     def add_arguments(self, parser):
         parser.add_argument("username")
         parser.add_argument("--email", required=True)
         parser.add_argument("--password", help="Set this password (default: a random one, printed).")
+        parser.add_argument("--role", choices=sorted(ROLES), default="officer")
 
     @transaction.atomic
-    def handle(self, *args, username, email, password=None, **options):
+    def handle(self, *args, username, email, password=None, role="officer", **options):
         try:
             validate_email(email)
         except Exception:
@@ -43,9 +36,10 @@ class Command(BaseCommand):
             generated = None if password else secrets.token_urlsafe(12)
             user.set_password(password or generated)
             user.save(update_fields=["password"])
-        user.groups.add(officer_group())
+        groups = roles_sync()
+        user.groups.add(groups[ROLES[role]])
         token, _ = Token.objects.get_or_create(user=user)
-        self.stdout.write(f"{'Created' if created else 'Updated'} privacy officer '{username}' <{email}>.")
+        self.stdout.write(f"{'Created' if created else 'Updated'} {role} '{username}' <{email}>.")
         if generated:
             self.stdout.write(f"Password: {generated}")
         self.stdout.write(token.key)
