@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export DJANGO_DEBUG ?= 0
 export DSR_SITE_URL ?= http://127.0.0.1:$(PORT)
+# The demo signs in without an authenticator app; production keeps two-factor sign-in on.
+run: export DSR_REQUIRE_2FA ?= 0
 
 .PHONY: run test bench install install-dev messages clean
 

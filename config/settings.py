@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "anymail",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "dsr",
 ]
 
@@ -61,6 +63,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -124,8 +127,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/staff/"
 SESSION_COOKIE_AGE = env.int("DSR_SESSION_SECONDS", default=8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+LOGIN_REDIRECT_URL = "/dashboard/"
+# Staff sign in with a second factor (TOTP) unless this is switched off (make run does, for the demo).
+DSR_REQUIRE_2FA = env.bool("DSR_REQUIRE_2FA", default=True)
+OTP_TOTP_ISSUER = env.str("DSR_BUSINESS_NAME", default="Example Company") + " privacy"
 
 # --- Internationalisation -------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -279,6 +286,8 @@ DSR_RATE_LIMITS = {
         "form_email": "5/hour",
         "verify_ip": "30/hour",
         "resend_request": "3/hour",
+        "login_ip": "30/hour",
+        "login_user": "10/hour",
     }.items()
 }
 # Uploaded documents: private, never under a served URL.

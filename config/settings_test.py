@@ -14,4 +14,5 @@ REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"intake": "1000/m
 DSR_ESCALATION_EMAILS = []
 WHITENOISE_AUTOREFRESH = True
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405 - threads in tests must not keep sessions open
-DSR_RATE_LIMITS = {"form_ip": "1000/minute", "form_email": "1000/minute", "verify_ip": "1000/minute", "resend_request": "1000/minute"}
+DSR_RATE_LIMITS = {scope: "1000/minute" for scope in ("form_ip", "form_email", "verify_ip", "resend_request", "login_ip", "login_user")}
+DSR_REQUIRE_2FA = False

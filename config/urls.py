@@ -2,9 +2,16 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from dsr import auth_views
+
+auth_patterns = ([path("otp/", auth_views.otp_verify, name="otp")], "dsr-auth")
+
 urlpatterns = [
     path("", include("dsr.urls")),
+    path("accounts/login/", auth_views.ThrottledLoginView.as_view(), name="login"),
+    path("accounts/", include(auth_patterns)),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("dashboard/", include("dsr.dashboard_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     # ESP tracking webhooks (delivered, bounced, complained), authenticated by anymail with the

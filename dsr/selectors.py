@@ -36,3 +36,73 @@ def request_by_token(*, token: str) -> DataSubjectRequest | None:
     if not token or len(token) > 64:
         return None
     return DataSubjectRequest.objects.prefetch_related("events").filter(public_token=token).first()
+
+
+QUEUE_SORTS = {
+    "due": ("respond_by", "id"),
+    "-due": ("-respond_by", "-id"),
+    "received": ("received_at", "id"),
+    "-received": ("-received_at", "-id"),
+    "reference": ("reference",),
+}
+
+
+def queue_requests(*, filters: dict, user) -> QuerySet[DataSubjectRequest]:
+    """The dashboard queue: every filter is a plain indexed predicate; one query per page."""
+    from datetime import timedelta
+
+    today = business_today()
+    qs = DataSubjectRequest.objects.select_related("assignee")
+    status = filters.get("status") or "open"
+    if status == "open":
+        qs = qs.filter(status__in=OPEN_STATUSES)
+    elif status != "all":
+        qs = qs.filter(status=status)
+    for field, key in (("request_type", "type"), ("regime", "regime"), ("channel", "channel")):
+        if filters.get(key):
+            qs = qs.filter(**{field: filters[key]})
+    assignee = filters.get("assignee")
+    if assignee == "me":
+        qs = qs.filter(assignee=user)
+    elif assignee == "none":
+        qs = qs.filter(assignee__isnull=True)
+    elif assignee:
+        qs = qs.filter(assignee__username=assignee)
+    if filters.get("due_within") is not None:
+        qs = qs.filter(status__in=OPEN_STATUSES, respond_by__lte=today + timedelta(days=filters["due_within"]))
+    if filters.get("overdue"):
+        qs = qs.filter(status__in=OPEN_STATUSES, respond_by__lt=today)
+    if filters.get("flagged"):
+        qs = qs.filter(flagged_at__isnull=False)
+    search = (filters.get("q") or "").strip()
+    if search:
+        qs = qs.filter(Q(reference__iexact=search) | Q(email__iexact=search) | Q(full_name__icontains=search))
+    return qs.order_by(*QUEUE_SORTS.get(filters.get("sort") or "due", QUEUE_SORTS["due"]))
+
+
+def queue_counts(*, user) -> dict:
+    """The numbers on the queue's tabs, in one query."""
+    from datetime import timedelta
+
+    from django.db.models import Count
+
+    today = business_today()
+    open_q = Q(status__in=OPEN_STATUSES)
+    return DataSubjectRequest.objects.aggregate(
+        open=Count("pk", filter=open_q),
+        overdue=Count("pk", filter=open_q & Q(respond_by__lt=today)),
+        due_7=Count("pk", filter=open_q & Q(respond_by__gte=today, respond_by__lte=today + timedelta(days=7))),
+        mine=Count("pk", filter=open_q & Q(assignee=user)),
+        unassigned=Count("pk", filter=open_q & Q(assignee__isnull=True)),
+        flagged=Count("pk", filter=Q(flagged_at__isnull=False) & open_q),
+        awaiting_verification=Count("pk", filter=Q(status="awaiting_verification")),
+        all=Count("pk"),
+    )
+
+
+def request_for_dashboard(*, reference: str) -> DataSubjectRequest:
+    return (
+        DataSubjectRequest.objects.select_related("assignee", "organisation", "duplicate_of")
+        .prefetch_related("events__actor", "emails", "documents", "pauses")
+        .get(reference=reference)
+    )

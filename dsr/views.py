@@ -256,22 +256,12 @@ def email_confirm(request, token):
     return render(request, "public/email_confirm.html", {})
 
 
-@login_required
-@permission_required("dsr.work_requests", raise_exception=True)
 def staff_request_list(request):
-    qs = selectors.requests_list(filters={"status": request.GET.get("status") or None, "search": request.GET.get("q")})
-    page = Paginator(qs, 50).get_page(request.GET.get("page"))
-    return render(request, "staff/request_list.html", {"page": page, "today": business_today(), "q": request.GET.get("q", "")})
+    return redirect("dashboard:queue")
 
 
-@login_required
-@permission_required("dsr.work_requests", raise_exception=True)
 def staff_request_detail(request, reference):
-    try:
-        obj = selectors.request_detail(reference=reference)
-    except DataSubjectRequest.DoesNotExist:
-        raise Http404("No such request") from None
-    return render(request, "staff/request_detail.html", {"req": obj, "today": business_today()})
+    return redirect("dashboard:request", reference=reference)
 
 
 @login_required

@@ -195,4 +195,4 @@ def test_documents_reach_only_privacy_staff(client, officer, settings, tmp_path,
     assert res.status_code == 200 and b"".join(res.streaming_content) == PDF
     assert res["Content-Type"] == "application/pdf" and "attachment" in res["Content-Disposition"]
     assert client.get(f"/staff/requests/DSR-1999-000001/documents/{doc.pk}/").status_code == 404
-    assert "p.pdf" in client.get(f"/staff/requests/{r.reference}/").content.decode()
+    assert "p.pdf" in client.get(f"/dashboard/requests/{r.reference}/").content.decode()

@@ -128,7 +128,7 @@ def staff_recipients() -> list[str]:
 
 
 def email_to_staff(*, request: DataSubjectRequest, template: str, recipients: list[str], context: dict | None = None):
-    ctx = {"request": request, "staff_url": f"{settings.SITE_URL}/staff/requests/{request.reference}/"}
+    ctx = {"request": request, "staff_url": f"{settings.SITE_URL}/dashboard/requests/{request.reference}/"}
     ctx.update(context or {})
     return [
         email_queue(template=template, to=to, language=settings.LANGUAGE_CODE, context=ctx, request=request)
