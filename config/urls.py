@@ -1,8 +1,15 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from dsr import auth_views
+
+if settings.DSR_REQUIRE_2FA:
+    # The admin asks for the second factor too.
+    from django_otp.admin import OTPAdminSite
+
+    admin.site.__class__ = OTPAdminSite
 
 auth_patterns = ([path("otp/", auth_views.otp_verify, name="otp")], "dsr-auth")
 
