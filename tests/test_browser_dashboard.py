@@ -1,0 +1,93 @@
+"""The dashboard in a real browser: sign in with a second factor, work requests to their answer,
+see the charts. Screenshots of the queue, a request and the reports go to tests/artifacts/."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from dsr.models import DataSubjectRequest, Status
+from tests.factories import officer_create, request_create
+from tests.test_browser import _page, _shot, browser  # noqa: F401 - the browser fixture
+
+
+def _code(device) -> str:
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift):06d}"
+
+
+def _act(page, summary: str, fields: dict, confirm: str):
+    page.locator("summary", has_text=summary).click()
+    form = page.locator("details[open] form")
+    for label, value in fields.items():
+        control = form.get_by_label(label)
+        if control.evaluate("e => e.tagName") == "SELECT":
+            control.select_option(value)
+        else:
+            control.fill(value)
+    form.get_by_role("button").click()
+    page.get_by_role("button", name=confirm).click()
+    page.wait_for_url("**/dashboard/requests/**")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_officer_signs_in_with_2fa_and_works_requests(live_server, browser, settings):  # noqa: F811
+    settings.DSR_REQUIRE_2FA = True
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    officer_create(username="olivia", email="olivia@company.example")
+    work = request_create(email="work@example.org", request_type="access", regime="ccpa")
+    refuse = request_create(email="refuse@example.org", request_type="erasure", regime="gdpr")
+    for i in range(6):
+        request_create(email=f"older{i}@example.org", received_at=timezone.now() - timedelta(days=10 * i))
+    page = _page(browser, "en", "desktop")
+
+    page.goto(live_server.url + "/dashboard/")
+    page.get_by_label("Username").fill("olivia")
+    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/accounts/otp/**")
+    secret = page.locator("#totp-secret").inner_text()
+    assert re.fullmatch(r"[A-Z2-7]+", secret)
+    device = TOTPDevice.objects.get(user__username="olivia")
+    page.get_by_label("6-digit code from your authenticator app").fill(_code(device))
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_url("**/dashboard/")
+    assert page.get_by_role("heading", name="Requests").is_visible()
+    _shot(page, "dashboard-queue-desktop")
+
+    page.get_by_role("link", name=work.reference).click()
+    _act(page, "Extend the deadline", {"Reason (the requester will read it)": "Your data is in five systems."}, "Yes, extend the deadline")
+    _act(page, "Verify identity", {"Note on the evidence": "Customer number and postcode match."}, "Yes, verify identity")
+    _act(page, "Approve and start work", {}, "Yes, approve and start work")
+    _act(page, "Mark done", {"Message to the requester": "We sent you the categories of data we hold."}, "Yes, mark done")
+    assert "Completed" in page.content()
+    _shot(page, "dashboard-request-desktop")
+    work.refresh_from_db()
+    assert work.status == Status.COMPLETED and work.is_extended
+    assert [e for e in work.events.values_list("event_type", flat=True) if e in ("extended", "verified", "approved", "completed")] == [
+        "extended", "verified", "approved", "completed"]
+
+    page.goto(f"{live_server.url}/dashboard/requests/{refuse.reference}/")
+    page.locator("summary", has_text="Deny").click()
+    form = page.locator("details[open] form")
+    form.get_by_label("Reason category").select_option("exempt")
+    form.get_by_label("Message to the requester").fill("We must keep this data under a legal hold.")
+    form.get_by_role("button").click()
+    assert "will read your message word for word" in page.content()
+    page.get_by_role("button", name="Yes, deny").click()
+    page.wait_for_url("**/dashboard/requests/**")
+    refuse.refresh_from_db()
+    assert refuse.status == Status.DENIED and refuse.denial_reason == "exempt"
+
+    page.get_by_role("link", name="Reports").click()
+    assert page.locator("svg[role=img]").count() == 3
+    assert page.locator("table.metrics tbody tr").count() == 6
+    _shot(page, "dashboard-reports-desktop")
+    phone = _page(browser, "en", "phone")
+    phone.context.add_cookies(page.context.cookies())
+    phone.goto(live_server.url + "/dashboard/")
+    _shot(phone, "dashboard-queue-phone")
+    assert DataSubjectRequest.objects.count() == 8
