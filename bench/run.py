@@ -31,6 +31,7 @@ INTAKE_REQUESTS = int(os.environ.get("BENCH_INTAKE_REQUESTS", "1000"))
 INTAKE_CLIENTS = int(os.environ.get("BENCH_INTAKE_CLIENTS", "8"))
 SWEEP_SIZES = [int(x) for x in os.environ.get("BENCH_SWEEP_SIZES", "10000,1000000").split(",")]
 SWEEP_DUE = int(os.environ.get("BENCH_SWEEP_DUE", "100"))
+DASHBOARD_SIZES = [int(x) for x in os.environ.get("BENCH_DASHBOARD_SIZES", "1000,100000").split(",")]
 
 
 def free_port() -> int:
@@ -219,6 +220,94 @@ def _pg_recreate(url: str, name: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+# --- Dashboard pages ------------------------------------------------------------------------------
+
+
+def dashboard_worker(size: int) -> dict:
+    """Fill a database of its own with `size` requests spread over the last year, then time the
+    queue and the report pages through Django's full request handling (middleware, templates)."""
+    import random
+
+    import django
+
+    django.setup()
+    from django.db import connection, transaction
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from dsr.models import DataSubjectRequest
+    from dsr.services.requests import deadlines_for
+    from tests.factories import officer_create
+
+    rng = random.Random(7)
+    types = ["access", "access_specific", "erasure", "rectification", "opt_out_sale", "limit_sensitive", "objection"]
+    statuses = ["awaiting_verification", "verified", "in_progress", "completed", "completed", "denied", "cancelled"]
+    officer = officer_create(username="bench-officer", email="bench-officer@example.org")
+    now = timezone.now()
+    made = 0
+    while made < size:
+        rows = []
+        for i in range(made, min(size, made + 5000)):
+            received = now - timedelta(days=rng.randint(0, 364), minutes=rng.randint(0, 1440))
+            request_type, regime = rng.choice(types), rng.choice(["ccpa", "gdpr"])
+            d = deadlines_for(regime=regime, request_type=request_type, received_on=received.date())
+            status = rng.choice(statuses)
+            closed = status in ("completed", "denied", "cancelled")
+            rows.append(DataSubjectRequest(
+                reference=f"DSR-2026-{i + 1:07d}", public_token=f"bench-{i:09d}", request_type=request_type, regime=regime,
+                status=status, email=f"p{i}@example.org", full_name=f"Person {i}", received_at=received,
+                acknowledge_by=d.acknowledge_by, original_respond_by=d.original_respond_by, respond_by=d.respond_by,
+                closed_at=received + timedelta(days=rng.randint(1, 40)) if closed else None,
+                outcome={"completed": "complied", "denied": "denied", "cancelled": "cancelled"}.get(status, ""),
+                denial_reason="unverifiable" if status == "denied" else "",
+                assignee=officer if i % 3 == 0 else None,
+            ))
+        with transaction.atomic():
+            DataSubjectRequest.objects.bulk_create(rows, batch_size=2000)
+        made += len(rows)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("ANALYZE")
+    client = Client()
+    client.force_login(officer)
+    pages = {
+        "queue": "/dashboard/",
+        "queue, overdue filter": "/dashboard/?overdue=on",
+        "queue, search": "/dashboard/?q=p4242@example.org",
+        "reports": f"/dashboard/reports/?year={now.year}",
+    }
+    results = {}
+    for name, url in pages.items():
+        client.get(url)  # warm
+        times = []
+        for _ in range(5):
+            with CaptureQueriesContext(connection) as queries:
+                start = time.perf_counter()
+                response = client.get(url)
+                times.append(time.perf_counter() - start)
+            assert response.status_code == 200, (url, response.status_code)
+        results[name] = {"median_ms": 1000 * statistics.median(times), "queries": len(queries.captured_queries)}
+    return results
+
+
+def bench_dashboard(size: int) -> dict:
+    var_dir = WORK / f"dashboard-{size}"
+    shutil.rmtree(var_dir, ignore_errors=True)
+    var_dir.mkdir(parents=True)
+    env = base_env(var_dir)
+    env["DSR_REQUIRE_2FA"] = "0"
+    if os.environ.get("DATABASE_URL"):
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/dsr_bench_dash_{size}"
+        _pg_recreate(os.environ["DATABASE_URL"], f"dsr_bench_dash_{size}")
+    manage(env, "migrate", "--noinput")
+    out = subprocess.run(
+        [sys.executable, __file__, "--dashboard-worker", str(size), str(var_dir)],
+        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 # --- Report ---------------------------------------------------------------------------------------
 
 
@@ -267,6 +356,12 @@ def main() -> None:
         sweeps.append((size, result))
         print(f"sweep over {size:,} open requests: {result['fired']} timers fired in {result['sweep_due_s'] * 1000:.0f} ms; "
               f"nothing due: {result['sweep_again_s'] * 1000:.1f} ms (fill {result['fill_s']:.0f} s)")
+    dashboards = []
+    for size in DASHBOARD_SIZES:
+        result = bench_dashboard(size)
+        dashboards.append((size, result))
+        for page, r in result.items():
+            print(f"dashboard {page} with {size:,} requests: {r['median_ms']:.0f} ms, {r['queries']} queries")
     key = "postgresql" if os.environ.get("DATABASE_URL") else "sqlite"
     lines = [
         f"<!-- {key} -->",
@@ -301,13 +396,26 @@ def main() -> None:
         ratio = r2["sweep_due_s"] / r1["sweep_due_s"]
         lines += ["", f"Time ratio {s2:,} vs {s1:,} open requests: {ratio:.2f}× for {s2 // s1}× the rows."]
         print(f"sweep time ratio {s2:,}/{s1:,}: {ratio:.2f}x")
+    if dashboards:
+        lines += ["", "### Dashboard pages", "",
+                  "Requests spread over the last year, all statuses; the page rendered through Django's full request "
+                  "handling (middleware, templates), median of 5 after a warm-up.", "",
+                  "| page | " + " | ".join(f"{s:,} requests: ms (queries)" for s, _ in dashboards) + " | time ratio |",
+                  "|---|" + "---:|" * (len(dashboards) + 1)]
+        for page in dashboards[0][1]:
+            cells = [f"{r[page]['median_ms']:.0f} ({r[page]['queries']})" for _, r in dashboards]
+            ratio = dashboards[-1][1][page]["median_ms"] / dashboards[0][1][page]["median_ms"]
+            lines.append(f"| {page} | " + " | ".join(cells) + f" | {ratio:.2f}× |")
     lines.append(f"<!-- /{key} -->")
     results_section_write(key, "\n".join(lines))
     print(f"written {RESULTS.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--sweep-worker":
+    if len(sys.argv) == 4 and sys.argv[1] == "--dashboard-worker":
+        sys.path.insert(0, str(ROOT))
+        print(json.dumps(dashboard_worker(int(sys.argv[2]))))
+    elif len(sys.argv) == 4 and sys.argv[1] == "--sweep-worker":
         sys.path.insert(0, str(ROOT))
         print(json.dumps(sweep_worker(int(sys.argv[2]), Path(sys.argv[3]))))
     else:
