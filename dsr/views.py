@@ -1,7 +1,6 @@
 """Server-rendered pages: the public form, its confirmation, the requester's status page, and the
 staff list. Views validate input and call one service."""
 
-from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -12,6 +11,7 @@ from django.views.decorators.http import require_http_methods
 from django.utils.translation import gettext_lazy as _
 
 from dsr import identity, selectors
+from dsr.dashboard import staff_required
 from dsr.errors import DsrError, InvalidInput
 from dsr.forms import CodeForm, IdentityForm, PublicRequestForm, ReauthForm, ReplyForm
 from dsr.models import AccessPeriod, DataSubjectRequest, Language, RequestDocument, Status
@@ -264,8 +264,7 @@ def staff_request_detail(request, reference):
     return redirect("dashboard:request", reference=reference)
 
 
-@login_required
-@permission_required("dsr.work_requests", raise_exception=True)
+@staff_required("dsr.work_requests")
 def staff_document_download(request, reference, document_id):
     """Requesters' files are private: only privacy staff reach them, and only through here."""
     document = RequestDocument.objects.select_related("request").filter(
