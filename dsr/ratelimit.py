@@ -23,7 +23,7 @@ def rate_limit_hit(*, scope: str, key: str) -> int | None:
     now = int(time.time())
     start = now - now % window
     digest = hashlib.sha256(key.lower().encode()).hexdigest()[:32]
-    cache_key = f"dsr-rl:{scope}:{digest}:{start}"
+    cache_key = f"dsr-rl:{scope}:{limit}/{window}:{digest}:{start}"
     cache.add(cache_key, 0, timeout=window + 5)
     try:
         count = cache.incr(cache_key)
