@@ -187,3 +187,26 @@ def test_report_page_and_csv_and_charts(signed_in):
     csv_text = signed_in.get("/dashboard/reports/metrics.csv", {"year": date.today().year}).content.decode()
     assert csv_text.splitlines()[0].startswith("group,received,complied_in_whole")
     assert any(line.startswith("know,1,") for line in csv_text.splitlines())
+
+
+def test_chart_figures(officer):
+    from dsr.reports import on_time_chart, open_by_days_left_chart, weekly_requests_chart
+
+    staff = Actor.staff(officer)
+    monday = date(2026, 11, 16)
+    request_create(email="w1@example.org", received_at=datetime(2026, 11, 17, 9, 0, tzinfo=LA))
+    request_create(email="w2@example.org", request_type="erasure", received_at=datetime(2026, 11, 21, 23, 30, tzinfo=LA))  # Saturday, late
+    request_create(email="w3@example.org", received_at=datetime(2026, 11, 15, 23, 30, tzinfo=LA))  # Sunday: the week before
+    weekly = {row[0]: row for row in weekly_requests_chart(weeks=2, today=date(2026, 11, 22)).table_rows}
+    assert weekly[monday.isoformat()][1:3] == [1, 1] and weekly[monday.isoformat()][-1] == 2
+    assert weekly["2026-11-09"][-1] == 1
+    on_time = request_create(email="t1@example.org", received_at=datetime(2026, 10, 1, 9, 0, tzinfo=LA))
+    late = request_create(email="t2@example.org", received_at=datetime(2026, 8, 1, 9, 0, tzinfo=LA))
+    for r, closed in ((on_time, datetime(2026, 10, 20, 12, 0, tzinfo=LA)), (late, datetime(2026, 10, 21, 12, 0, tzinfo=LA))):
+        r = services.request_verify(request=r, actor=staff)
+        services.request_complete(request=r, actor=staff, message="done")
+        DataSubjectRequest.objects.filter(pk=r.pk).update(closed_at=closed)
+    months = {row[0]: row for row in on_time_chart(months=2, today=date(2026, 11, 22)).table_rows}
+    assert months["2026-10"][1:] == [1, 2, "50%"]
+    buckets = dict(open_by_days_left_chart(today=date(2026, 11, 22)).table_rows)
+    assert sum(buckets.values()) == 3
