@@ -19,10 +19,15 @@ def requests_list(*, filters: dict | None = None) -> QuerySet[DataSubjectRequest
         qs = qs.filter(status__in=OPEN_STATUSES, respond_by__lt=business_today())
     elif filters.get("overdue") is False:
         qs = qs.exclude(status__in=OPEN_STATUSES, respond_by__lt=business_today())
-    search = (filters.get("search") or "").strip()
-    if search:
-        qs = qs.filter(Q(reference__iexact=search) | Q(email__iexact=search) | Q(full_name__icontains=search))
-    return qs
+    return _search(qs, filters.get("search"))
+
+
+def _search(qs, text: str | None):
+    """Reference or email exactly (any case), or a piece of the name."""
+    text = (text or "").strip()
+    if not text:
+        return qs
+    return qs.filter(Q(reference__iexact=text) | Q(email__iexact=text) | Q(full_name__icontains=text))
 
 
 def request_detail(*, reference: str) -> DataSubjectRequest:
@@ -74,9 +79,7 @@ def queue_requests(*, filters: dict, user) -> QuerySet[DataSubjectRequest]:
         qs = qs.filter(status__in=OPEN_STATUSES, respond_by__lt=today)
     if filters.get("flagged"):
         qs = qs.filter(flagged_at__isnull=False)
-    search = (filters.get("q") or "").strip()
-    if search:
-        qs = qs.filter(Q(reference__iexact=search) | Q(email__iexact=search) | Q(full_name__icontains=search))
+    qs = _search(qs, filters.get("q"))
     return qs.order_by(*QUEUE_SORTS.get(filters.get("sort") or "due", QUEUE_SORTS["due"]))
 
 
