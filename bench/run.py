@@ -195,21 +195,27 @@ def sweep_worker(size: int, var_dir: Path) -> dict:
     return timings
 
 
-def bench_sweep(size: int) -> dict:
-    var_dir = WORK / f"sweep-{size}"
+def _in_fresh_database(kind: str, size: int, extra_env: dict | None = None) -> dict:
+    """Run this file's `--<kind>-worker` in a child process with a database of its own (a fresh
+    SQLite file, or a PostgreSQL database created next to DATABASE_URL's), migrated first."""
+    var_dir = WORK / f"{kind}-{size}"
     shutil.rmtree(var_dir, ignore_errors=True)
     var_dir.mkdir(parents=True)
-    env = base_env(var_dir)
+    env = {**base_env(var_dir), **(extra_env or {})}
     if os.environ.get("DATABASE_URL"):
-        # A database of its own per size, created and dropped here.
-        env["DATABASE_URL"] = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/dsr_bench_{size}"
-        _pg_recreate(os.environ["DATABASE_URL"], f"dsr_bench_{size}")
+        name = f"dsr_bench_{kind}_{size}"
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{name}"
+        _pg_recreate(os.environ["DATABASE_URL"], name)
     manage(env, "migrate", "--noinput")
     out = subprocess.run(
-        [sys.executable, __file__, "--sweep-worker", str(size), str(var_dir)],
+        [sys.executable, __file__, f"--{kind}-worker", str(size), str(var_dir)],
         cwd=ROOT, env=env, check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_sweep(size: int) -> dict:
+    return _in_fresh_database("sweep", size)
 
 
 def _pg_recreate(url: str, name: str) -> None:
@@ -292,20 +298,7 @@ def dashboard_worker(size: int) -> dict:
 
 
 def bench_dashboard(size: int) -> dict:
-    var_dir = WORK / f"dashboard-{size}"
-    shutil.rmtree(var_dir, ignore_errors=True)
-    var_dir.mkdir(parents=True)
-    env = base_env(var_dir)
-    env["DSR_REQUIRE_2FA"] = "0"
-    if os.environ.get("DATABASE_URL"):
-        env["DATABASE_URL"] = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/dsr_bench_dash_{size}"
-        _pg_recreate(os.environ["DATABASE_URL"], f"dsr_bench_dash_{size}")
-    manage(env, "migrate", "--noinput")
-    out = subprocess.run(
-        [sys.executable, __file__, "--dashboard-worker", str(size), str(var_dir)],
-        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _in_fresh_database("dashboard", size, {"DSR_REQUIRE_2FA": "0"})
 
 
 # --- Report ---------------------------------------------------------------------------------------
