@@ -5,6 +5,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
 
@@ -185,7 +186,8 @@ class DataSubjectRequest(models.Model):
         ordering = ["respond_by", "id"]
         indexes = [
             models.Index(fields=["status", "respond_by"], name="dsr_req_status_due"),
-            models.Index(fields=["email"], name="dsr_req_email"),
+            # Look-ups by address ignore case (email__iexact: duplicates, search, the two-per-year rule).
+            models.Index(Upper("email"), name="dsr_req_email_upper"),
             models.Index(fields=["received_at"], name="dsr_req_received"),
             models.Index(fields=["ack_alert_on"], name="dsr_req_ack_alert", condition=Q(ack_alert_on__isnull=False)),
             models.Index(fields=["verify_remind_on"], name="dsr_req_verify_remind", condition=Q(verify_remind_on__isnull=False)),
