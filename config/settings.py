@@ -110,7 +110,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Caches (rate limits, throttles) --------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Short timeouts: an unreachable Redis must cost a request milliseconds, not minutes (the rate
+    # limits then count in memory, see dsr.ratelimit).
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
 else:
     CACHES = {
         "default": {
