@@ -4,6 +4,7 @@ Run mode (no variables set): SQLite under var/, Celery on kombu's filesystem tra
 files under var/mail/. DATABASE_URL, REDIS_URL and ANYMAIL_ESP switch to the production set-up.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -304,6 +305,11 @@ DSR_RATE_LIMITS["intake"] = env.str("DSR_INTAKE_RATE", default="30/hour")
 # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For is believed; empty: the client is
 # the socket peer and forwarding headers are ignored (dsr.ratelimit.client_ip).
 DSR_TRUSTED_PROXIES = env.list("DSR_TRUSTED_PROXIES", default=[])
+for _proxy in DSR_TRUSTED_PROXIES:  # a typo must stop the start, not put every client in one bucket
+    try:
+        ipaddress.ip_network(_proxy.strip(), strict=False)
+    except ValueError:
+        raise environ.ImproperlyConfigured(f"DSR_TRUSTED_PROXIES: {_proxy!r} is not an IP address or network") from None
 # Uploaded documents: private, never under a served URL.
 DSR_PRIVATE_FILES_DIR = Path(env.str("DSR_PRIVATE_FILES_DIR", default=str(VAR_DIR / "private")))
 DSR_UPLOAD_MAX_BYTES = env.int("DSR_UPLOAD_MAX_BYTES", default=5 * 1024 * 1024)

@@ -2,7 +2,11 @@
 peer, or — only when that peer is a trusted proxy — the first untrusted X-Forwarded-For entry from
 the right. Tested as a function, and as the rule over every endpoint with a limit on the client."""
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -77,10 +81,16 @@ def test_behind_trusted_proxies_the_first_untrusted_address_from_the_right(setti
     assert _ip(remote_addr, forwarded) == expected
 
 
-def test_a_wrong_trusted_proxy_entry_is_a_configuration_error(settings):
+def test_a_wrong_trusted_proxy_entry_is_a_configuration_error(settings, tmp_path):
     settings.DSR_TRUSTED_PROXIES = ["10.0.0.0/8", "proxy.internal"]
     with pytest.raises(ImproperlyConfigured, match="proxy.internal"):
         _ip("10.0.0.2", "198.51.100.7")
+    # From the environment it stops the start, naming the entry.
+    env = {**os.environ, "DSR_TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal", "DSR_VAR_DIR": str(tmp_path),
+           "DJANGO_SETTINGS_MODULE": "config.settings"}
+    run = subprocess.run([sys.executable, "-c", "import config.settings"], env=env, capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert run.returncode != 0 and "DSR_TRUSTED_PROXIES: 'proxy.internal'" in run.stderr
 
 
 # --- The rule, over every endpoint with a limit on the client -------------------------------------

@@ -208,3 +208,28 @@ def test_sign_in_works_and_is_still_limited_when_the_cache_is_unreachable(settin
              for _ in range(3)]
     assert codes == [200, 200, 429]  # counted in this process meanwhile
     assert _sign_in(Client(), device, addr="203.0.113.11").status_code == 200
+
+
+@pytest.mark.redis
+def test_failures_are_counted_in_the_real_shared_cache(settings, device):
+    import os
+    import uuid
+
+    import redis
+
+    prefix = f"test-{uuid.uuid4().hex}"
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"], "KEY_PREFIX": prefix}
+    }
+    settings.DSR_REQUIRE_2FA = True
+    _limits(settings, login_user_ip="2/hour", intake="2/hour")
+    attacker = Client()
+    codes = [attacker.post(LOGIN, {"username": "olivia", "password": "guess"}, REMOTE_ADDR="198.51.100.1").status_code
+             for _ in range(3)]
+    assert codes == [200, 200, 429]
+    assert _sign_in(Client(), device, addr=OWNER).status_code == 200
+    intake = [Client().post("/api/v1/requests/", {}, content_type="application/json", REMOTE_ADDR="198.51.100.1").status_code
+              for _ in range(3)]
+    assert intake == [400, 400, 429]
+    keys = redis.Redis.from_url(os.environ["REDIS_URL"]).keys(f"{prefix}:*dsr-rl:*")
+    assert {key.decode().split(":")[3] for key in keys} >= {"login_user_ip", "login_ip", "login_user", "intake"}
