@@ -180,6 +180,10 @@ def test_the_admin_signs_in_through_the_throttled_sign_in(client, officer, setti
     client.post("/admin/login/", {"username": "olivia", "password": PASSWORD, "next": "/admin/"})
     assert "_auth_user_id" not in client.session
     assert client.get("/admin/login/?next=https://evil.example/")["Location"] == "/accounts/login/?next=/admin/"
+    # Signed in with the password only: on to the second factor.
+    settings.DSR_REQUIRE_2FA = True
+    client.force_login(officer)
+    assert client.get("/admin/login/?next=/admin/")["Location"] == "/accounts/otp/?next=/admin/"
 
 
 def _closed_port() -> int:
