@@ -4,6 +4,7 @@ Run mode (no variables set): SQLite under var/, Celery on kombu's filesystem tra
 files under var/mail/. DATABASE_URL, REDIS_URL and ANYMAIL_ESP switch to the production set-up.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -176,9 +177,6 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "dsr.api.problems.problem_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_THROTTLE_RATES": {
-        "intake": env.str("DSR_INTAKE_RATE", default="30/hour"),
-    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "DSR API",
@@ -285,8 +283,9 @@ DSR_EMAIL_MAX_ATTEMPTS = env.int("DSR_EMAIL_MAX_ATTEMPTS", default=5)
 # decision, and at the latest after DSR_ID_DOCUMENT_MAX_DAYS.
 DSR_RETENTION_MONTHS = env.int("DSR_RETENTION_MONTHS", default=24)
 DSR_ID_DOCUMENT_MAX_DAYS = env.int("DSR_ID_DOCUMENT_MAX_DAYS", default=30)
-# Rate limits on the public side ("N/second|minute|hour|day"); the API's intake throttle is
-# DSR_INTAKE_RATE. Each can be set with DSR_RATE_<SCOPE>, e.g. DSR_RATE_FORM_IP=20/hour.
+# Rate limits ("N/second|minute|hour|day"), each set with DSR_RATE_<SCOPE>, e.g. DSR_RATE_FORM_IP=20/hour;
+# the API's intake limit per client is DSR_INTAKE_RATE. Sign-in limits count failures only (see
+# dsr.auth_views): login_user is a ceiling per username that slows unknown clients, never a lock-out.
 DSR_RATE_LIMITS = {
     scope: env.str(f"DSR_RATE_{scope.upper()}", default=default)
     for scope, default in {
@@ -295,9 +294,22 @@ DSR_RATE_LIMITS = {
         "verify_ip": "30/hour",
         "resend_request": "3/hour",
         "login_ip": "30/hour",
-        "login_user": "10/hour",
+        "login_user_ip": "10/hour",
+        "login_user": "100/hour",
+        "otp_user_ip": "5/hour",
+        "password_reset_ip": "10/hour",
+        "password_reset_email": "3/hour",
     }.items()
 }
+DSR_RATE_LIMITS["intake"] = env.str("DSR_INTAKE_RATE", default="30/hour")
+# Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For is believed; empty: the client is
+# the socket peer and forwarding headers are ignored (dsr.ratelimit.client_ip).
+DSR_TRUSTED_PROXIES = env.list("DSR_TRUSTED_PROXIES", default=[])
+for _proxy in DSR_TRUSTED_PROXIES:  # a typo must stop the start, not put every client in one bucket
+    try:
+        ipaddress.ip_network(_proxy.strip(), strict=False)
+    except ValueError:
+        raise environ.ImproperlyConfigured(f"DSR_TRUSTED_PROXIES: {_proxy!r} is not an IP address or network") from None
 # Uploaded documents: private, never under a served URL.
 DSR_PRIVATE_FILES_DIR = Path(env.str("DSR_PRIVATE_FILES_DIR", default=str(VAR_DIR / "private")))
 DSR_UPLOAD_MAX_BYTES = env.int("DSR_UPLOAD_MAX_BYTES", default=5 * 1024 * 1024)

@@ -16,10 +16,12 @@ auth_patterns = ([path("otp/", auth_views.otp_verify, name="otp")], "dsr-auth")
 urlpatterns = [
     path("", include("dsr.urls")),
     path("accounts/login/", auth_views.ThrottledLoginView.as_view(), name="login"),
+    path("accounts/password_reset/", auth_views.ThrottledPasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include(auth_patterns)),
     path("accounts/", include("django.contrib.auth.urls")),
     path("dashboard/", include("dsr.dashboard_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/login/", auth_views.admin_login),
     path("admin/", admin.site.urls),
     # ESP tracking webhooks (delivered, bounced, complained), authenticated by anymail with the
     # ESP's webhook secret / signing key from the ANYMAIL_* settings.

@@ -52,7 +52,7 @@ def test_off_site_next_is_ignored(client, officer, settings):
 
 
 def test_login_is_throttled(client, officer, settings):
-    settings.DSR_RATE_LIMITS = {**settings.DSR_RATE_LIMITS, "login_user": "3/hour"}
+    settings.DSR_RATE_LIMITS = {**settings.DSR_RATE_LIMITS, "login_user_ip": "3/hour"}
     for _ in range(3):
         assert client.post("/accounts/login/", {"username": "olivia", "password": "wrong"}).status_code == 200
     res = client.post("/accounts/login/", {"username": "olivia", "password": "correct horse battery"})

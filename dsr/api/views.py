@@ -7,13 +7,13 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.exceptions import Throttled
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from dsr import selectors
 from dsr.api import serializers as s
 from dsr.models import DataSubjectRequest
-from dsr.ratelimit import rate_limit_hit
+from dsr.ratelimit import client_ip, rate_limit_hit
 from dsr.services import requests as services
 from dsr.services.audit import Actor
 from dsr.services.requests import business_today
@@ -24,13 +24,25 @@ SUBMITTED_MESSAGE = (
 )
 
 
+class IntakeThrottle(BaseThrottle):
+    """Submissions per client (DSR_INTAKE_RATE), counted by dsr.ratelimit like every other limit:
+    the same client address (never a header the client wrote) and the same fallback when the shared
+    cache is down. DRF answers 429 with Retry-After, as a problem (dsr.api.problems)."""
+
+    def allow_request(self, request, view):
+        self._wait = rate_limit_hit(scope="intake", key=client_ip(request))
+        return self._wait is None
+
+    def wait(self):
+        return self._wait
+
+
 class PublicRequestCreate(APIView):
     """Anyone may submit a request. The answer never depends on whether the email is known."""
 
     permission_classes = [AllowAny]
     authentication_classes = []
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "intake"
+    throttle_classes = [IntakeThrottle]
 
     @extend_schema(request=s.PublicRequestIn, responses={201: s.PublicRequestOut}, tags=["public"])
     def post(self, request):
