@@ -165,6 +165,33 @@ SESSION_COOKIE_SECURE = env.bool("DSR_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 
+# --- Audit trail ---------------------------------------------------------------------------------
+# Each event is chained with HMAC-SHA256 under DSR_AUDIT_KEY, which is never stored in the database:
+# whoever can write to the database cannot recompute the chain. Events record the key's id; keys
+# retired after a rotation stay in DSR_AUDIT_RETIRED_KEYS ("id:key,id:key") to verify older events.
+DSR_AUDIT_KEY_ID = env.str("DSR_AUDIT_KEY_ID", default="1")
+_audit_key = env.str("DSR_AUDIT_KEY", default="")
+if not _audit_key:
+    if not DEBUG and env.bool("DSR_REQUIRE_SECRET_KEY", default=False):
+        raise environ.ImproperlyConfigured("DSR_AUDIT_KEY must be set in production")
+    # Run mode and tests only: generated once under var/, like the secret key.
+    _audit_key_file = VAR_DIR / "audit_key"
+    if not _audit_key_file.exists():
+        from django.core.management.utils import get_random_secret_key
+
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        _audit_key_file.write_text(get_random_secret_key())
+    _audit_key = _audit_key_file.read_text().strip()
+DSR_AUDIT_KEYS = {
+    **dict(item.split(":", 1) for item in env.list("DSR_AUDIT_RETIRED_KEYS", default=[])),
+    DSR_AUDIT_KEY_ID: _audit_key,
+}
+# dsr_verify_audit (and the daily beat task) writes signed checkpoints of every chain's head here,
+# outside the database; put it on storage the database's administrators cannot write.
+DSR_AUDIT_CHECKPOINT_DIR = Path(env.str("DSR_AUDIT_CHECKPOINT_DIR", default=str(VAR_DIR / "audit-checkpoints")))
+# Who receives each checkpoint (and any failed verification) by email, e.g. the DPO; empty: no mail.
+DSR_AUDIT_CHECKPOINT_EMAILS = env.list("DSR_AUDIT_CHECKPOINT_EMAILS", default=[])
+
 # --- REST API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -260,6 +287,10 @@ CELERY_BEAT_SCHEDULE = {
     "outbox-redispatch": {
         "task": "dsr.tasks.outbox_redispatch_run",
         "schedule": timedelta(minutes=5),
+    },
+    "audit-checkpoint": {
+        "task": "dsr.tasks.audit_checkpoint_run",
+        "schedule": timedelta(hours=24),
     },
 }
 
