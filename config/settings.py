@@ -52,11 +52,14 @@ INSTALLED_APPS = [
     "anymail",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "csp",
     "dsr",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "dsr.middleware.NoStoreMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -164,6 +167,27 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("DSR_B
 SESSION_COOKIE_SECURE = env.bool("DSR_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
+# Served only over HTTPS: redirect plain http, and tell browsers so (HSTS) for this many seconds.
+SECURE_SSL_REDIRECT = env.bool("DSR_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("DSR_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DSR_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DSR_HSTS_PRELOAD", default=False)
+# Content-Security-Policy (django-csp): scripts, styles, images and fonts from this site only; no
+# inline script or style anywhere (the API docs' Swagger UI is served the same way, see config/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    },
+}
 
 # --- Audit trail ---------------------------------------------------------------------------------
 # Each event is chained with HMAC-SHA256 under DSR_AUDIT_KEY, which is never stored in the database:

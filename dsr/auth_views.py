@@ -62,7 +62,7 @@ def otp_verify(request):
         device = TOTPDevice.objects.filter(user=request.user, confirmed=False).first() or TOTPDevice.objects.create(
             user=request.user, name="authenticator", confirmed=False
         )
-    form = TokenForm(request.POST or None)
+    form = TokenForm(request.POST if request.method == "POST" else None)  # an empty POST is bound too
     if request.method == "POST":
         wait = rate_limit_hit(scope="login_user", key=f"otp:{request.user.pk}")
         if wait:
