@@ -115,6 +115,7 @@ def _hmac_under(key):
 def _recompute_chain(request, sign, *, key_id, change=None, only_last=False):
     """What an attacker with write access to the database does: change an event, then recompute
     every hash (and the head kept on the request) with what they have, no audit key."""
+    import json
     from datetime import timezone as dt_timezone
 
     from dsr.services.audit import GENESIS_HASH, canonical_json
@@ -134,8 +135,6 @@ def _recompute_chain(request, sign, *, key_id, change=None, only_last=False):
             if key_id:
                 content["key_id"] = key_id
             e.prev_hash, e.hash, e.key_id = prev, sign(prev, canonical_json(content)), key_id
-            import json
-
             _tamper(f"UPDATE {table} SET data = %s, actor_label = %s, prev_hash = %s, hash = %s, key_id = %s WHERE id = %s",
                     [json.dumps(e.data), e.actor_label, e.prev_hash, e.hash, e.key_id, e.pk])
         prev = e.hash
