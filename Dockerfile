@@ -8,8 +8,8 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY --chown=dsr:dsr . .
-RUN mkdir -p /app/var && chown dsr:dsr /app/var \
-    && DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput --verbosity 0
+RUN mkdir -p /app/var /srv/audit-checkpoints && chown dsr:dsr /app/var /srv/audit-checkpoints \
+    && DJANGO_SECRET_KEY=build-only DSR_AUDIT_KEY=build-only python manage.py collectstatic --noinput --verbosity 0
 USER dsr
 EXPOSE 8000
 CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

@@ -53,11 +53,14 @@ INSTALLED_APPS = [
     "anymail",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "csp",
     "dsr",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "dsr.middleware.NoStoreMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -165,6 +168,54 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("DSR_B
 SESSION_COOKIE_SECURE = env.bool("DSR_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
+# Served only over HTTPS: redirect plain http, and tell browsers so (HSTS) for this many seconds.
+SECURE_SSL_REDIRECT = env.bool("DSR_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("DSR_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DSR_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DSR_HSTS_PRELOAD", default=False)
+# Content-Security-Policy (django-csp): scripts, styles, images and fonts from this site only; no
+# inline script or style anywhere (the API docs' Swagger UI is served the same way, see config/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    },
+}
+
+# --- Audit trail ---------------------------------------------------------------------------------
+# Each event is chained with HMAC-SHA256 under DSR_AUDIT_KEY, which is never stored in the database:
+# whoever can write to the database cannot recompute the chain. Events record the key's id; keys
+# retired after a rotation stay in DSR_AUDIT_RETIRED_KEYS ("id:key,id:key") to verify older events.
+DSR_AUDIT_KEY_ID = env.str("DSR_AUDIT_KEY_ID", default="1")
+_audit_key = env.str("DSR_AUDIT_KEY", default="")
+if not _audit_key:
+    if not DEBUG and env.bool("DSR_REQUIRE_SECRET_KEY", default=False):
+        raise environ.ImproperlyConfigured("DSR_AUDIT_KEY must be set in production")
+    # Run mode and tests only: generated once under var/, like the secret key.
+    _audit_key_file = VAR_DIR / "audit_key"
+    if not _audit_key_file.exists():
+        from django.core.management.utils import get_random_secret_key
+
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        _audit_key_file.write_text(get_random_secret_key())
+    _audit_key = _audit_key_file.read_text().strip()
+DSR_AUDIT_KEYS = {
+    **dict(item.split(":", 1) for item in env.list("DSR_AUDIT_RETIRED_KEYS", default=[])),
+    DSR_AUDIT_KEY_ID: _audit_key,
+}
+# dsr_verify_audit (and the daily beat task) writes signed checkpoints of every chain's head here,
+# outside the database; put it on storage the database's administrators cannot write.
+DSR_AUDIT_CHECKPOINT_DIR = Path(env.str("DSR_AUDIT_CHECKPOINT_DIR", default=str(VAR_DIR / "audit-checkpoints")))
+# Who receives each checkpoint (and any failed verification) by email, e.g. the DPO; empty: no mail.
+DSR_AUDIT_CHECKPOINT_EMAILS = env.list("DSR_AUDIT_CHECKPOINT_EMAILS", default=[])
 
 # --- REST API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -258,6 +309,10 @@ CELERY_BEAT_SCHEDULE = {
     "outbox-redispatch": {
         "task": "dsr.tasks.outbox_redispatch_run",
         "schedule": timedelta(minutes=5),
+    },
+    "audit-checkpoint": {
+        "task": "dsr.tasks.audit_checkpoint_run",
+        "schedule": timedelta(hours=24),
     },
 }
 

@@ -15,3 +15,6 @@ WHITENOISE_AUTOREFRESH = True
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405 - threads in tests must not keep sessions open
 DSR_RATE_LIMITS = {scope: "1000/minute" for scope in DSR_RATE_LIMITS}  # tests set the rate they check
 DSR_REQUIRE_2FA = False
+# A fixed audit key, so tests can recompute (and forge) what an attacker could.
+DSR_AUDIT_KEY_ID = "test"
+DSR_AUDIT_KEYS = {"test": "test-audit-key, not secret"}

@@ -142,7 +142,7 @@ def otp_verify(request):
         device = TOTPDevice.objects.filter(user=request.user, confirmed=False).first() or TOTPDevice.objects.create(
             user=request.user, name="authenticator", confirmed=False
         )
-    form = TokenForm(request.POST or None)
+    form = TokenForm(request.POST if request.method == "POST" else None)  # an empty POST is bound too
     if request.method == "POST":
         # Failures per (user, client) and per client, as for the password; django-otp's own growing
         # delay per device stays on behind them (only someone who has the password reaches this step).

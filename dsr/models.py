@@ -347,6 +347,9 @@ class AuditEvent(models.Model):
     created_at = models.DateTimeField()
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    # The audit key that signed `hash` (HMAC-SHA256); empty for the plain SHA-256 of events written
+    # before the chain was keyed, which stay verifiable as they were (the trigger forbids UPDATE).
+    key_id = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         ordering = ["request_id", "seq"]
@@ -354,6 +357,22 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.request_id}#{self.seq} {self.event_type}"
+
+
+class AuditTombstone(models.Model):
+    """What the retention purge leaves of a request's audit chain (§7101: the record may go after
+    24 months): its reference, last event and head, signed with the audit key, so that
+    `dsr_verify_audit` tells a purge from a deletion. Append-only like the events."""
+
+    reference = models.CharField(max_length=20, unique=True)
+    last_seq = models.PositiveIntegerField()
+    head_hash = models.CharField(max_length=64, blank=True)
+    purged_at = models.DateTimeField()
+    key_id = models.CharField(max_length=32)
+    mac = models.CharField(max_length=64)
+
+    def __str__(self):
+        return f"{self.reference} purged at #{self.last_seq}"
 
 
 class EmailStatus(models.TextChoices):

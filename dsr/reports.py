@@ -132,7 +132,7 @@ class Chart:
 def _svg(title: str, width: int, height: int, body: str) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
-        f'width="100%" style="max-width:{width}px;font:12px system-ui,sans-serif"><title>{escape(title)}</title>{body}</svg>'
+        f'width="100%" class="chart-svg"><title>{escape(title)}</title>{body}</svg>'
     )
 
 

@@ -40,3 +40,16 @@ def retention_purge_run() -> dict:
 
     report = retention_purge()
     return {"requests_purged": report.requests_purged, "identity_documents_deleted": report.identity_documents_deleted}
+
+
+@shared_task
+def audit_checkpoint_run() -> dict:
+    """Daily: verify the audit trail and write a signed checkpoint outside the database."""
+    from dsr.services.audit_checkpoints import audit_trail_verify, audit_verification_mail
+
+    result = audit_trail_verify(write_checkpoint=True)
+    audit_verification_mail(result)
+    for p in result.problems:
+        log.error("audit trail: %s #%s: %s", p.reference or "-", p.seq, p.problem)
+    return {"checked": result.checked, "problems": len(result.problems),
+            "checkpoint": str(result.checkpoint_written or "")}

@@ -30,6 +30,12 @@ def _fresh_cache():
 
 
 @pytest.fixture(autouse=True)
+def _audit_checkpoints(settings, tmp_path):
+    """Each test starts with no audit checkpoint (they are files, outside the test database)."""
+    settings.DSR_AUDIT_CHECKPOINT_DIR = tmp_path / "audit-checkpoints"
+
+
+@pytest.fixture(autouse=True)
 def _english_by_default():
     from django.utils import translation
 

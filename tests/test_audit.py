@@ -92,3 +92,135 @@ def test_postgres_refuses_to_change_or_delete_an_event(worked):
                 attempt()
     event.refresh_from_db()
     assert event.actor_label == label
+
+
+# --- The keyed chain: without the audit key nobody recomputes it --------------------------------
+
+def _plain_sha256(prev_hash, payload):
+    import hashlib
+
+    return hashlib.sha256((prev_hash + payload).encode("utf-8")).hexdigest()
+
+
+def _hmac_under(key):
+    def sign(prev_hash, payload):
+        import hashlib
+        import hmac
+
+        return hmac.new(key.encode(), (prev_hash + payload).encode("utf-8"), hashlib.sha256).hexdigest()
+
+    return sign
+
+
+def _recompute_chain(request, sign, *, key_id, change=None, only_last=False):
+    """What an attacker with write access to the database does: change an event, then recompute
+    every hash (and the head kept on the request) with what they have, no audit key."""
+    import json
+    from datetime import timezone as dt_timezone
+
+    from dsr.services.audit import GENESIS_HASH, canonical_json
+
+    events = list(AuditEvent.objects.filter(request=request).order_by("seq"))
+    if change:
+        change(events[-1])
+    prev = GENESIS_HASH
+    table = AuditEvent._meta.db_table
+    for i, e in enumerate(events):
+        if not only_last or i == len(events) - 1:
+            content = {
+                "reference": request.reference, "seq": e.seq, "event_type": e.event_type, "actor_type": e.actor_type,
+                "actor_label": e.actor_label, "from_status": e.from_status, "to_status": e.to_status, "data": e.data,
+                "created_at": e.created_at.astimezone(dt_timezone.utc).isoformat(timespec="microseconds"),
+            }
+            if key_id:
+                content["key_id"] = key_id
+            e.prev_hash, e.hash, e.key_id = prev, sign(prev, canonical_json(content)), key_id
+            _tamper(f"UPDATE {table} SET data = %s, actor_label = %s, prev_hash = %s, hash = %s, key_id = %s WHERE id = %s",
+                    [json.dumps(e.data), e.actor_label, e.prev_hash, e.hash, e.key_id, e.pk])
+        prev = e.hash
+    DataSubjectRequest.objects.filter(pk=request.pk).update(audit_head=prev)
+
+
+def _soften(event):
+    event.data = {**event.data, "message": "We found nothing."}
+
+
+def test_events_are_signed_with_the_current_audit_key(worked, settings):
+    events = list(AuditEvent.objects.filter(request=worked))
+    assert events and {e.key_id for e in events} == {settings.DSR_AUDIT_KEY_ID}
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["plain SHA-256, key id kept", "plain SHA-256, marked unkeyed", "HMAC under a guessed key", "HMAC under the old secret key"],
+)
+def test_a_chain_recomputed_without_the_audit_key_is_detected(worked, settings, how):
+    key_id = settings.DSR_AUDIT_KEY_ID
+    sign, marked = {
+        "plain SHA-256, key id kept": (_plain_sha256, key_id),
+        "plain SHA-256, marked unkeyed": (_plain_sha256, ""),
+        "HMAC under a guessed key": (_hmac_under("guess"), key_id),
+        "HMAC under the old secret key": (_hmac_under(settings.SECRET_KEY), key_id),
+    }[how]
+    _recompute_chain(worked, sign, key_id=marked, change=_soften)
+    with pytest.raises(CommandError, match="problem") as failed:
+        _verify()
+    assert failed.value.returncode == 1
+
+
+def test_the_same_recomputation_with_the_key_passes(worked, settings):
+    """The control for the test above: the rewriting itself is sound, only the key is missing."""
+    _recompute_chain(worked, _hmac_under(settings.DSR_AUDIT_KEYS[settings.DSR_AUDIT_KEY_ID]), key_id=settings.DSR_AUDIT_KEY_ID, change=_soften)
+    assert "Audit trail intact" in _verify()[0]
+
+
+def test_one_rewritten_event_with_a_recomputed_unkeyed_hash_is_detected(worked):
+    _recompute_chain(worked, _plain_sha256, key_id="", change=_soften, only_last=True)
+    with pytest.raises(CommandError):
+        _verify()
+    from dsr.services.audit import audit_chain_check
+
+    worked.refresh_from_db()
+    problems = audit_chain_check(reference=worked.reference, events=worked.events.order_by("seq"),
+                                 head_seq=worked.audit_seq, head_hash=worked.audit_head)
+    assert [p.problem for p in problems] == ["unkeyed hash after keyed events (rewritten without the audit key)"]
+
+
+def test_unkeyed_chains_from_before_the_key_stay_verifiable_once_sealed(worked, settings):
+    """Rows hashed before the key existed cannot be updated (the trigger): the migration appends
+    one keyed event to each such chain; the old rows are checked as before."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("dsr.migrations.0011_audit_keys_tombstones")
+    _recompute_chain(worked, _plain_sha256, key_id="")  # the rows as an older version wrote them
+    with pytest.raises(CommandError):
+        _verify()  # an unkeyed chain not sealed is what a rewrite without the key looks like
+    migration.seal_unkeyed_chains(apps, None)
+    worked.refresh_from_db()
+    seal = worked.events.order_by("seq").last()
+    assert (seal.event_type, seal.key_id, seal.data["unkeyed_events"]) == ("audit_chain_keyed", settings.DSR_AUDIT_KEY_ID, 4)
+    assert "Audit trail intact" in _verify()[0]
+    # Now rewriting an old (unkeyed) event and recomputing the plain hashes breaks the keyed seal.
+    first = AuditEvent.objects.get(request=worked, seq=1)
+    _tamper(f"UPDATE {AuditEvent._meta.db_table} SET actor_label = %s WHERE id = %s", ["someone-else", first.pk])
+    with pytest.raises(CommandError):
+        _verify()
+
+
+def test_key_rotation_keeps_older_events_verifiable(worked, settings, officer):
+    old_id, old_key = settings.DSR_AUDIT_KEY_ID, settings.DSR_AUDIT_KEYS[settings.DSR_AUDIT_KEY_ID]
+    settings.DSR_AUDIT_KEY_ID = "2027"
+    settings.DSR_AUDIT_KEYS = {old_id: old_key, "2027": "the new key"}
+    services.request_reopen(request=worked, actor=Actor.staff(officer), reason="More found")
+    assert list(worked.events.order_by("seq").values_list("key_id", flat=True))[-2:] == [old_id, "2027"]
+    assert "Audit trail intact" in _verify()[0]
+    settings.DSR_AUDIT_KEYS = {"2027": "the new key"}  # the retired key dropped: older events are unverifiable
+    with pytest.raises(CommandError):
+        _, err = _verify()
+    from dsr.services.audit import audit_chain_check
+
+    problems = audit_chain_check(reference=worked.reference, events=worked.events.order_by("seq"),
+                                 head_seq=worked.events.count(), head_hash=worked.events.order_by("seq").last().hash)
+    assert f"signed with unknown audit key id '{old_id}'" in {p.problem for p in problems}

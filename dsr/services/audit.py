@@ -1,16 +1,46 @@
-"""The append-only, hash-chained audit trail (RULES.md §6)."""
+"""The append-only, hash-chained audit trail (RULES.md §6).
+
+Each event's hash is an HMAC-SHA256, under the audit key named by the event's `key_id`, of its
+content and the previous event's hash. The key lives in the environment, never in the database, so
+whoever can write to the database cannot recompute a chain. Events written before the chain was
+keyed have an empty `key_id` and a plain SHA-256; they are checked as before, may only open a
+chain, and migration 0011 sealed each such chain with a keyed event, so a chain whose last event
+is unkeyed has been rewritten."""
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import timezone as dt_timezone
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
-from dsr.models import ActorType, AuditEvent, DataSubjectRequest
+from dsr.models import ActorType, AuditEvent, AuditTombstone, DataSubjectRequest
 
 GENESIS_HASH = "0" * 64
+LEGACY_KEY_ID = ""  # plain SHA-256, written before the chain was keyed
+
+
+class UnknownAuditKey(LookupError):
+    pass
+
+
+def audit_key(key_id: str) -> bytes:
+    try:
+        return settings.DSR_AUDIT_KEYS[key_id].encode("utf-8")
+    except KeyError:
+        raise UnknownAuditKey(key_id) from None
+
+
+def audit_sign(payload: bytes, *, key_id: str) -> str:
+    """HMAC-SHA256 of checkpoints and tombstones under the named audit key."""
+    return hmac.new(audit_key(key_id), payload, hashlib.sha256).hexdigest()
+
+
+def canonical_json(data) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -39,6 +69,7 @@ def json_normalised(data: dict | None) -> dict:
 
 def event_hash(
     *,
+    key_id: str,
     prev_hash: str,
     reference: str,
     seq: int,
@@ -50,23 +81,22 @@ def event_hash(
     data: dict,
     created_at,
 ) -> str:
-    payload = json.dumps(
-        {
-            "reference": reference,
-            "seq": seq,
-            "event_type": event_type,
-            "actor_type": actor_type,
-            "actor_label": actor_label,
-            "from_status": from_status,
-            "to_status": to_status,
-            "data": data,
-            "created_at": created_at.astimezone(dt_timezone.utc).isoformat(timespec="microseconds"),
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256((prev_hash + payload).encode("utf-8")).hexdigest()
+    content = {
+        "reference": reference,
+        "seq": seq,
+        "event_type": event_type,
+        "actor_type": actor_type,
+        "actor_label": actor_label,
+        "from_status": from_status,
+        "to_status": to_status,
+        "data": data,
+        "created_at": created_at.astimezone(dt_timezone.utc).isoformat(timespec="microseconds"),
+    }
+    if key_id == LEGACY_KEY_ID:
+        return hashlib.sha256((prev_hash + canonical_json(content)).encode("utf-8")).hexdigest()
+    # The key id is signed too, so an event cannot be moved under another key.
+    message = prev_hash + canonical_json({**content, "key_id": key_id})
+    return hmac.new(audit_key(key_id), message.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def audit_event_record(
@@ -85,6 +115,7 @@ def audit_event_record(
     prev_hash = request.audit_head or GENESIS_HASH
     data = json_normalised(data)
     created_at = timezone.now()
+    key_id = settings.DSR_AUDIT_KEY_ID
     event = AuditEvent(
         request=request,
         seq=seq,
@@ -97,8 +128,10 @@ def audit_event_record(
         data=data,
         created_at=created_at,
         prev_hash=prev_hash,
+        key_id=key_id,
     )
     event.hash = event_hash(
+        key_id=key_id,
         prev_hash=prev_hash,
         reference=request.reference,
         seq=seq,
@@ -130,29 +163,83 @@ def audit_chain_check(*, reference: str, events, head_seq: int, head_hash: str) 
     events = list(events)
     prev_hash = GENESIS_HASH
     expected_seq = 1
+    keyed_seen = False
     for event in events:
         if event.seq != expected_seq:
             problems.append(ChainProblem(reference, event.seq, f"expected event #{expected_seq}, found #{event.seq}"))
             expected_seq = event.seq
         if event.prev_hash != prev_hash:
             problems.append(ChainProblem(reference, event.seq, "previous-hash link broken"))
-        recomputed = event_hash(
-            prev_hash=event.prev_hash,
-            reference=reference,
-            seq=event.seq,
-            event_type=event.event_type,
-            actor_type=event.actor_type,
-            actor_label=event.actor_label,
-            from_status=event.from_status,
-            to_status=event.to_status,
-            data=event.data,
-            created_at=event.created_at,
-        )
-        if recomputed != event.hash:
+        if event.key_id == LEGACY_KEY_ID and keyed_seen:
+            problems.append(ChainProblem(reference, event.seq, "unkeyed hash after keyed events (rewritten without the audit key)"))
+        keyed_seen = keyed_seen or event.key_id != LEGACY_KEY_ID
+        try:
+            recomputed = event_hash(
+                key_id=event.key_id,
+                prev_hash=event.prev_hash,
+                reference=reference,
+                seq=event.seq,
+                event_type=event.event_type,
+                actor_type=event.actor_type,
+                actor_label=event.actor_label,
+                from_status=event.from_status,
+                to_status=event.to_status,
+                data=event.data,
+                created_at=event.created_at,
+            )
+        except UnknownAuditKey:
+            problems.append(ChainProblem(reference, event.seq, f"signed with unknown audit key id {event.key_id!r}"))
+            recomputed = None
+        if recomputed is not None and not hmac.compare_digest(recomputed, event.hash):
             problems.append(ChainProblem(reference, event.seq, "content does not match its hash"))
         prev_hash = event.hash
         expected_seq += 1
     last_seq = events[-1].seq if events else 0
+    if events and not keyed_seen:
+        problems.append(ChainProblem(reference, last_seq, "chain has no keyed event (rewritten without the audit key)"))
     if last_seq != head_seq or (head_seq and prev_hash != head_hash):
         problems.append(ChainProblem(reference, last_seq, f"chain ends at #{last_seq}, request records #{head_seq}"))
     return problems
+
+
+def tombstone_mac_payload(*, reference: str, last_seq: int, head_hash: str, purged_at) -> bytes:
+    return canonical_json(
+        {
+            "kind": "tombstone",
+            "reference": reference,
+            "last_seq": last_seq,
+            "head_hash": head_hash,
+            "purged_at": purged_at.astimezone(dt_timezone.utc).isoformat(timespec="microseconds"),
+        }
+    ).encode("utf-8")
+
+
+def audit_tombstone_record(*, request: DataSubjectRequest) -> AuditTombstone:
+    """Sign what the retention purge is about to delete: the chain's reference, last event and
+    head. The caller holds the request's row lock and deletes the request in the same transaction."""
+    purged_at = timezone.now()
+    key_id = settings.DSR_AUDIT_KEY_ID
+    payload = tombstone_mac_payload(
+        reference=request.reference, last_seq=request.audit_seq, head_hash=request.audit_head, purged_at=purged_at
+    )
+    return AuditTombstone.objects.create(
+        reference=request.reference,
+        last_seq=request.audit_seq,
+        head_hash=request.audit_head,
+        purged_at=purged_at,
+        key_id=key_id,
+        mac=audit_sign(payload, key_id=key_id),
+    )
+
+
+def audit_tombstone_valid(tombstone: AuditTombstone) -> bool:
+    payload = tombstone_mac_payload(
+        reference=tombstone.reference,
+        last_seq=tombstone.last_seq,
+        head_hash=tombstone.head_hash,
+        purged_at=tombstone.purged_at,
+    )
+    try:
+        return hmac.compare_digest(audit_sign(payload, key_id=tombstone.key_id), tombstone.mac)
+    except UnknownAuditKey:
+        return False

@@ -2,6 +2,7 @@
 after closing, used for nothing else, then purged; what remains is an anonymous row for the
 §7102 metrics. Identity documents go much sooner."""
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
@@ -19,8 +20,10 @@ from dsr.models import (
     RequestDocument,
     VerificationChallenge,
 )
+from dsr.services.audit import audit_chain_check, audit_tombstone_record
 
 BATCH = 200
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,6 +53,15 @@ def _request_purge(request_id: int, cutoff: datetime) -> bool:
     request = DataSubjectRequest.objects.select_for_update().filter(pk=request_id, closed_at__lt=cutoff).first()
     if request is None:
         return False
+    # Only an intact chain is signed off: a broken one stays for whoever investigates it.
+    problems = audit_chain_check(
+        reference=request.reference, events=request.events.order_by("seq"), head_seq=request.audit_seq, head_hash=request.audit_head
+    )
+    if problems:
+        log.error("retention purge skipped %s: its audit chain is broken (%s)", request.reference, problems[0].problem)
+        return False
+    # The signed tombstone tells dsr_verify_audit that this request went by the purge.
+    audit_tombstone_record(request=request)
     _stat_for(request).save(force_insert=True)
     storage = RequestDocument._meta.get_field("file").storage
     names = [n for n in request.documents.values_list("file", flat=True) if n]
