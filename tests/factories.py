@@ -11,9 +11,16 @@ from dsr.services import requests as services
 from dsr.services.audit import Actor
 
 
-def officer_create(*, username: str, email: str):
-    call_command("dsr_create_officer", username, email=email, password="correct horse battery", stdout=io.StringIO())
+def officer_create(*, username: str, email: str, role: str = "officer"):
+    call_command("dsr_create_officer", username, email=email, password="correct horse battery", role=role, stdout=io.StringIO())
     return get_user_model().objects.get(username=username)
+
+
+def staff_token_key(user) -> str:
+    """A fresh API token for `user`, as its holder would use it."""
+    from rest_framework.authtoken.models import Token
+
+    return Token.objects.get_or_create(user=user)[0].key
 
 
 def request_create(
