@@ -16,11 +16,11 @@ def officer_create(*, username: str, email: str, role: str = "officer"):
     return get_user_model().objects.get(username=username)
 
 
-def staff_token_key(user) -> str:
-    """A fresh API token for `user`, as its holder would use it."""
-    from rest_framework.authtoken.models import Token
+def staff_token_key(user, *, name: str = "tests") -> str:
+    """A fresh API token for `user` (made by the service the command and dashboard use)."""
+    from dsr.services.tokens import api_token_create
 
-    return Token.objects.get_or_create(user=user)[0].key
+    return api_token_create(user=user, name=name)[1]
 
 
 def request_create(

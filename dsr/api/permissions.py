@@ -9,9 +9,9 @@ SECOND_FACTOR_NEEDED = (
 
 
 def _signed_in_by_token(request) -> bool:
-    from rest_framework.authtoken.models import Token
+    from dsr.models import ApiToken
 
-    return isinstance(request.auth, Token)
+    return isinstance(request.auth, ApiToken)
 
 
 class IsPrivacyStaff(BasePermission):
