@@ -209,8 +209,13 @@ def test_command_bad_input_has_a_clear_message_and_exit_code(officer, args, code
     assert set(ApiToken.objects.values_list("digest", flat=True)) == before
 
 
-def test_command_exit_code_from_the_command_line(officer, capsys):
+def test_command_exit_code_from_the_command_line(officer, capsys, monkeypatch):
+    from django.db import connections
+
     from dsr.management.commands.dsr_api_token import Command
+
+    # run_from_argv closes the connections when it ends: keep the test's own open.
+    monkeypatch.setattr(connections, "close_all", lambda: None)
 
     with pytest.raises(SystemExit) as exc:
         Command().run_from_argv(["manage.py", "dsr_api_token", "revoke", "olivia", "dsr_abc"])
