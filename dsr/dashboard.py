@@ -14,6 +14,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from dsr import reports, selectors
@@ -30,6 +31,7 @@ from dsr.models import (
 from dsr.services import requests as services
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.requests import business_today
+from dsr.services.tokens import NAME_MAX_LENGTH, api_token_create, api_token_revoke
 
 PAGE_SIZE = 50
 
@@ -335,6 +337,61 @@ def report_csv(request):
     writer.writerow(reports.METRIC_CSV_HEADER)
     writer.writerows(reports.metric_csv_rows(reports.metrics_for_year(year)))
     return response
+
+
+# --- The user's own API tokens ---------------------------------------------------------------------
+
+TOKEN_DAY_CHOICES = (7, 30, 90, 180, 365)
+
+
+class TokenCreateForm(forms.Form):
+    name = forms.CharField(max_length=NAME_MAX_LENGTH, label="Name (what or who will use it)")
+    days = forms.TypedChoiceField(coerce=int, label="Expires after")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        days = sorted({*TOKEN_DAY_CHOICES, settings.DSR_API_TOKEN_DAYS})
+        self.fields["days"].choices = [(d, f"{d} days") for d in days]
+        self.fields["days"].initial = settings.DSR_API_TOKEN_DAYS
+
+
+def _tokens_render(request, *, form, created=None, revoking=None, status=200):
+    response = render(request, "dashboard/tokens.html", {
+        "form": form, "tokens": selectors.api_tokens_of(user=request.user), "created": created, "revoking": revoking,
+        "now": timezone.now(), "notice": request.session.pop("dashboard_notice", ""),
+    }, status=status)
+    # A new key is on this page once: no cache may keep it.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required("dsr.work_requests")
+def tokens_page(request):
+    """The signed-in user's own API tokens: list, create (the key shown once), revoke."""
+    form = TokenCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            token, key = api_token_create(user=request.user, name=form.cleaned_data["name"], days=form.cleaned_data["days"])
+        except DsrError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            return _tokens_render(request, form=TokenCreateForm(), created={"token": token, "key": key})
+    return _tokens_render(request, form=form, status=400 if form.errors else 200)
+
+
+@require_POST
+@staff_required("dsr.work_requests")
+def token_revoke(request, token_id):
+    # Only the user's own tokens: another user's id is as unknown as a made-up one.
+    token = selectors.api_tokens_of(user=request.user).filter(token_key=token_id).first()
+    if token is None:
+        raise Http404("No such token")
+    if request.POST.get("confirmed") != "True":
+        return _tokens_render(request, form=TokenCreateForm(), revoking=token)
+    api_token_revoke(user=request.user, token_id=token.token_key)
+    request.session["dashboard_notice"] = f"Token {token.token_key} ({token.name}) revoked: it no longer works."
+    return redirect("dashboard:tokens")
 
 
 @require_http_methods(["GET"])

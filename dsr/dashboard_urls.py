@@ -12,4 +12,6 @@ urlpatterns = [
     path("requests/<str:reference>/<str:action>/", dashboard.request_action, name="action"),
     path("reports/", dashboard.report_page, name="reports"),
     path("reports/metrics.csv", dashboard.report_csv, name="reports-csv"),
+    path("tokens/", dashboard.tokens_page, name="tokens"),
+    path("tokens/<str:token_id>/revoke/", dashboard.token_revoke, name="token-revoke"),
 ]

@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
+from knox.models import AbstractAuthToken
 
 
 class RequestType(models.TextChoices):
@@ -416,3 +417,20 @@ class OutboundEmail(models.Model):
 
     def __str__(self):
         return f"{self.template} to {self.to} ({self.status})"
+
+
+class ApiToken(AbstractAuthToken):
+    """A staff API key (`Authorization: Token <key>`), django-rest-knox's token with a name and the
+    time of last use. The database holds the key's SHA-512 digest and its first characters (to find
+    the row, shown as the token's id), never the key. Every token expires; revoking deletes the row."""
+
+    expiry = models.DateTimeField()
+    name = models.CharField(max_length=64)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name = "API token"
+
+    def __str__(self):
+        return f"{self.token_key} ({self.name})"

@@ -2,6 +2,7 @@
 comment. Administrator: configuration and users in the admin site."""
 
 from django.contrib.auth.models import Group, Permission
+from django.db.models import Q
 
 OFFICER = "Privacy officer"
 REVIEWER = "Reviewer"
@@ -28,3 +29,22 @@ def roles_sync() -> dict[str, Group]:
         group.permissions.set(wanted)
         groups[name] = group
     return groups
+
+
+def rights_of(user) -> set[str]:
+    """The permissions `user` holds directly and through groups, as "app.codename" — read from the
+    database whether or not the account is active (a deactivated officer still holds the role that
+    reactivating it would restore)."""
+    perms = Permission.objects.filter(Q(user=user) | Q(group__user=user)).values_list("content_type__app_label", "codename")
+    return {f"{app}.{code}" for app, code in perms}
+
+
+def user_may_manage(actor, target) -> bool:
+    """No staff user grants rights they do not hold: `actor` may change `target` (its details,
+    password, whether it is active) only if `target` holds no right `actor` lacks. Only a superuser
+    manages superusers — and roles, groups and permissions, which no one else may change at all."""
+    if actor.is_superuser:
+        return True
+    if target.is_superuser or (target.is_staff and not actor.is_staff):
+        return False
+    return target.pk == actor.pk or rights_of(target) <= rights_of(actor)

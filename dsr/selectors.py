@@ -109,3 +109,10 @@ def request_for_dashboard(*, reference: str) -> DataSubjectRequest:
         .prefetch_related("events__actor", "emails", "documents", "pauses")
         .get(reference=reference)
     )
+
+
+def api_tokens_of(*, user) -> QuerySet:
+    """A user's own API tokens, newest first (never anyone else's)."""
+    from dsr.models import ApiToken
+
+    return ApiToken.objects.filter(user=user).order_by("-created")

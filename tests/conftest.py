@@ -62,10 +62,10 @@ def officer(db):
 
 @pytest.fixture
 def staff_api(officer):
-    from rest_framework.authtoken.models import Token
+    from tests.factories import staff_token_key
 
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get(user=officer).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {staff_token_key(officer)}")
     return client
 
 

@@ -11,9 +11,16 @@ from dsr.services import requests as services
 from dsr.services.audit import Actor
 
 
-def officer_create(*, username: str, email: str):
-    call_command("dsr_create_officer", username, email=email, password="correct horse battery", stdout=io.StringIO())
+def officer_create(*, username: str, email: str, role: str = "officer"):
+    call_command("dsr_create_officer", username, email=email, password="correct horse battery", role=role, stdout=io.StringIO())
     return get_user_model().objects.get(username=username)
+
+
+def staff_token_key(user, *, name: str = "tests") -> str:
+    """A fresh API token for `user` (made by the service the command and dashboard use)."""
+    from dsr.services.tokens import api_token_create
+
+    return api_token_create(user=user, name=name)[1]
 
 
 def request_create(

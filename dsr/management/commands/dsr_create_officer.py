@@ -4,12 +4,15 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
 from django.db import transaction
-from rest_framework.authtoken.models import Token
-
 from dsr.roles import ROLES, roles_sync
+from dsr.services.tokens import COMMAND_TOKEN_NAME, api_token_create
+
 
 class Command(BaseCommand):
-    help = "Create (or update) a staff user — a privacy officer by default — and print its API token as the last line."
+    help = (
+        "Create (or update) a staff user — a privacy officer by default — and print a new API token as the "
+        f"last line (it replaces the token this command gave the user before, named '{COMMAND_TOKEN_NAME}')."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("username")
@@ -38,8 +41,11 @@ class Command(BaseCommand):
             user.save(update_fields=["password"])
         groups = roles_sync()
         user.groups.add(groups[ROLES[role]])
-        token, _ = Token.objects.get_or_create(user=user)
+        # Keys are stored as digests only, so the one handed out before cannot be shown again: a new
+        # one replaces it.
+        token, key = api_token_create(user=user, name=COMMAND_TOKEN_NAME, replace=True)
         self.stdout.write(f"{'Created' if created else 'Updated'} {role} '{username}' <{email}>.")
         if generated:
             self.stdout.write(f"Password: {generated}")
-        self.stdout.write(token.key)
+        self.stdout.write(f"API token (id {token.token_key}, expires {token.expiry:%Y-%m-%d}) on the next line; it is shown only now.")
+        self.stdout.write(key)

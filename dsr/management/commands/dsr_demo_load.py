@@ -6,11 +6,11 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from dsr.models import DataSubjectRequest, DemoCustomer, Organisation
 from dsr.services import requests as services
 from dsr.services.audit import Actor
+from dsr.services.tokens import COMMAND_TOKEN_NAME, api_token_create
 
 DEMO_USERNAME = "officer"
 DEMO_PASSWORD = "demo-officer-pass"
@@ -26,14 +26,15 @@ class Command(BaseCommand):
         if not User.objects.filter(username=DEMO_USERNAME).exists():
             call_command("dsr_create_officer", DEMO_USERNAME, email=f"officer@{DEMO_DOMAIN}", password=DEMO_PASSWORD, stdout=io.StringIO())
         user = User.objects.get(username=DEMO_USERNAME)
-        token = Token.objects.get(user=user)
+        # Keys are kept only as digests: each run hands out a fresh demo token, replacing the last.
+        _, key = api_token_create(user=user, name=COMMAND_TOKEN_NAME, replace=True)
         if not DataSubjectRequest.objects.filter(email__endswith=f"@{DEMO_DOMAIN}").exists():
             self._requests(Actor.staff(user))
             self.stdout.write("Loaded demo requests.")
         else:
             self.stdout.write("Demo requests already loaded.")
         self.stdout.write(f"Demo privacy officer: username '{DEMO_USERNAME}', password '{DEMO_PASSWORD}'")
-        self.stdout.write(f"Demo API token: {token.key}")
+        self.stdout.write(f"Demo API token: {key}")
 
     def _requests(self, actor):
         now = timezone.now()
