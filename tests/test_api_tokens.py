@@ -257,7 +257,7 @@ def test_plain_keys_from_before_are_carried_over_hashed_and_keep_working(officer
     from django.apps import apps
     from django.db.migrations.recorder import MigrationRecorder
 
-    migration = import_module("dsr.migrations.0011_api_tokens")
+    migration = import_module("dsr.migrations.0012_api_tokens")
     old_key = "4769c87041207194f691f0ae9ecadd7a6b9f9b7e"
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY, created timestamp, user_id integer)")

@@ -39,7 +39,7 @@ def authtoken_keys_hash(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dsr', '0010_email_upper_index'),
+        ('dsr', '0011_audit_keys_tombstones'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
