@@ -73,9 +73,3 @@ def staff_api(officer):
 def api():
     return APIClient()
 
-
-def staff_token_for(user) -> str:
-    """A usable API token for a staff user."""
-    from rest_framework.authtoken.models import Token
-
-    return Token.objects.get_or_create(user=user)[0].key

@@ -13,7 +13,7 @@ import schemathesis
 from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, settings as hypothesis_settings
 
-from tests.factories import officer_create, request_create
+from tests.factories import officer_create, request_create, staff_token_key
 
 EXAMPLES = int(os.environ.get("DSR_FUZZ_EXAMPLES", "40"))
 
@@ -24,15 +24,13 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", app)
 @pytest.fixture
 def fuzz_world(db):
     """An officer with a token, and requests in several states for the path parameters."""
-    from tests.conftest import staff_token_for
-
     officer = officer_create(username="fuzz-officer", email="fuzz@company.example")
     references = [
         request_create(email="fuzz1@example.org").reference,
         request_create(request_type="erasure", regime="gdpr", email="fuzz2@example.org").reference,
         request_create(request_type="opt_out_sale", email="fuzz3@example.org").reference,
     ]
-    return {"token": staff_token_for(officer), "references": references}
+    return {"token": staff_token_key(officer), "references": references}
 
 
 @schema.parametrize()
