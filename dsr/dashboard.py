@@ -30,6 +30,7 @@ from dsr.models import (
 from dsr.services import requests as services
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.requests import business_today
+from dsr.validators import single_line
 
 PAGE_SIZE = 50
 
@@ -200,7 +201,7 @@ class InternalNoteForm(ActionForm):
 
 
 class AssignForm(ActionForm):
-    assignee = forms.CharField(max_length=150, required=False, label="Assign to (username; blank to unassign)")
+    assignee = forms.CharField(max_length=150, required=False, validators=[single_line], label="Assign to (username; blank to unassign)")
 
 
 def _assign(obj, actor, d):

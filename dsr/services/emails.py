@@ -10,7 +10,9 @@ from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.template.loader import render_to_string
+from django.template.context import make_context
+from django.template.loader import get_template, render_to_string
+from django.utils.html import format_html
 from django.utils import timezone, translation
 
 from dsr.models import DataSubjectRequest, EmailStatus, OutboundEmail
@@ -30,19 +32,34 @@ class RenderedEmail:
     html: str
 
 
+# The product's own links: the only things an email turns into <a href>. Everything else in the
+# context (above all what a requester typed) is escaped in the HTML part and never made a link.
+PRODUCT_LINKS = ("status_url", "verify_url", "staff_url", "original_status_url", "form_url")
+
+
+def _render_text(name: str, context: dict, *, autoescape: bool) -> str:
+    template = get_template(name).template  # the engine's Template, so autoescape can be chosen
+    return template.render(make_context(context, autoescape=autoescape))
+
+
 def email_render(*, template: str, language: str, context: dict) -> RenderedEmail:
-    """Subject, text and HTML parts in the given language. The HTML part is the text part set in
-    the house layout (links made clickable), so the two always say the same thing."""
+    """Subject, text and HTML parts in the given language, from one template so the two parts
+    always say the same thing. The text part is rendered as plain text; the HTML part from the
+    same template with autoescaping on, the product's links as the only anchors, in the layout."""
     base = {
         "business_name": settings.DSR_BUSINESS_NAME,
         "business_contact": settings.DSR_BUSINESS_CONTACT,
         "site_url": settings.SITE_URL,
+        "form_url": f"{settings.SITE_URL}/",
     }
     base.update(context)
+    links = {key: format_html('<a href="{0}">{0}</a>', base[key]) for key in PRODUCT_LINKS if base.get(key)}
     with translation.override(language):
-        subject = render_to_string(f"emails/{template}.subject.txt", base).strip().replace("\n", " ")
-        text = render_to_string(f"emails/{template}.txt", base)
-        html = render_to_string("emails/_layout.html", {**base, "subject": subject, "text": text, "language": language})
+        subject = " ".join(_render_text(f"emails/{template}.subject.txt", base, autoescape=False).split())
+        # A plain str: the text part is not HTML and must never pass for safe HTML later.
+        text = str.__str__(_render_text(f"emails/{template}.txt", base, autoescape=False))
+        body = _render_text(f"emails/{template}.txt", {**base, **links}, autoescape=True)
+        html = render_to_string("emails/_layout.html", {**base, "subject": subject, "body": body, "language": language})
     return RenderedEmail(subject, text, html)
 
 
@@ -202,8 +219,11 @@ def _delivery_failed(email: OutboundEmail, *, reason: str) -> None:
     if request_flag(request_id=email.request_id, reason=f"Email '{email.template}' to the requester failed: {reason}"[:200],
                     data={"email_id": email.pk, "template": email.template}):
         request = DataSubjectRequest.objects.get(pk=email.request_id)
+        # The team's email names the kind of failure only: the address and the provider's text
+        # (which the receiving server, hence a requester, can write) are on the request page.
+        failure = email.delivery_status if email.delivery_status in UNDELIVERABLE else "not accepted for sending"
         email_to_staff(request=request, template="staff_delivery_failed", recipients=staff_recipients(),
-                       context={"failed": email, "reason": reason})
+                       context={"failed": email, "failure": failure})
 
 
 # anymail's normalised event types that mean the message will not arrive.

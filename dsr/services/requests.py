@@ -34,6 +34,7 @@ from dsr.models import (
 )
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.emails import email_queue, email_to_requester, email_to_staff, requester_status_url, staff_recipients
+from dsr.validators import single_line_check
 
 S = Status
 
@@ -162,6 +163,8 @@ def _corrections_clean(corrections) -> list[dict]:
             raise InvalidInput(f"'{field}' is not a field that can be corrected.", field="corrections")
         if not correct:
             raise InvalidInput(gettext("Say what the correct value is."), field="corrections")
+        single_line_check(wrong, field="corrections")
+        single_line_check(correct, field="corrections")
         cleaned.append({"field": field, "wrong": wrong[:500], "correct": correct[:500]})
     return cleaned
 
@@ -193,6 +196,10 @@ def request_submit(
     email = (email or "").strip()
     if not email or "@" not in email:
         raise InvalidInput(gettext("An email address is needed so that we can answer the request."), field="email")
+    single_line_check(email, field="email")
+    single_line_check(full_name, field="full_name")
+    single_line_check(intake.agent_name, field="agent_name")
+    single_line_check(intake.agent_email, field="agent_email")
     corrections = _corrections_clean(intake.corrections)
     if request_type == RequestType.RECTIFICATION and not corrections and not (details or "").strip():
         raise InvalidInput(gettext("Tell us what is wrong and what is right."), field="corrections")
