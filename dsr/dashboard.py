@@ -2,7 +2,6 @@
 bulk actions, reports and charts. Views validate input and call the one service for each action;
 staff only, with per-role permissions and (where required) two-factor authentication."""
 
-import csv
 from functools import wraps
 
 from django import forms
@@ -17,6 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from dsr import reports, selectors
+from dsr.csv_export import csv_writer
 from dsr.errors import DsrError
 from dsr.models import (
     Channel,
@@ -108,7 +108,7 @@ def queue_csv(request):
     """The queue as filtered, as CSV, streamed so that a large export does not fill memory."""
     _, _, qs = _queue(request)
     today = business_today()
-    writer = csv.writer(_Echo())
+    writer = csv_writer(_Echo())
 
     def rows():
         yield writer.writerow(QUEUE_CSV_HEADER)
@@ -332,7 +332,7 @@ def report_csv(request):
     year = _year(request)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="dsr-metrics-{year}.csv"'
-    writer = csv.writer(response)
+    writer = csv_writer(response)
     writer.writerow(reports.METRIC_CSV_HEADER)
     writer.writerows(reports.metric_csv_rows(reports.metrics_for_year(year)))
     return response
