@@ -18,6 +18,7 @@ from dsr.models import AccessPeriod, DataSubjectRequest, Language, RequestDocume
 from dsr.ratelimit import client_ip, rate_limit_hit
 from dsr.services import requests as services
 from dsr.services import verification
+from dsr.services.documents import document_content_type, document_download_name
 from dsr.services.emails import unsubscribe_email_from_token
 from dsr.services.requests import business_today
 
@@ -272,8 +273,9 @@ def staff_document_download(request, reference, document_id):
     ).first()
     if document is None or not document.file:
         raise Http404("No such document")
-    response = FileResponse(document.file.open("rb"), content_type=document.content_type, as_attachment=True,
-                            filename=document.original_name)
+    # Served under a name the product makes, with the checked type: never the sender's name.
+    response = FileResponse(document.file.open("rb"), content_type=document_content_type(document), as_attachment=True,
+                            filename=document_download_name(document))
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response
