@@ -280,6 +280,9 @@ DSR_REMINDER_DAYS = env.int("DSR_REMINDER_DAYS", default=7)
 # Who hears about reminders and escalations (comma-separated); empty: every active privacy officer.
 DSR_ESCALATION_EMAILS = env.list("DSR_ESCALATION_EMAILS", default=[])
 DSR_EMAIL_MAX_ATTEMPTS = env.int("DSR_EMAIL_MAX_ATTEMPTS", default=5)
+# Days a one-click unsubscribe link works (CAN-SPAM: at least 30 after sending; people unsubscribe
+# from mail months old, so a year by default).
+DSR_UNSUBSCRIBE_DAYS = env.int("DSR_UNSUBSCRIBE_DAYS", default=365)
 # Retention (§7101): request records, events and emails are kept this long after closing, then
 # purged, keeping only anonymous figures for the metrics. Identity documents go much sooner: at the
 # decision, and at the latest after DSR_ID_DOCUMENT_MAX_DAYS.

@@ -9,7 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from dsr.models import DataSubjectRequest, EmailStatus, OutboundEmail, Status
-from dsr.services.emails import outbound_email_send, unsubscribe_token
+from dsr.services.emails import outbound_email_send
+from dsr.services.unsubscribe import unsubscribe_token
 from tests.factories import request_create
 
 pytestmark = pytest.mark.django_db

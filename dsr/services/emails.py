@@ -7,7 +7,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core import signing
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.context import make_context
@@ -17,6 +16,7 @@ from django.utils import timezone, translation
 
 from dsr.models import DataSubjectRequest, EmailStatus, OutboundEmail
 from dsr.services.audit import Actor, audit_event_record
+from dsr.services.unsubscribe import unsubscribe_url
 
 log = logging.getLogger(__name__)
 
@@ -104,27 +104,13 @@ def outbox_redispatch(*, now=None) -> int:
     return len(ids)
 
 
-def unsubscribe_token(email: str) -> str:
-    return signing.dumps({"e": email.strip().lower()}, salt=UNSUBSCRIBE_SALT, compress=True)
-
-
-def unsubscribe_email_from_token(token: str) -> str | None:
-    try:
-        return signing.loads(token, salt=UNSUBSCRIBE_SALT)["e"]
-    except (signing.BadSignature, KeyError, TypeError):
-        return None
-
-
 def unsubscribe_headers(email: str) -> dict:
     """RFC 8058 one-click unsubscribe, on every email about marketing."""
-    url = f"{settings.SITE_URL}/unsubscribe/{unsubscribe_token(email)}/"
+    url = unsubscribe_url(email)
     return {
         "List-Unsubscribe": f"<{url}>, <mailto:{settings.DSR_BUSINESS_CONTACT}?subject=unsubscribe>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
-
-
-UNSUBSCRIBE_SALT = "dsr.unsubscribe"
 
 
 def email_to_requester(*, request: DataSubjectRequest, template: str, context: dict | None = None) -> OutboundEmail:
