@@ -174,12 +174,16 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["dsr.api.permissions.IsPrivacyStaff"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "dsr.api.problems.problem_exception_handler",
+    # JSON only, read with size and depth limits (dsr/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["dsr.api.parsers.LimitedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_RATES": {
         "intake": env.str("DSR_INTAKE_RATE", default="30/hour"),
     },
 }
+# The largest API request body: room for every field at its longest, even \u-escaped.
+DSR_API_MAX_BODY_BYTES = env.int("DSR_API_MAX_BODY_BYTES", default=262144)
 SPECTACULAR_SETTINGS = {
     "TITLE": "DSR API",
     "DESCRIPTION": "Data-subject requests under GDPR and CCPA: intake, clocks, actions, audit trail.",

@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from dsr.models import AccessPeriod, AuditEvent, OutboundEmail, Channel, DataSubjectRequest, DenialReason, Language, Outcome, Regime, Relationship, RequestType
-from dsr.services.requests import CORRECTABLE_FIELDS
+from dsr.services.requests import CORRECTABLE_FIELDS, CORRECTIONS_MAX
 from dsr.validators import single_line
 
 
@@ -35,7 +35,9 @@ class PublicRequestIn(serializers.Serializer):
     details = serializers.CharField(max_length=10000, required=False, allow_blank=True, default="")
     relationship = serializers.ChoiceField(choices=Relationship.choices, required=False, default=Relationship.CUSTOMER)
     access_period = serializers.ChoiceField(choices=AccessPeriod.choices, required=False, default=AccessPeriod.LAST_12_MONTHS)
-    corrections = CorrectionIn(many=True, required=False, default=list)
+    # The length is checked before any row is looked at.
+    corrections = CorrectionIn(many=True, required=False, default=list, max_length=CORRECTIONS_MAX,
+                               error_messages={"max_length": "Send at most {max_length} corrections in one request; describe any others under details."})
     agent = AgentIn(required=False, default=None, allow_null=True)
 
     def validate(self, data):

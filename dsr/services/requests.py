@@ -150,11 +150,18 @@ class IntakeDetails:
 
 
 CORRECTABLE_FIELDS = ("full_name", "email", "phone", "postal_address", "postal_code", "customer_number", "other")
+# One row per thing that is wrong; more than this in one request is not a person's correction.
+CORRECTIONS_MAX = 20
 
 
 def _corrections_clean(corrections) -> list[dict]:
     cleaned = []
+    if len(corrections or ()) > CORRECTIONS_MAX:
+        raise InvalidInput(gettext("Send at most %(max)d corrections in one request; describe any others in your own words.")
+                           % {"max": CORRECTIONS_MAX}, field="corrections")
     for row in corrections or ():
+        if not isinstance(row, dict) or not all(isinstance(row.get(k) or "", str) for k in ("field", "wrong", "correct")):
+            raise InvalidInput("Each correction names a field, what is wrong and what is correct, as text.", field="corrections")
         field = (row.get("field") or "").strip()
         wrong, correct = (row.get("wrong") or "").strip(), (row.get("correct") or "").strip()
         if not (wrong or correct):
