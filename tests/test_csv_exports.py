@@ -88,7 +88,7 @@ def hostile_queue(db):
                            actor=Actor.staff(officer))
         services.request_assign(request=r, actor=Actor.staff(officer), assignee=sneaky)
         created.append(r)
-    for i, value in enumerate(HOSTILE_TEXT[4:]):
+    for i, value in enumerate(v for v in HOSTILE_TEXT[4:] if "\0" not in v):  # PostgreSQL text holds no NUL
         r = request_create(email=f"legacy{i}@example.org", full_name="x")
         DataSubjectRequest.objects.filter(pk=r.pk).update(full_name=value, email=value + "@example.org")
         created.append(r)
