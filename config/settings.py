@@ -239,9 +239,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["dsr.api.permissions.IsPrivacyStaff"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "dsr.api.problems.problem_exception_handler",
+    # JSON only, read with size and depth limits (dsr/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["dsr.api.parsers.LimitedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }
+# The largest API request body: room for every field at its longest, even \u-escaped.
+DSR_API_MAX_BODY_BYTES = env.int("DSR_API_MAX_BODY_BYTES", default=262144)
 SPECTACULAR_SETTINGS = {
     "TITLE": "DSR API",
     "DESCRIPTION": "Data-subject requests under GDPR and CCPA: intake, clocks, actions, audit trail.",
@@ -346,6 +350,9 @@ DSR_REMINDER_DAYS = env.int("DSR_REMINDER_DAYS", default=7)
 # Who hears about reminders and escalations (comma-separated); empty: every active privacy officer.
 DSR_ESCALATION_EMAILS = env.list("DSR_ESCALATION_EMAILS", default=[])
 DSR_EMAIL_MAX_ATTEMPTS = env.int("DSR_EMAIL_MAX_ATTEMPTS", default=5)
+# Days a one-click unsubscribe link works (CAN-SPAM: at least 30 after sending; people unsubscribe
+# from mail months old, so a year by default).
+DSR_UNSUBSCRIBE_DAYS = env.int("DSR_UNSUBSCRIBE_DAYS", default=365)
 # Retention (§7101): request records, events and emails are kept this long after closing, then
 # purged, keeping only anonymous figures for the metrics. Identity documents go much sooner: at the
 # decision, and at the latest after DSR_ID_DOCUMENT_MAX_DAYS.

@@ -2,7 +2,6 @@
 bulk actions, reports and charts. Views validate input and call the one service for each action;
 staff only, with per-role permissions and (where required) two-factor authentication."""
 
-import csv
 from functools import wraps
 
 from django import forms
@@ -18,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from dsr import reports, selectors
+from dsr.csv_export import csv_writer
 from dsr.errors import DsrError
 from dsr.models import (
     Channel,
@@ -32,6 +32,7 @@ from dsr.services import requests as services
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.requests import business_today
 from dsr.services.tokens import NAME_MAX_LENGTH, api_token_create, api_token_revoke
+from dsr.validators import single_line
 
 PAGE_SIZE = 50
 
@@ -109,7 +110,7 @@ def queue_csv(request):
     """The queue as filtered, as CSV, streamed so that a large export does not fill memory."""
     _, _, qs = _queue(request)
     today = business_today()
-    writer = csv.writer(_Echo())
+    writer = csv_writer(_Echo())
 
     def rows():
         yield writer.writerow(QUEUE_CSV_HEADER)
@@ -202,7 +203,7 @@ class InternalNoteForm(ActionForm):
 
 
 class AssignForm(ActionForm):
-    assignee = forms.CharField(max_length=150, required=False, label="Assign to (username; blank to unassign)")
+    assignee = forms.CharField(max_length=150, required=False, validators=[single_line], label="Assign to (username; blank to unassign)")
 
 
 def _assign(obj, actor, d):
@@ -333,7 +334,7 @@ def report_csv(request):
     year = _year(request)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="dsr-metrics-{year}.csv"'
-    writer = csv.writer(response)
+    writer = csv_writer(response)
     writer.writerow(reports.METRIC_CSV_HEADER)
     writer.writerows(reports.metric_csv_rows(reports.metrics_for_year(year)))
     return response

@@ -60,7 +60,7 @@ CATALOGUE = [
     EmailKind("staff_due_soon", "staff", "DSR_REMINDER_DAYS before the deadline.", {"days_left": 7}),
     EmailKind("staff_overdue", "staff", "The deadline has passed and the request is open.", {}),
     EmailKind("staff_delivery_failed", "staff", "An email to the requester bounced or could not be sent; the request is flagged.",
-              {"failed": OutboundEmail(template="received", to="alex@example.org"), "reason": "bounced: mailbox does not exist"}),
+              {"failed": OutboundEmail(template="received", to="alex@example.org"), "failure": "bounced"}),
 ]
 
 

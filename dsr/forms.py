@@ -2,6 +2,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from dsr.models import AccessPeriod, Regime, Relationship, RequestType
+from dsr.validators import single_line
 
 
 CORRECTION_FIELD_CHOICES = [
@@ -23,8 +24,8 @@ class PublicRequestForm(forms.Form):
     relationship = forms.ChoiceField(
         label=_("How do you know us?"), choices=Relationship.choices, widget=forms.RadioSelect, initial=Relationship.CUSTOMER
     )
-    email = forms.EmailField(label=_("Your email address"), max_length=254, help_text=_("We answer here. Use the address you use with us."))
-    full_name = forms.CharField(label=_("Your full name"), max_length=200, required=False)
+    email = forms.EmailField(label=_("Your email address"), max_length=254, validators=[single_line], help_text=_("We answer here. Use the address you use with us."))
+    full_name = forms.CharField(label=_("Your full name"), max_length=200, required=False, validators=[single_line])
     access_period = forms.ChoiceField(
         label=_("Which period should we cover?"), choices=AccessPeriod.choices, widget=forms.RadioSelect,
         initial=AccessPeriod.LAST_12_MONTHS, required=False,
@@ -33,8 +34,8 @@ class PublicRequestForm(forms.Form):
     details = forms.CharField(label=_("Anything we should know (optional)"), max_length=10000, required=False, widget=forms.Textarea(attrs={"rows": 4}))
     evidence = forms.FileField(label=_("Evidence for the correction (optional: PDF, PNG or JPEG)"), required=False)
     is_agent = forms.BooleanField(label=_("I am making this request on behalf of someone else (authorised agent)"), required=False)
-    agent_name = forms.CharField(label=_("Your name (the agent)"), max_length=200, required=False)
-    agent_email = forms.EmailField(label=_("Your email address (the agent)"), max_length=254, required=False)
+    agent_name = forms.CharField(label=_("Your name (the agent)"), max_length=200, required=False, validators=[single_line])
+    agent_email = forms.EmailField(label=_("Your email address (the agent)"), max_length=254, required=False, validators=[single_line])
     agent_document = forms.FileField(label=_("The consumer's signed permission (PDF, PNG or JPEG)"), required=False)
     agent_power_of_attorney = forms.BooleanField(label=_("I hold a power of attorney for the consumer"), required=False)
     # A field people never see; bots fill it in.
@@ -44,8 +45,8 @@ class PublicRequestForm(forms.Form):
         super().__init__(*args, **kwargs)
         for i in range(CORRECTION_ROWS):
             self.fields[f"correction_{i}_field"] = forms.ChoiceField(label=_("What is wrong"), choices=CORRECTION_FIELD_CHOICES, required=False)
-            self.fields[f"correction_{i}_wrong"] = forms.CharField(label=_("What we have now"), max_length=500, required=False)
-            self.fields[f"correction_{i}_correct"] = forms.CharField(label=_("What it should be"), max_length=500, required=False)
+            self.fields[f"correction_{i}_wrong"] = forms.CharField(label=_("What we have now"), max_length=500, required=False, validators=[single_line])
+            self.fields[f"correction_{i}_correct"] = forms.CharField(label=_("What it should be"), max_length=500, required=False, validators=[single_line])
 
     def _any(self, names) -> bool:
         return any(self[n].errors or self[n].value() for n in names)
@@ -96,11 +97,11 @@ class CodeForm(forms.Form):
 class IdentityForm(forms.Form):
     """Data points matched against what the business holds; none is stored (§7060(d))."""
 
-    full_name = forms.CharField(label=_("Your full name as we know it"), max_length=200, required=False)
-    phone = forms.CharField(label=_("A phone number you gave us"), max_length=40, required=False)
-    postal_code = forms.CharField(label=_("Your postal code"), max_length=20, required=False)
-    customer_number = forms.CharField(label=_("Your customer or account number"), max_length=40, required=False)
-    declaration_name = forms.CharField(label=_("Type your full name to sign"), max_length=200, required=False)
+    full_name = forms.CharField(label=_("Your full name as we know it"), max_length=200, required=False, validators=[single_line])
+    phone = forms.CharField(label=_("A phone number you gave us"), max_length=40, required=False, validators=[single_line])
+    postal_code = forms.CharField(label=_("Your postal code"), max_length=20, required=False, validators=[single_line])
+    customer_number = forms.CharField(label=_("Your customer or account number"), max_length=40, required=False, validators=[single_line])
+    declaration_name = forms.CharField(label=_("Type your full name to sign"), max_length=200, required=False, validators=[single_line])
     declared = forms.BooleanField(
         label=_("I declare under penalty of perjury that I am the person whose personal information is requested."),
         required=False,

@@ -316,6 +316,24 @@ class DemoCustomer(models.Model):
         return self.email
 
 
+def unsubscribe_key_new() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class MarketingUnsubscribe(models.Model):
+    """One-click unsubscribe (RFC 8058) for an address. Links carry a signed, expiring reference
+    to this row's random key, never the address; the first use records the opt-out, a repeat
+    changes nothing (used_at is claimed with a conditional UPDATE)."""
+
+    key = models.CharField(max_length=32, unique=True, default=unsubscribe_key_new, editable=False)
+    email = models.EmailField(max_length=254, unique=True)  # lower-cased
+    created_at = models.DateTimeField(auto_now_add=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return self.email
+
+
 class ReferenceCounter(models.Model):
     """The last reference number handed out in a year: DSR-2026-000042."""
 

@@ -18,7 +18,8 @@ from dsr.models import AccessPeriod, DataSubjectRequest, Language, RequestDocume
 from dsr.ratelimit import client_ip, rate_limit_hit
 from dsr.services import requests as services
 from dsr.services import verification
-from dsr.services.emails import unsubscribe_email_from_token
+from dsr.services.documents import document_content_type, document_download_name
+from dsr.services.unsubscribe import unsubscribe_record_from_token, unsubscribe_use
 from dsr.services.requests import business_today
 
 CONFIRMATION_SESSION_KEY = "dsr_submitted_reference"
@@ -272,8 +273,9 @@ def staff_document_download(request, reference, document_id):
     ).first()
     if document is None or not document.file:
         raise Http404("No such document")
-    response = FileResponse(document.file.open("rb"), content_type=document.content_type, as_attachment=True,
-                            filename=document.original_name)
+    # Served under a name the product makes, with the checked type: never the sender's name.
+    response = FileResponse(document.file.open("rb"), content_type=document_content_type(document), as_attachment=True,
+                            filename=document_download_name(document))
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response
@@ -284,12 +286,15 @@ def staff_document_download(request, reference, document_id):
 def unsubscribe(request, token):
     """RFC 8058 one-click unsubscribe. A mail client POSTs "List-Unsubscribe=One-Click" with no
     cookies (hence no CSRF token); a person who opens the link gets a page with a button."""
-    email = unsubscribe_email_from_token(token)
-    if email is None:
-        return _unknown(request)
+    record = unsubscribe_record_from_token(token)
+    if record is None:
+        # Forged, expired or of the earlier format: say how to opt out anyway, reveal nothing.
+        return render(request, "public/unsubscribed.html", {"invalid": True}, status=404)
     if request.method == "POST":
-        services.marketing_opt_out_record(email=email, language=_language(request))
+        # A repeat (the mail client's POST, then the person's click) is answered the same way and
+        # changes nothing.
+        unsubscribe_use(record=record, language=_language(request))
         if request.POST.get("List-Unsubscribe") == "One-Click":
             return HttpResponse(status=200)
         return render(request, "public/unsubscribed.html", {"done": True})
-    return render(request, "public/unsubscribed.html", {"done": False})
+    return render(request, "public/unsubscribed.html", {"done": record.used_at is not None})

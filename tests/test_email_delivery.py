@@ -9,7 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from dsr.models import DataSubjectRequest, EmailStatus, OutboundEmail, Status
-from dsr.services.emails import outbound_email_send, unsubscribe_token
+from dsr.services.emails import outbound_email_send
+from dsr.services.unsubscribe import unsubscribe_token
 from tests.factories import request_create
 
 pytestmark = pytest.mark.django_db
@@ -128,7 +129,10 @@ def test_bounce_flags_the_request_and_tells_the_team_once(client, esp, officer, 
     assert email.delivery_status == "bounced" and r.flagged_at is not None
     assert "received" in r.flag_reason
     team = [m for m in mailoutbox if m.to == ["olivia@company.example"]]
-    assert len(team) == 1 and r.reference in team[0].subject and "bounce@example.org" in team[0].body
+    assert len(team) == 1 and r.reference in team[0].subject and "(bounced)" in team[0].body
+    # The team's email repeats nothing typed from outside (the address, the server's text): the
+    # request page shows them, escaped.
+    assert "bounce@example.org" not in team[0].body and "unable to deliver" not in team[0].body
 
 
 def test_marketing_emails_carry_one_click_unsubscribe(client, django_capture_on_commit_callbacks, mailoutbox):

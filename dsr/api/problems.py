@@ -1,6 +1,8 @@
 """Errors as RFC 9457 problem details (application/problem+json): a title, the status, a sentence
 saying what is wrong and, for invalid input, the message for each field."""
 
+from http import HTTPStatus
+
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -16,7 +18,8 @@ def _flatten(detail, prefix=""):
     if isinstance(detail, dict):
         out = {}
         for key, value in detail.items():
-            out.update(_flatten(value, f"{prefix}{key}." if prefix or key != "non_field_errors" else ""))
+            # A nested object's own errors (a list too long, say) belong to the field that holds it.
+            out.update(_flatten(value, prefix if key == "non_field_errors" else f"{prefix}{key}."))
         return out
     if isinstance(detail, list):
         if all(not isinstance(item, (dict, list)) for item in detail):
@@ -54,6 +57,11 @@ def problem_exception_handler(exc, context):
             status_code=status.HTTP_400_BAD_REQUEST, title="Invalid input", detail=detail, code="invalid_input", errors=errors
         )
     detail = exc.detail if isinstance(getattr(exc, "detail", None), str) else str(getattr(exc, "detail", exc))
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        detail = f"{detail} Send the body as application/json."
     headers = {k: v for k, v in response.headers.items() if k in ("Retry-After", "WWW-Authenticate", "Allow")}
     code = getattr(getattr(exc, "detail", None), "code", None) or exc.__class__.__name__.lower()
-    return problem(status_code=response.status_code, title=str(exc.default_detail), detail=str(detail), code=str(code), headers=headers)
+    # The title is the status's name: default_detail is a template ("Unsupported media type
+    # \"{media_type}\"…") that only the detail fills in.
+    title = HTTPStatus(response.status_code).phrase
+    return problem(status_code=response.status_code, title=title, detail=str(detail), code=str(code), headers=headers)

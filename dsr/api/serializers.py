@@ -3,18 +3,19 @@
 from rest_framework import serializers
 
 from dsr.models import AccessPeriod, AuditEvent, OutboundEmail, Channel, DataSubjectRequest, DenialReason, Language, Outcome, Regime, Relationship, RequestType
-from dsr.services.requests import CORRECTABLE_FIELDS
+from dsr.services.requests import CORRECTABLE_FIELDS, CORRECTIONS_MAX
+from dsr.validators import single_line
 
 
 class CorrectionIn(serializers.Serializer):
     field = serializers.ChoiceField(choices=[(f, f) for f in CORRECTABLE_FIELDS])
-    wrong = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
-    correct = serializers.CharField(max_length=500)
+    wrong = serializers.CharField(max_length=500, required=False, allow_blank=True, default="", validators=[single_line])
+    correct = serializers.CharField(max_length=500, validators=[single_line])
 
 
 class AgentIn(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    email = serializers.EmailField(max_length=254)
+    name = serializers.CharField(max_length=200, validators=[single_line])
+    email = serializers.EmailField(max_length=254, validators=[single_line])
     power_of_attorney = serializers.BooleanField()
 
     def validate_power_of_attorney(self, value):
@@ -28,13 +29,15 @@ class AgentIn(serializers.Serializer):
 class PublicRequestIn(serializers.Serializer):
     type = serializers.ChoiceField(choices=RequestType.choices)
     regime = serializers.ChoiceField(choices=Regime.choices)
-    email = serializers.EmailField(max_length=254)
-    full_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    email = serializers.EmailField(max_length=254, validators=[single_line])
+    full_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="", validators=[single_line])
     language = serializers.ChoiceField(choices=Language.choices, required=False, default=Language.EN)
     details = serializers.CharField(max_length=10000, required=False, allow_blank=True, default="")
     relationship = serializers.ChoiceField(choices=Relationship.choices, required=False, default=Relationship.CUSTOMER)
     access_period = serializers.ChoiceField(choices=AccessPeriod.choices, required=False, default=AccessPeriod.LAST_12_MONTHS)
-    corrections = CorrectionIn(many=True, required=False, default=list)
+    # The length is checked before any row is looked at.
+    corrections = CorrectionIn(many=True, required=False, default=list, max_length=CORRECTIONS_MAX,
+                               error_messages={"max_length": "Send at most {max_length} corrections in one request; describe any others under details."})
     agent = AgentIn(required=False, default=None, allow_null=True)
 
     def validate(self, data):
@@ -131,7 +134,7 @@ class CompleteIn(serializers.Serializer):
 
 
 class AssignIn(serializers.Serializer):
-    assignee = serializers.CharField(max_length=150, allow_blank=True, help_text="Username; blank to unassign.")
+    assignee = serializers.CharField(max_length=150, allow_blank=True, validators=[single_line], help_text="Username; blank to unassign.")
 
 
 class TeamMessageIn(serializers.Serializer):

@@ -15,6 +15,7 @@ from django.utils.translation import gettext
 from dsr.errors import InvalidInput
 from dsr.models import DataSubjectRequest, RequestDocument
 from dsr.services.audit import Actor, audit_event_record
+from dsr.validators import single_line_problem
 
 # What the first bytes of an accepted file must be.
 SIGNATURES = {
@@ -23,6 +24,26 @@ SIGNATURES = {
     "image/jpeg": (b"\xff\xd8\xff",),
 }
 EXTENSIONS = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg"}
+ORIGINAL_NAME_MAX = 120
+
+
+def original_name_clean(name: str) -> str:
+    """The name the sender gave, kept for staff to read and for nothing else (never a file name
+    or a content type): no folders, no control or bidi characters, not too long."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if not single_line_problem(ch)).strip()
+    return name[:ORIGINAL_NAME_MAX]
+
+
+def document_download_name(document: RequestDocument) -> str:
+    """What staff download: DSR-2026-000042-evidence-7.pdf, the extension of the checked type."""
+    kind = document.kind.replace("_", "-")
+    return f"{document.request.reference}-{kind}-{document.pk}.{EXTENSIONS.get(document.content_type, 'bin')}"
+
+
+def document_content_type(document: RequestDocument) -> str:
+    """Only a type the content check gave is ever sent back."""
+    return document.content_type if document.content_type in EXTENSIONS else "application/octet-stream"
 
 
 @dataclass(frozen=True)
@@ -42,7 +63,7 @@ def document_check(upload, *, field: str = "documents") -> CheckedDocument:
         raise InvalidInput(gettext("The file is empty."), field=field)
     for content_type, magic in SIGNATURES.items():
         if any(content.startswith(m) for m in magic):
-            name = (getattr(upload, "name", "") or "document")[-200:]
+            name = original_name_clean(getattr(upload, "name", ""))
             return CheckedDocument(content, name, content_type, hashlib.sha256(content).hexdigest())
     raise InvalidInput(gettext("Send a PDF, PNG or JPEG file."), field=field)
 

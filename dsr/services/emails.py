@@ -7,14 +7,16 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core import signing
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.template.loader import render_to_string
+from django.template.context import make_context
+from django.template.loader import get_template, render_to_string
+from django.utils.html import format_html
 from django.utils import timezone, translation
 
 from dsr.models import DataSubjectRequest, EmailStatus, OutboundEmail
 from dsr.services.audit import Actor, audit_event_record
+from dsr.services.unsubscribe import unsubscribe_url
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +32,34 @@ class RenderedEmail:
     html: str
 
 
+# The product's own links: the only things an email turns into <a href>. Everything else in the
+# context (above all what a requester typed) is escaped in the HTML part and never made a link.
+PRODUCT_LINKS = ("status_url", "verify_url", "staff_url", "original_status_url", "form_url")
+
+
+def _render_text(name: str, context: dict, *, autoescape: bool) -> str:
+    template = get_template(name).template  # the engine's Template, so autoescape can be chosen
+    return template.render(make_context(context, autoescape=autoescape))
+
+
 def email_render(*, template: str, language: str, context: dict) -> RenderedEmail:
-    """Subject, text and HTML parts in the given language. The HTML part is the text part set in
-    the house layout (links made clickable), so the two always say the same thing."""
+    """Subject, text and HTML parts in the given language, from one template so the two parts
+    always say the same thing. The text part is rendered as plain text; the HTML part from the
+    same template with autoescaping on, the product's links as the only anchors, in the layout."""
     base = {
         "business_name": settings.DSR_BUSINESS_NAME,
         "business_contact": settings.DSR_BUSINESS_CONTACT,
         "site_url": settings.SITE_URL,
+        "form_url": f"{settings.SITE_URL}/",
     }
     base.update(context)
+    links = {key: format_html('<a href="{0}">{0}</a>', base[key]) for key in PRODUCT_LINKS if base.get(key)}
     with translation.override(language):
-        subject = render_to_string(f"emails/{template}.subject.txt", base).strip().replace("\n", " ")
-        text = render_to_string(f"emails/{template}.txt", base)
-        html = render_to_string("emails/_layout.html", {**base, "subject": subject, "text": text, "language": language})
+        subject = " ".join(_render_text(f"emails/{template}.subject.txt", base, autoescape=False).split())
+        # A plain str: the text part is not HTML and must never pass for safe HTML later.
+        text = str.__str__(_render_text(f"emails/{template}.txt", base, autoescape=False))
+        body = _render_text(f"emails/{template}.txt", {**base, **links}, autoescape=True)
+        html = render_to_string("emails/_layout.html", {**base, "subject": subject, "body": body, "language": language})
     return RenderedEmail(subject, text, html)
 
 
@@ -87,27 +104,13 @@ def outbox_redispatch(*, now=None) -> int:
     return len(ids)
 
 
-def unsubscribe_token(email: str) -> str:
-    return signing.dumps({"e": email.strip().lower()}, salt=UNSUBSCRIBE_SALT, compress=True)
-
-
-def unsubscribe_email_from_token(token: str) -> str | None:
-    try:
-        return signing.loads(token, salt=UNSUBSCRIBE_SALT)["e"]
-    except (signing.BadSignature, KeyError, TypeError):
-        return None
-
-
 def unsubscribe_headers(email: str) -> dict:
     """RFC 8058 one-click unsubscribe, on every email about marketing."""
-    url = f"{settings.SITE_URL}/unsubscribe/{unsubscribe_token(email)}/"
+    url = unsubscribe_url(email)
     return {
         "List-Unsubscribe": f"<{url}>, <mailto:{settings.DSR_BUSINESS_CONTACT}?subject=unsubscribe>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
-
-
-UNSUBSCRIBE_SALT = "dsr.unsubscribe"
 
 
 def email_to_requester(*, request: DataSubjectRequest, template: str, context: dict | None = None) -> OutboundEmail:
@@ -202,8 +205,11 @@ def _delivery_failed(email: OutboundEmail, *, reason: str) -> None:
     if request_flag(request_id=email.request_id, reason=f"Email '{email.template}' to the requester failed: {reason}"[:200],
                     data={"email_id": email.pk, "template": email.template}):
         request = DataSubjectRequest.objects.get(pk=email.request_id)
+        # The team's email names the kind of failure only: the address and the provider's text
+        # (which the receiving server, hence a requester, can write) are on the request page.
+        failure = email.delivery_status if email.delivery_status in UNDELIVERABLE else "not accepted for sending"
         email_to_staff(request=request, template="staff_delivery_failed", recipients=staff_recipients(),
-                       context={"failed": email, "reason": reason})
+                       context={"failed": email, "failure": failure})
 
 
 # anymail's normalised event types that mean the message will not arrive.

@@ -34,6 +34,7 @@ from dsr.models import (
 )
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.emails import email_queue, email_to_requester, email_to_staff, requester_status_url, staff_recipients
+from dsr.validators import single_line_check
 
 S = Status
 
@@ -149,11 +150,18 @@ class IntakeDetails:
 
 
 CORRECTABLE_FIELDS = ("full_name", "email", "phone", "postal_address", "postal_code", "customer_number", "other")
+# One row per thing that is wrong; more than this in one request is not a person's correction.
+CORRECTIONS_MAX = 20
 
 
 def _corrections_clean(corrections) -> list[dict]:
     cleaned = []
+    if len(corrections or ()) > CORRECTIONS_MAX:
+        raise InvalidInput(gettext("Send at most %(max)d corrections in one request; describe any others in your own words.")
+                           % {"max": CORRECTIONS_MAX}, field="corrections")
     for row in corrections or ():
+        if not isinstance(row, dict) or not all(isinstance(row.get(k) or "", str) for k in ("field", "wrong", "correct")):
+            raise InvalidInput("Each correction names a field, what is wrong and what is correct, as text.", field="corrections")
         field = (row.get("field") or "").strip()
         wrong, correct = (row.get("wrong") or "").strip(), (row.get("correct") or "").strip()
         if not (wrong or correct):
@@ -162,6 +170,8 @@ def _corrections_clean(corrections) -> list[dict]:
             raise InvalidInput(f"'{field}' is not a field that can be corrected.", field="corrections")
         if not correct:
             raise InvalidInput(gettext("Say what the correct value is."), field="corrections")
+        single_line_check(wrong, field="corrections")
+        single_line_check(correct, field="corrections")
         cleaned.append({"field": field, "wrong": wrong[:500], "correct": correct[:500]})
     return cleaned
 
@@ -193,6 +203,10 @@ def request_submit(
     email = (email or "").strip()
     if not email or "@" not in email:
         raise InvalidInput(gettext("An email address is needed so that we can answer the request."), field="email")
+    single_line_check(email, field="email")
+    single_line_check(full_name, field="full_name")
+    single_line_check(intake.agent_name, field="agent_name")
+    single_line_check(intake.agent_email, field="agent_email")
     corrections = _corrections_clean(intake.corrections)
     if request_type == RequestType.RECTIFICATION and not corrections and not (details or "").strip():
         raise InvalidInput(gettext("Tell us what is wrong and what is right."), field="corrections")

@@ -19,6 +19,7 @@ from dsr.models import DataSubjectRequest, Status, VerificationChallenge
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.emails import email_to_requester
 from dsr.services.requests import request_locked, request_verify
+from dsr.validators import single_line_check
 
 CODE_DIGITS = 6
 
@@ -163,6 +164,9 @@ def identity_match_submit(
     """Match what the requester typed against the data held. §7062: 2 points for categories, 3
     plus a signed declaration under penalty of perjury for specific pieces; §7024(a): an
     unverified specific-pieces request is answered as a categories request."""
+    for key, value in claims.items():
+        single_line_check(value, field=key)
+    single_line_check(declaration_name, field="declaration_name")
     locked = request_locked(request.pk)
     if locked.status != Status.AWAITING_VERIFICATION or not locked.email_verified_at:
         raise TransitionNotAllowed(gettext("This request is not waiting for an identity check."))

@@ -52,3 +52,11 @@ def days_left(due, today):
 def last_question(events):
     asked = [e for e in events if e.event_type == "information_requested"]
     return asked[-1].data.get("message", "") if asked else ""
+
+
+@register.filter
+def document_name(document) -> str:
+    """The name a requester's file is downloaded under (never the name they gave it)."""
+    from dsr.services.documents import document_download_name
+
+    return document_download_name(document)

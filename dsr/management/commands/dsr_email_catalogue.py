@@ -15,6 +15,12 @@ class Command(BaseCommand):
             "Swedish and Dutch, in the request's language). Each has a text and an HTML part; the HTML part is",
             "the text in the house layout. Regenerate with `python manage.py dsr_email_catalogue > docs/emails.md`.",
             "",
+            "What a person typed never becomes markup or a link: the HTML part escapes every value and links",
+            "only the product's own URLs (status page, confirmation link, dashboard, request form). Emails to",
+            "the requester and to the team repeat nothing the requester typed (not even the name: most go to",
+            "an address nobody has confirmed yet); the dashboard shows it, escaped. The one exception is the",
+            "forward to an organisation's administrator, which names the address the request came from.",
+            "",
             "| template | to | when |",
             "|---|---|---|",
         ]
