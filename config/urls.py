@@ -11,6 +11,9 @@ if settings.DSR_REQUIRE_2FA:
 
     admin.site.__class__ = OTPAdminSite
 
+# A database that is away answers 503 with Retry-After (a page, or a problem response in the API).
+handler500 = "dsr.views.server_error"
+
 auth_patterns = ([path("otp/", auth_views.otp_verify, name="otp")], "dsr-auth")
 
 urlpatterns = [
