@@ -1,5 +1,8 @@
 """The REST API. Each view validates input, calls one service, and serialises the result."""
 
+import logging
+
+from django.core.cache.backends.locmem import LocMemCache
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -24,12 +27,30 @@ SUBMITTED_MESSAGE = (
 )
 
 
+log = logging.getLogger(__name__)
+
+
+class IntakeThrottle(ScopedRateThrottle):
+    """DRF's scoped throttle; while the shared cache (Redis) is unreachable it counts in this
+    process, as dsr.ratelimit does, instead of failing the submission."""
+
+    fallback_cache = LocMemCache("dsr-intake-throttle-fallback", {"MAX_ENTRIES": 100_000})
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except Exception as exc:  # the cache backend's connection errors
+            log.warning("throttle cache unavailable (%s: %s); counting in this process", type(exc).__name__, exc)
+            self.cache = self.fallback_cache
+            return super().allow_request(request, view)
+
+
 class PublicRequestCreate(APIView):
     """Anyone may submit a request. The answer never depends on whether the email is known."""
 
     permission_classes = [AllowAny]
     authentication_classes = []
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [IntakeThrottle]
     throttle_scope = "intake"
 
     @extend_schema(request=s.PublicRequestIn, responses={201: s.PublicRequestOut}, tags=["public"])
