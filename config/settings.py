@@ -293,6 +293,12 @@ EMAIL_TIMEOUT = 30
 # --- Celery ---------------------------------------------------------------------------------------
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    # An unreachable broker must cost a request half a second, not minutes: short socket
+    # timeouts (without them a publish to a hung Redis waits forever) and one quick retry; the
+    # email row stays queued and the outbox redispatch hands it over when the broker is back.
+    CELERY_BROKER_CONNECTION_TIMEOUT = 0.5
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+    CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
 else:
     CELERY_BROKER_URL = "filesystem://"
     _queue_dir = VAR_DIR / "celery" / "queue"
@@ -325,7 +331,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "outbox-redispatch": {
         "task": "dsr.tasks.outbox_redispatch_run",
-        "schedule": timedelta(minutes=5),
+        "schedule": timedelta(seconds=env.int("DSR_EMAIL_REDISPATCH_SECONDS", default=30)),
     },
     "audit-checkpoint": {
         "task": "dsr.tasks.audit_checkpoint_run",
@@ -353,6 +359,12 @@ DSR_EMAIL_MAX_ATTEMPTS = env.int("DSR_EMAIL_MAX_ATTEMPTS", default=5)
 # Days a one-click unsubscribe link works (CAN-SPAM: at least 30 after sending; people unsubscribe
 # from mail months old, so a year by default).
 DSR_UNSUBSCRIBE_DAYS = env.int("DSR_UNSUBSCRIBE_DAYS", default=365)
+# A sender claims an email row for this long; a claim left by a worker that died expires and the
+# row is sent again (only that message can go out twice). Longer than any send takes.
+DSR_EMAIL_LEASE_SECONDS = env.int("DSR_EMAIL_LEASE_SECONDS", default=180)
+# Rows whose task is this overdue (broker down, task lost) are handed over again; beat runs the
+# redispatch this often, so a stranded email goes out about a minute after the broker is back.
+DSR_EMAIL_REDISPATCH_SECONDS = env.int("DSR_EMAIL_REDISPATCH_SECONDS", default=30)
 # Retention (§7101): request records, events and emails are kept this long after closing, then
 # purged, keeping only anonymous figures for the metrics. Identity documents go much sooner: at the
 # decision, and at the latest after DSR_ID_DOCUMENT_MAX_DAYS.

@@ -11,6 +11,9 @@ if settings.DSR_REQUIRE_2FA:
 
     admin.site.__class__ = OTPAdminSite
 
+# A database that is away answers 503 with Retry-After (a page, or a problem response in the API).
+handler500 = "dsr.views.server_error"
+
 auth_patterns = ([path("otp/", auth_views.otp_verify, name="otp")], "dsr-auth")
 
 urlpatterns = [
@@ -23,9 +26,9 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/login/", auth_views.admin_login),
     path("admin/", admin.site.urls),
-    # ESP tracking webhooks (delivered, bounced, complained), authenticated by anymail with the
-    # ESP's webhook secret / signing key from the ANYMAIL_* settings.
-    path("anymail/", include("anymail.urls")),
+    # ESP tracking webhooks (delivered, bounced, complained): anymail's views behind a guard that
+    # refuses them without ANYMAIL_WEBHOOK_SECRET and answers 400 to bodies it cannot read.
+    path("anymail/", include("dsr.webhooks")),
     path("api/v1/", include("dsr.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script from ?script, not inline (the CSP).

@@ -7,4 +7,4 @@ class DsrConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from dsr import receivers  # noqa: F401 - connects anymail's tracking webhook
+        from dsr import checks, receivers  # noqa: F401 - registers the system checks, connects anymail's tracking webhook

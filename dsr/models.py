@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Upper
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from knox.models import AbstractAuthToken
 
@@ -425,11 +426,18 @@ class OutboundEmail(models.Model):
     message_id = models.CharField(max_length=250, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # When a task is next expected to pick the row up (at creation, after the retry backoff, or
+    # when it was last handed over); the redispatch hands over rows that are well past it.
+    next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    # A sender claims the row (status "sending") until then; a claim that outlives it belonged to
+    # a worker that died, and the row is tried again.
+    lease_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [
             models.Index(fields=["status", "created_at"], name="dsr_email_status"),
+            models.Index(fields=["status", "next_attempt_at"], name="dsr_email_due"),
             models.Index(fields=["message_id"], name="dsr_email_message_id"),
         ]
 

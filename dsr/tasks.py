@@ -3,21 +3,25 @@
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from dsr.services.emails import outbound_email_send, outbox_redispatch
 from dsr.services.sweep import deadline_sweep as deadline_sweep_run
 
 log = logging.getLogger(__name__)
 
-RETRY_BACKOFF_SECONDS = (30, 120, 600, 1800, 3600)
+# A send may not outlive its claim on the row (DSR_EMAIL_LEASE_SECONDS), or a second sender could
+# take over while it still runs: the soft limit ends it as a failed attempt well before.
+_LEASE = settings.DSR_EMAIL_LEASE_SECONDS
 
 
-@shared_task(bind=True, max_retries=len(RETRY_BACKOFF_SECONDS), acks_late=True)
+@shared_task(bind=True, max_retries=None, acks_late=True, soft_time_limit=max(10, _LEASE - 60), time_limit=max(15, _LEASE - 30))
 def email_send(self, email_id: int) -> str:
+    # The row counts the attempts (DSR_EMAIL_MAX_ATTEMPTS) and sets the backoff, whichever task
+    # (first, retried or handed over again) tries it.
     result = outbound_email_send(email_id=email_id)
     if result.outcome == "retry":
-        countdown = RETRY_BACKOFF_SECONDS[min(self.request.retries, len(RETRY_BACKOFF_SECONDS) - 1)]
-        raise self.retry(countdown=countdown)
+        raise self.retry(countdown=result.retry_in)
     return result.outcome
 
 

@@ -1,16 +1,20 @@
 """Server-rendered pages: the public form, its confirmation, the requester's status page, and the
 staff list. Views validate input and call one service."""
 
+import sys
+
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.shortcuts import redirect, render
 from django.utils import translation
+from django.views import defaults
 from django.views.decorators.http import require_http_methods
 
 from django.utils.translation import gettext_lazy as _
 
 from dsr import identity, selectors
+from dsr.api.problems import DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable, problem_response_outside_drf
 from dsr.dashboard import staff_required
 from dsr.errors import DsrError, InvalidInput
 from dsr.forms import CodeForm, IdentityForm, PublicRequestForm, ReauthForm, ReplyForm
@@ -111,6 +115,20 @@ def request_submitted(request):
 def _unknown(request):
     # Reveals nothing: not whether the token ever existed, nor anything about a request.
     return render(request, "public/status_unknown.html", status=404)
+
+
+def server_error(request):
+    """Django's 500 handler. A database that is away (a restart, a failover) answers 503 with
+    Retry-After — a page saying to try again, or a problem response under /api/ — so a client
+    knows to come back instead of seeing an error page."""
+    exc = sys.exc_info()[1]
+    if request.path.startswith("/api/"):
+        return problem_response_outside_drf(exc)
+    if is_database_unavailable(exc):
+        response = render(request, "public/unavailable.html", status=503)
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return response
+    return defaults.server_error(request)
 
 
 def _too_many(request, retry_after: int):

@@ -36,6 +36,15 @@ def _audit_checkpoints(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _broker_not_paused():
+    """A test that made a publish fail must not leave the next one's emails unsent."""
+    from dsr.services import emails
+
+    emails._broker_paused_until = 0.0
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _english_by_default():
     from django.utils import translation
 

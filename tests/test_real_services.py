@@ -102,10 +102,12 @@ def test_email_goes_through_a_real_celery_worker_on_redis(transactional_db, tmp_
     saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url")}
 
     def producers_reset():
-        # Celery keeps its connection and producer pools once made; drop them so the next send
-        # uses the broker now configured (the suite's other tests run eager, on memory://).
-        if app._pool is not None:
-            app._pool.force_close_all()
+        # Celery (and kombu's process-wide registry) keep connection and producer pools once
+        # made; drop them so the next send uses the broker now configured (the suite's other
+        # tests run eager, on memory://, and acquire a producer too).
+        from kombu import pools
+
+        pools.reset()
         app._pool = None
         app.amqp._producer_pool = None
 

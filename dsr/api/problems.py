@@ -1,10 +1,12 @@
 """Errors as RFC 9457 problem details (application/problem+json): a title, the status, a sentence
 saying what is wrong and, for invalid input, the message for each field."""
 
+import logging
 from http import HTTPStatus
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.http import Http404
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -12,6 +14,10 @@ from rest_framework.views import exception_handler
 from dsr.errors import DsrError
 
 PROBLEM_TYPE_BASE = "https://dsr.invalid/problems/"
+# A database restart or failover takes seconds: clients are told to come back after this long.
+DATABASE_RETRY_AFTER_SECONDS = 30
+
+log = logging.getLogger(__name__)
 
 
 def _flatten(detail, prefix=""):
@@ -31,15 +37,44 @@ def _flatten(detail, prefix=""):
     return {prefix.rstrip(".") or "non_field_errors": [str(detail)]}
 
 
-def problem(*, status_code: int, title: str, detail: str, code: str, errors: dict | None = None, headers=None):
+def _body(*, status_code: int, title: str, detail: str, code: str, errors: dict | None = None) -> dict:
     body = {"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status_code, "detail": detail}
     if errors:
         body["errors"] = errors
+    return body
+
+
+def problem(*, status_code: int, title: str, detail: str, code: str, errors: dict | None = None, headers=None):
+    body = _body(status_code=status_code, title=title, detail=detail, code=code, errors=errors)
     response = Response(body, status=status_code, headers=headers, content_type="application/problem+json")
     return response
 
 
+DATABASE_UNAVAILABLE = {
+    "status_code": 503, "title": "Service unavailable", "code": "database_unavailable",
+    "detail": "The database is briefly unavailable. Try again in a moment.",
+}
+
+
+def is_database_unavailable(exc) -> bool:
+    """Django's wrappers of the driver's errors for a lost or refused connection."""
+    return isinstance(exc, (OperationalError, InterfaceError))
+
+
+def problem_response_outside_drf(exc) -> JsonResponse:
+    """The same problem shapes for errors that escape the API view (middleware, or uncaught)."""
+    if is_database_unavailable(exc):
+        response = JsonResponse(_body(**DATABASE_UNAVAILABLE), status=503, content_type="application/problem+json")
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return response
+    body = _body(status_code=500, title="Internal error", detail="Something went wrong on our side.", code="internal_error")
+    return JsonResponse(body, status=500, content_type="application/problem+json")
+
+
 def problem_exception_handler(exc, context):
+    if is_database_unavailable(exc):
+        log.warning("database unavailable during %s: %s", context["request"].path if context.get("request") else "?", exc)
+        return problem(**DATABASE_UNAVAILABLE, headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
     if isinstance(exc, DsrError):
         errors = {exc.field: [exc.message]} if exc.field else None
         title = "Not allowed now" if exc.status_code == 409 else "Invalid input"

@@ -1,18 +1,25 @@
 """The outbox: an email is a row written in the transaction that causes it, sent by a task after
-commit. A redelivered task finds the row already sent and does nothing."""
+commit. Sending is claim-then-send: a short transaction claims the row for a lease, the message
+goes out outside any transaction, a second short transaction records the outcome. A redelivered
+task finds the row sent, or claimed by a live sender, and does nothing; a crash between the ESP's
+acceptance and the record repeats at most that one message, once its lease has run out."""
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
+from email.utils import parseaddr
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import Q
 from django.template.context import make_context
 from django.template.loader import get_template, render_to_string
 from django.utils.html import format_html
 from django.utils import timezone, translation
+from django.utils.crypto import salted_hmac
 
 from dsr.models import DataSubjectRequest, EmailStatus, OutboundEmail
 from dsr.services.audit import Actor, audit_event_record
@@ -77,31 +84,54 @@ def email_queue(
     return email
 
 
-def email_dispatch(*, email_id: int) -> None:
+# After a failed publish this process leaves the broker alone for a while: each publish to a
+# broker that is down costs up to half a second, and one request may queue several emails.
+BROKER_PAUSE_SECONDS = 15
+_broker_paused_until = 0.0
+
+
+def email_dispatch(*, email_id: int, force: bool = False) -> bool:
     """Hand the email to the queue. If the broker is unreachable the row stays queued and
-    `outbox_redispatch` hands it over again; the request that caused it is not failed for that."""
+    `outbox_redispatch` hands it over again; the request that caused it is not failed for that.
+    Returns whether the task was published."""
+    global _broker_paused_until
     from dsr.tasks import email_send
 
+    if not force and time.monotonic() < _broker_paused_until:
+        log.info("broker unavailable a moment ago; email %s waits for the outbox redispatch", email_id)
+        return False
     try:
         email_send.delay(email_id)
-    except Exception:
-        log.exception("could not queue email %s; the outbox sweep will retry", email_id)
+    except Exception:  # kombu's OperationalError, redis errors, OSError: whatever the transport raises
+        _broker_paused_until = time.monotonic() + BROKER_PAUSE_SECONDS
+        log.exception("could not queue email %s; the outbox redispatch will hand it over", email_id)
+        return False
+    return True
 
 
-REDISPATCH_AFTER = timedelta(minutes=10)
+REDISPATCH_BATCH = 1000
 
 
 def outbox_redispatch(*, now=None) -> int:
-    """Queued emails never tried, older than a few minutes, lost their task (broker down or
-    restarted): queue them again. Sending is idempotent, so a late original task does no harm."""
+    """Hand over again the rows whose task is overdue — queued rows well past their next attempt
+    (the broker was down or lost the task) and claims whose lease ran out (the worker died). Each
+    is marked as handed over first, so it is not queued again before another interval; a late
+    original task does no harm, the claim lets only one sender through."""
     now = now or timezone.now()
+    overdue = now - timedelta(seconds=settings.DSR_EMAIL_REDISPATCH_SECONDS)
     stale = OutboundEmail.objects.filter(
-        status=EmailStatus.QUEUED, attempts=0, created_at__lt=now - REDISPATCH_AFTER
+        Q(status=EmailStatus.QUEUED, next_attempt_at__lt=overdue)
+        | Q(status=EmailStatus.QUEUED, next_attempt_at__isnull=True, created_at__lt=overdue)
+        | Q(status=EmailStatus.SENDING, lease_until__lt=now)
     ).order_by()
-    ids = list(stale.values_list("pk", flat=True)[:1000])
+    ids = list(stale.values_list("pk", flat=True)[:REDISPATCH_BATCH])
+    OutboundEmail.objects.filter(pk__in=ids).update(next_attempt_at=now)
+    handed = 0
     for email_id in ids:
-        email_dispatch(email_id=email_id)
-    return len(ids)
+        if not email_dispatch(email_id=email_id, force=True):
+            break  # the broker is still down: the rest wait for the next run
+        handed += 1
+    return handed
 
 
 def unsubscribe_headers(email: str) -> dict:
@@ -142,53 +172,142 @@ def email_to_staff(*, request: DataSubjectRequest, template: str, recipients: li
 @dataclass(frozen=True)
 class SendResult:
     email_id: int
-    outcome: str  # "sent", "already_done", "retry", "failed", "missing"
+    outcome: str  # "sent", "already_done", "busy", "retry", "failed", "missing", "superseded"
     error: str = ""
+    retry_in: int = 0  # seconds, for "retry"
+
+
+# Waits between failed sends: 30 s … 1 h, by attempt.
+RETRY_BACKOFF_SECONDS = (30, 120, 600, 1800, 3600)
+# Recording the outcome is tried again while the database is briefly away (a restart): the ESP
+# has already answered, and a lost record would send the message again.
+RECORD_RETRY_DELAYS = (0.5, 1, 2, 4, 8)
+
+
+def outbox_key(email: OutboundEmail) -> str:
+    """Stable for one outbox row, across every attempt; not guessable from the id alone."""
+    return f"dsr-{email.pk}-{salted_hmac('dsr.outbox.key', str(email.pk)).hexdigest()[:16]}"
+
+
+def outbox_message_id(email: OutboundEmail) -> str:
+    """The same Message-ID on every attempt, so a receiver (and an ESP that keeps it) sees a
+    repeat as the same message."""
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "localhost"
+    return f"<{outbox_key(email)}@{domain}>"
+
+
+# ESPs that de-duplicate on a key passed as a message header (Brevo: `idempotencyKey`, 15 minutes).
+IDEMPOTENCY_HEADERS = {"brevo": "idempotencyKey", "sendinblue": "idempotencyKey"}
+
+
+def _message_build(email: OutboundEmail) -> EmailMultiAlternatives:
+    headers = {**(email.headers or {}), "Message-ID": outbox_message_id(email)}
+    backend = settings.EMAIL_BACKEND
+    if backend.startswith("anymail.backends."):
+        idempotency_header = IDEMPOTENCY_HEADERS.get(backend.split(".")[2])
+        if idempotency_header:
+            headers[idempotency_header] = outbox_key(email)
+    message = EmailMultiAlternatives(
+        subject=email.subject,
+        body=email.body_text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[email.to],
+        reply_to=[settings.DSR_BUSINESS_CONTACT],
+        headers=headers,
+    )
+    if email.body_html:
+        message.attach_alternative(email.body_html, "text/html")
+    # anymail passes these to the ESP, which returns them with each tracking event.
+    message.tags = [email.template]
+    message.metadata = {"outbound_email_id": str(email.pk)}
+    return message
+
+
+def _recorded(step, *args):
+    """Run one short recording transaction, again after a reconnect while the database is away."""
+    for delay in (*RECORD_RETRY_DELAYS, None):
+        try:
+            return step(*args)
+        except (OperationalError, InterfaceError) as exc:
+            if delay is None or connection.in_atomic_block:
+                raise
+            log.warning("recording an email outcome failed (%s); trying again in %s s", exc, delay)
+            connection.close()
+            time.sleep(delay)
+
+
+@transaction.atomic
+def _send_claim(email_id: int) -> OutboundEmail | SendResult:
+    """Claim the row for one attempt: status sending, lease, attempt counted — committed before
+    anything goes out."""
+    now = timezone.now()
+    email = OutboundEmail.objects.select_for_update().filter(pk=email_id).first()
+    if email is None:
+        return SendResult(email_id, "missing")
+    if email.status in (EmailStatus.SENT, EmailStatus.FAILED):
+        return SendResult(email_id, "already_done")
+    if email.status == EmailStatus.SENDING and email.lease_until and email.lease_until > now:
+        return SendResult(email_id, "busy")  # another sender holds a live claim
+    email.status = EmailStatus.SENDING
+    email.attempts += 1
+    email.lease_until = now + timedelta(seconds=settings.DSR_EMAIL_LEASE_SECONDS)
+    email.save(update_fields=["status", "attempts", "lease_until"])
+    return email
+
+
+@transaction.atomic
+def _sent_record(email_id: int, message_id: str) -> None:
+    email = OutboundEmail.objects.select_for_update().get(pk=email_id)
+    if email.status == EmailStatus.SENT:
+        return
+    # Recorded even if this claim had been taken over: the ESP accepted the message.
+    email.status = EmailStatus.SENT
+    email.sent_at = timezone.now()
+    email.message_id = message_id
+    email.lease_until = None
+    email.save(update_fields=["status", "sent_at", "message_id", "lease_until"])
+    if email.template == "received" and email.request_id:
+        from dsr.services.requests import request_acknowledgement_record
+
+        request_acknowledgement_record(request_id=email.request_id, email=email)
+
+
+@transaction.atomic
+def _failure_record(email_id: int, attempt: int, error: str) -> SendResult:
+    email = OutboundEmail.objects.select_for_update().get(pk=email_id)
+    if email.status != EmailStatus.SENDING or email.attempts != attempt:
+        return SendResult(email_id, "superseded", error)  # a later claim owns the row now
+    email.last_error = error
+    email.lease_until = None
+    final = email.attempts >= settings.DSR_EMAIL_MAX_ATTEMPTS
+    retry_in = RETRY_BACKOFF_SECONDS[min(email.attempts, len(RETRY_BACKOFF_SECONDS)) - 1]
+    if final:
+        email.status = EmailStatus.FAILED
+    else:
+        email.status = EmailStatus.QUEUED
+        email.next_attempt_at = timezone.now() + timedelta(seconds=retry_in)
+    email.save(update_fields=["last_error", "lease_until", "status", "next_attempt_at"])
+    log.warning("email %s attempt %s failed: %s", email.pk, email.attempts, error)
+    if final:
+        _delivery_failed(email, reason=error)
+        return SendResult(email_id, "failed", error)
+    return SendResult(email_id, "retry", error, retry_in)
 
 
 def outbound_email_send(*, email_id: int) -> SendResult:
-    """Send one queued email. The row stays locked while the message goes out, so a redelivered
-    task waits and then finds it sent; a crash mid-send rolls back to queued and is retried."""
-    with transaction.atomic():
-        email = OutboundEmail.objects.select_for_update().filter(pk=email_id).first()
-        if email is None:
-            return SendResult(email_id, "missing")
-        if email.status != EmailStatus.QUEUED:
-            return SendResult(email_id, "already_done")
-        email.attempts += 1
-        message = EmailMultiAlternatives(
-            subject=email.subject,
-            body=email.body_text,
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=[email.to],
-            reply_to=[settings.DSR_BUSINESS_CONTACT],
-            headers=email.headers or None,
-        )
-        if email.body_html:
-            message.attach_alternative(email.body_html, "text/html")
-        message.tags = [email.template]
-        message.metadata = {"outbound_email_id": str(email.pk)}
-        try:
-            message.send(fail_silently=False)
-        except Exception as exc:  # any ESP/SMTP failure: record it, retry with backoff, then give up
-            email.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-            final = email.attempts >= settings.DSR_EMAIL_MAX_ATTEMPTS
-            email.status = EmailStatus.FAILED if final else EmailStatus.QUEUED
-            email.save(update_fields=["attempts", "last_error", "status"])
-            log.warning("email %s attempt %s failed: %s", email.pk, email.attempts, email.last_error)
-            if final:
-                _delivery_failed(email, reason=email.last_error)
-            return SendResult(email_id, "failed" if final else "retry", email.last_error)
-        status = getattr(message, "anymail_status", None)
-        message_id = getattr(status, "message_id", None) if status else None
-        email.message_id = str(message_id)[:250] if message_id else ""
-        email.status = EmailStatus.SENT
-        email.sent_at = timezone.now()
-        email.save(update_fields=["attempts", "status", "sent_at", "message_id"])
-        if email.template == "received" and email.request_id:
-            from dsr.services.requests import request_acknowledgement_record
-
-            request_acknowledgement_record(request_id=email.request_id, email=email)
+    """Send one email: claim, send outside any transaction, record. Failed sends are retried
+    with backoff and end as failed after DSR_EMAIL_MAX_ATTEMPTS."""
+    claim = _send_claim(email_id)
+    if isinstance(claim, SendResult):
+        return claim
+    message = _message_build(claim)
+    try:
+        message.send(fail_silently=False)
+    except Exception as exc:  # any ESP/SMTP failure (and the task's soft time limit): retry, then give up
+        return _recorded(_failure_record, email_id, claim.attempts, f"{type(exc).__name__}: {exc}"[:2000])
+    status = getattr(message, "anymail_status", None)
+    message_id = getattr(status, "message_id", None) if status else None
+    _recorded(_sent_record, email_id, str(message_id)[:250] if message_id else "")
     return SendResult(email_id, "sent")
 
 
