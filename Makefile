@@ -33,7 +33,7 @@ run: install messages
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py dsr_demo_load
-	@echo "Serving http://127.0.0.1:$(PORT)/  (staff: http://127.0.0.1:$(PORT)/staff/, API docs: /api/docs/, mail: var/mail/)"
+	@echo "Serving http://127.0.0.1:$(PORT)/  (dashboard: http://127.0.0.1:$(PORT)/dashboard/, API docs: /api/docs/, mail: var/mail/)"
 	$(VENV)/bin/honcho -f Procfile.run start -p $(PORT)
 
 ## Run the test suite (SQLite unless DATABASE_URL/REDIS_URL point at real services; CI sets them).

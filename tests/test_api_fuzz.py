@@ -22,7 +22,22 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", app)
 
 
 @pytest.fixture
-def fuzz_world(db):
+def _connections_kept():
+    """Calls go straight to the WSGI application, not through Django's test client, so the
+    end-of-request signal would close the database connection that holds the test's transaction
+    (as Django's own test client prevents)."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def fuzz_world(db, _connections_kept):
     """An officer with a token, and requests in several states for the path parameters."""
     officer = officer_create(username="fuzz-officer", email="fuzz@company.example")
     references = [

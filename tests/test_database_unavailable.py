@@ -95,9 +95,9 @@ def test_a_restarted_postgresql_gives_503s_not_html_500s(transactional_db):
 
 @pytest.mark.postgres
 def test_a_stopped_postgresql_gives_503s(transactional_db, officer):
-    from rest_framework.authtoken.models import Token
+    from tests.factories import staff_token_key
 
-    token = Token.objects.get(user=officer).key
+    token = staff_token_key(officer)
     port = connection.settings_dict["PORT"]
     connection.close()
     connection.settings_dict["PORT"] = str(_closed_port())

@@ -47,7 +47,7 @@ def sample(officer, settings, tmp_path, django_capture_on_commit_callbacks):
         r = request_create(intake=services.IntakeDetails(documents=(("identity", SimpleUploadedFile("id.png", PNG)),)))
     document = RequestDocument.objects.get(request=r)
     return {"reference": r.reference, "token": r.public_token, "document_id": document.pk, "action": "verify",
-            "object_id": r.pk, "content_type_id": 1, "id": officer.pk, "pk": 1, "uidb64": "MQ", "code": "x"}
+            "object_id": r.pk, "content_type_id": 1, "id": officer.pk, "pk": 1, "uidb64": "MQ", "code": "x", "token_id": "dsr_0000000000"}
 
 
 def test_every_url_pattern_with_personal_data_answers_no_store(client, officer, sample):

@@ -2,7 +2,6 @@
 stored only as a digest (django-rest-knox), last use recorded, revoked by deleting the row."""
 
 import logging
-import unicodedata
 from datetime import timedelta
 
 from django.conf import settings
@@ -12,6 +11,7 @@ from django.utils import timezone
 
 from dsr.errors import InvalidInput
 from dsr.models import ApiToken
+from dsr.validators import single_line_check
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +30,7 @@ def _clean_name(name: str) -> str:
         raise InvalidInput("Give the token a name: what or who will use it.", field="name")
     if len(name) > NAME_MAX_LENGTH:
         raise InvalidInput(f"The name can be at most {NAME_MAX_LENGTH} characters.", field="name")
-    if any(unicodedata.category(c).startswith("C") for c in name):
-        raise InvalidInput("The name must be one line of text, without control characters.", field="name")
-    return name
+    return single_line_check(name, field="name")
 
 
 def _clean_days(days) -> int:
