@@ -11,7 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from dsr import clock
+from dsr import clock, identity
 from dsr.errors import InvalidInput, TransitionNotAllowed
 from dsr.models import (
     CLOSED_STATUSES,
@@ -295,7 +295,8 @@ def request_submit(
             actor=Actor.system(),
             event_type="verification_started",
             email_template="received",
-            email_context=issued.email_context(),
+            email_context={**issued.email_context(),
+                           "declaration_required": identity.declaration_required(regime=regime, request_type=request_type)},
         )
     return request
 
