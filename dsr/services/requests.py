@@ -378,7 +378,13 @@ def request_transition(
     Raises TransitionNotAllowed and changes nothing when the move is not allowed."""
     locked = request_locked(request.pk)
     from_status = locked.status
-    if to_status not in TRANSITIONS[from_status] or (from_statuses is not None and from_status not in from_statuses):
+    if from_statuses is not None and from_status not in from_statuses:
+        allowed = " or ".join(sorted(Status(s).label.lower() for s in from_statuses))
+        raise TransitionNotAllowed(
+            f"{locked.reference} is {locked.get_status_display().lower()}; it cannot become "
+            f"{Status(to_status).label.lower()} this way, only when it is {allowed}."
+        )
+    if to_status not in TRANSITIONS[from_status]:
         raise TransitionNotAllowed(
             f"{locked.reference} is {locked.get_status_display().lower()}; it cannot become "
             f"{Status(to_status).label.lower()}."
