@@ -76,6 +76,7 @@ def test_officer_signs_in_with_2fa_and_works_requests(live_server, browser, sett
     form.get_by_label("Reason category").select_option("exempt")
     form.get_by_label("Message to the requester").fill("We must keep this data under a legal hold.")
     form.get_by_role("button").click()
+    page.get_by_role("button", name="Yes, deny").wait_for()  # the confirmation page has loaded
     assert "will read your message word for word" in page.content()
     page.get_by_role("button", name="Yes, deny").click()
     page.wait_for_url("**/dashboard/requests/**")
