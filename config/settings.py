@@ -404,6 +404,8 @@ DSR_UPLOAD_MAX_BYTES = env.int("DSR_UPLOAD_MAX_BYTES", default=5 * 1024 * 1024)
 DSR_IDENTITY_PROVIDER = env.str("DSR_IDENTITY_PROVIDER", default="dsr.identity.DemoCustomerProvider")
 DSR_VERIFY_LINK_HOURS = env.int("DSR_VERIFY_LINK_HOURS", default=72)
 DSR_VERIFY_MAX_ATTEMPTS = env.int("DSR_VERIFY_MAX_ATTEMPTS", default=5)
+# Failed identity-detail checks per request before automatic matching stops and the team reviews it.
+DSR_IDENTITY_MAX_ATTEMPTS = env.int("DSR_IDENTITY_MAX_ATTEMPTS", default=5)
 DSR_VERIFY_REMIND_DAYS = env.int("DSR_VERIFY_REMIND_DAYS", default=3)
 # Unverified requests are closed as unverifiable after this many days (never later than the
 # response deadline: CCPA allows denial at day 45).

@@ -322,8 +322,11 @@ def _year(request) -> int:
 @staff_required("dsr.view_datasubjectrequest")
 def report_page(request):
     year = _year(request)
+    tables = reports.metrics_by_regime(year)
     return render(request, "dashboard/reports.html", {
-        "year": year, "years": range(business_today().year, 2021, -1), "rows": reports.metrics_for_year(year),
+        "year": year, "years": range(business_today().year, 2021, -1), "rows": tables[reports.METRICS_7102_REGIME],
+        # Not §7102: the same measures for the requests under each other regime.
+        "other_tables": [(regime, Regime(regime).label, tables[regime]) for regime in reports.OTHER_REGIMES],
         "charts": [reports.weekly_requests_chart(), reports.on_time_chart(), reports.open_by_days_left_chart()],
         "denial_columns": reports.DENIAL_COLUMNS,
     })
@@ -331,12 +334,18 @@ def report_page(request):
 
 @staff_required("dsr.view_datasubjectrequest")
 def report_csv(request):
+    """The §7102 figures (CCPA requests) by default; `?regime=gdpr` or `other` for that regime's own
+    table, which is not part of the §7102 report."""
     year = _year(request)
+    regime = request.GET.get("regime") or reports.METRICS_7102_REGIME
+    if regime not in Regime.values:
+        return HttpResponse(f"regime must be one of: {', '.join(Regime.values)}.", status=400, content_type="text/plain")
+    name = f"dsr-metrics-{year}.csv" if regime == reports.METRICS_7102_REGIME else f"dsr-metrics-{regime}-{year}-not-7102.csv"
     response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="dsr-metrics-{year}.csv"'
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
     writer = csv_writer(response)
     writer.writerow(reports.METRIC_CSV_HEADER)
-    writer.writerows(reports.metric_csv_rows(reports.metrics_for_year(year)))
+    writer.writerows(reports.metric_csv_rows(reports.metrics_for_year(year, regime=regime)))
     return response
 
 

@@ -61,6 +61,8 @@ CATALOGUE = [
     EmailKind("staff_overdue", "staff", "The deadline has passed and the request is open.", {}),
     EmailKind("staff_delivery_failed", "staff", "An email to the requester bounced or could not be sent; the request is flagged.",
               {"failed": OutboundEmail(template="received", to="alex@example.org"), "failure": "bounced"}),
+    EmailKind("staff_identity_review", "staff", "Identity details failed DSR_IDENTITY_MAX_ATTEMPTS times: matching stopped, the request is flagged.",
+              {"attempts": 5}),
 ]
 
 

@@ -95,7 +95,11 @@ class CodeForm(forms.Form):
 
 
 class IdentityForm(forms.Form):
-    """Data points matched against what the business holds; none is stored (§7060(d))."""
+    """Data points matched against what the business holds; none is stored (§7060(d)). Only the
+    details that can count for the request are asked for (dsr.identity.CLAIMS_COUNTED), and the
+    declaration only where §7062(c) requires it (CCPA, specific pieces)."""
+
+    CLAIMS = ("full_name", "phone", "postal_code", "customer_number")
 
     full_name = forms.CharField(label=_("Your full name as we know it"), max_length=200, required=False, validators=[single_line])
     phone = forms.CharField(label=_("A phone number you gave us"), max_length=40, required=False, validators=[single_line])
@@ -107,16 +111,20 @@ class IdentityForm(forms.Form):
         required=False,
     )
 
-    def __init__(self, *args, declaration_required: bool = False, **kwargs):
+    def __init__(self, *args, claim_fields=None, declaration_required: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.declaration_required = declaration_required
+        self.claim_fields = [f for f in self.CLAIMS if claim_fields is None or f in claim_fields]
+        for name in self.CLAIMS:
+            if name not in self.claim_fields:
+                del self.fields[name]
         if not declaration_required:
             del self.fields["declaration_name"]
             del self.fields["declared"]
 
     def clean(self):
         data = super().clean()
-        claims = {k: data.get(k, "") for k in ("full_name", "phone", "postal_code", "customer_number")}
+        claims = {k: data.get(k, "") for k in self.claim_fields}
         if not any((v or "").strip() for v in claims.values()):
             raise forms.ValidationError(_("Fill in at least one of the details so that we can compare it."))
         if self.declaration_required and data.get("declared") and not (data.get("declaration_name") or "").strip():

@@ -15,7 +15,7 @@ from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 from django.utils import timezone
 
 from dsr import clock
-from dsr.models import OPEN_STATUSES, ClosedRequestStat, DataSubjectRequest, Outcome
+from dsr.models import OPEN_STATUSES, ClosedRequestStat, DataSubjectRequest, Outcome, Regime
 
 # §7102 groups the requests this way; the GDPR-only rights are reported as "other".
 METRIC_GROUPS = {
@@ -64,26 +64,38 @@ def _denial_column(reason: str) -> str:
     return reason if reason in ("unverifiable", "not_a_consumer", "exempt") else "other"
 
 
-def metrics_for_year(year: int) -> list[MetricRow]:
+# §7102 is a CCPA regulation: its report counts CCPA requests only. Requests under other regimes
+# get tables of their own with the same measures, headed as not part of it.
+METRICS_7102_REGIME = Regime.CCPA
+OTHER_REGIMES = tuple(r for r in Regime.values if r != METRICS_7102_REGIME)
+
+
+def metrics_for_year(year: int, *, regime: str = METRICS_7102_REGIME) -> list[MetricRow]:
     """Received, complied with in whole or in part, denied (by reason) and the median and mean
-    days to a substantive response, per §7102 group, for requests received in `year` (business
-    time zone). Duplicates linked to an open request are not counted twice; purged requests count
-    through their anonymous figures."""
+    days to a substantive response, per §7102 group, for the requests of one regime received in
+    `year` (business time zone) — by default the CCPA's, which is the §7102 report."""
+    return metrics_by_regime(year)[regime]
+
+
+def metrics_by_regime(year: int) -> dict[str, list[MetricRow]]:
+    """The figures of every regime, counted in the same three queries. Duplicates linked to an
+    open request are not counted twice; purged requests count through their anonymous figures."""
     start, end = _local_bounds(year)
-    rows = {g: MetricRow(g) for g in METRIC_GROUPS}
+    tables = {regime: {g: MetricRow(g) for g in METRIC_GROUPS} for regime in Regime.values}
     live = DataSubjectRequest.objects.filter(received_at__gte=start, received_at__lt=end, duplicate_of__isnull=True)
-    for item in live.values("request_type", "outcome", "denial_reason").annotate(n=Count("pk")).order_by():
-        _count(rows[GROUP_OF[item["request_type"]]], item["outcome"], item["denial_reason"], item["n"])
-    # Days to the answer, counted in the database per (type, days) — a few hundred rows at most.
+    for item in live.values("regime", "request_type", "outcome", "denial_reason").annotate(n=Count("pk")).order_by():
+        _count(tables[item["regime"]][GROUP_OF[item["request_type"]]], item["outcome"], item["denial_reason"], item["n"])
+    # Days to the answer, counted in the database per (regime, type, days) — a few hundred rows at most.
     answered = live.filter(outcome__in=(Outcome.COMPLIED, Outcome.COMPLIED_IN_PART, Outcome.DENIED))
-    for item in _days_to_answer(answered).values("request_type", "days").annotate(n=Count("pk")).order_by():
-        rows[GROUP_OF[item["request_type"]]].days.extend([item["days"].days] * item["n"])
-    for stat in ClosedRequestStat.objects.filter(year=year).values("request_type", "outcome", "denial_reason", "days_to_response"):
-        row = rows[GROUP_OF.get(stat["request_type"], "other")]
+    for item in _days_to_answer(answered).values("regime", "request_type", "days").annotate(n=Count("pk")).order_by():
+        tables[item["regime"]][GROUP_OF[item["request_type"]]].days.extend([item["days"].days] * item["n"])
+    stats = ClosedRequestStat.objects.filter(year=year, regime__in=Regime.values)
+    for stat in stats.values("regime", "request_type", "outcome", "denial_reason", "days_to_response"):
+        row = tables[stat["regime"]][GROUP_OF.get(stat["request_type"], "other")]
         _count(row, stat["outcome"], stat["denial_reason"], 1)
         if stat["outcome"] in (Outcome.COMPLIED, Outcome.COMPLIED_IN_PART, Outcome.DENIED) and stat["days_to_response"] is not None:
             row.days.append(stat["days_to_response"])
-    return list(rows.values())
+    return {regime: list(rows.values()) for regime, rows in tables.items()}
 
 
 def _days_to_answer(qs):

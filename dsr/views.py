@@ -12,6 +12,7 @@ from django.views import defaults
 from django.views.decorators.http import require_http_methods
 
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from dsr import identity, selectors
 from dsr.api.problems import DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable, problem_response_outside_drf
@@ -150,21 +151,30 @@ def _account_holder(request, obj) -> bool:
 def _status_context(obj, *, request=None, code_form=None, identity_form=None, reply_form=None, reauth_form=None, notice=""):
     needs_email = obj.status == Status.AWAITING_VERIFICATION and not obj.email_verified_at
     needs_identity = obj.status == Status.AWAITING_VERIFICATION and obj.email_verified_at is not None
-    declaration = obj.request_type in identity.DECLARATION_REQUIRED
+    events = list(obj.events.all())
+    check = identity.identity_check_for(obj)
     return {
         "req": obj,
-        "events": obj.events.all(),
+        "events": events,
         "needs_email": needs_email,
         "needs_identity": needs_identity,
+        # The per-request cap was reached (or nothing is left to ask): the team reviews it by hand.
+        "identity_review": needs_identity and (verification.identity_review_needed(events) or not check.claim_fields),
+        "declaration": check.declaration,
         "needs_reply": obj.status == Status.AWAITING_REQUESTER,
         "code_form": code_form or CodeForm(),
-        "identity_form": identity_form or IdentityForm(declaration_required=declaration),
-        "points_required": identity.points_required(obj.request_type),
+        "identity_form": identity_form or _identity_form(obj),
+        "points_required": check.points_required,
         "reply_form": reply_form or ReplyForm(document_requested=_document_requested(obj)),
         "account_holder": request is not None and obj.status == Status.AWAITING_VERIFICATION and _account_holder(request, obj),
         "reauth_form": reauth_form or ReauthForm(),
         "notice": notice,
     }
+
+
+def _identity_form(obj, data=None) -> IdentityForm:
+    check = identity.identity_check_for(obj)
+    return IdentityForm(data, claim_fields=check.claim_fields, declaration_required=check.declaration)
 
 
 @require_http_methods(["GET", "POST"])
@@ -204,7 +214,7 @@ def _request_status(request, obj):
             return _back_to_status(request, obj, "")
         return _back_to_status(request, obj, _("We have sent you a new link and code. Earlier ones no longer work."))
     if action == "identity":
-        form = IdentityForm(request.POST, declaration_required=obj.request_type in identity.DECLARATION_REQUIRED)
+        form = _identity_form(obj, request.POST)
         if form.is_valid():
             try:
                 result = verification.identity_match_submit(
@@ -221,9 +231,14 @@ def _request_status(request, obj):
                 ))
             if result.verified:
                 return _back_to_status(request, obj, _("Thank you: we have confirmed who you are and are working on your request."))
+            if result.review:
+                return _back_to_status(request, obj, "")
             form.add_error(None, _(
                 "These details did not match what we hold. Check them and try again, or write to us and we will help."
             ))
+            form.add_error(None, ngettext(
+                "You can try %(left)d more time.", "You can try %(left)d more times.", result.attempts_left
+            ) % {"left": result.attempts_left})
         return render(request, "public/request_status.html", _status_context(obj, request=request, identity_form=form), status=400)
     if action == "reply":
         form = ReplyForm(request.POST, request.FILES, document_requested=_document_requested(obj))

@@ -237,3 +237,65 @@ def test_ccpa_clock_never_pauses(staff, settings):
     r = services.request_requester_reply(request=r, message="The old one")
     r.refresh_from_db()
     assert r.respond_by == due and r.paused_days == 0
+
+
+def _refused(call, r, mailoutbox, django_capture_on_commit_callbacks):
+    before = _snapshot(r)
+    mailoutbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(TransitionNotAllowed) as err:
+            call()
+    assert _snapshot(r) == before and mailoutbox == []
+    return str(err.value)
+
+
+@pytest.mark.parametrize("close", ["cancel", "deny"])
+def test_a_closed_unverified_request_cannot_be_approved_or_completed(staff, close, django_capture_on_commit_callbacks, mailoutbox):
+    r = request_create()
+    if close == "cancel":
+        r = services.request_cancel(request=r, actor=staff, reason="Withdrawn by phone")
+    else:
+        r = services.request_deny(request=r, actor=staff, reason_category="unverifiable", message="No match.")
+    message = _refused(lambda: services.request_approve(request=r, actor=staff), r, mailoutbox, django_capture_on_commit_callbacks)
+    assert r.reference in message
+    # The one door itself refuses work on an unverified request, although the table lets a closed
+    # request go back to in progress (for a reopened verified one).
+    assert Status.IN_PROGRESS in TRANSITIONS[r.status]
+    message = _refused(lambda: services.request_transition(request=r, to_status=Status.IN_PROGRESS, actor=staff, event_type="approved"),
+                       r, mailoutbox, django_capture_on_commit_callbacks)
+    assert "not verified" in message
+    r.refresh_from_db()
+    assert r.verified_at is None and r.status != Status.COMPLETED
+
+
+def test_approve_only_from_verified(staff, django_capture_on_commit_callbacks, mailoutbox):
+    r = services.request_verify(request=request_create(), actor=staff, note="ok")
+    r = services.request_information_ask(request=r, actor=staff, message="Which account?")
+    _refused(lambda: services.request_approve(request=r, actor=staff), r, mailoutbox, django_capture_on_commit_callbacks)
+    r = services.request_requester_reply(request=r, message="The old one")
+    assert r.status == Status.IN_PROGRESS  # back to work: it was verified before the question
+    _refused(lambda: services.request_approve(request=r, actor=staff), r, mailoutbox, django_capture_on_commit_callbacks)
+
+
+@pytest.mark.parametrize("status", ["awaiting_verification", "verified", "in_progress", "awaiting_requester"])
+def test_reopen_refuses_an_open_request(staff, status, django_capture_on_commit_callbacks, mailoutbox):
+    r = request_create()
+    if status != "awaiting_verification":
+        r = services.request_verify(request=r, actor=staff, note="ok")
+    if status == "in_progress":
+        r = services.request_approve(request=r, actor=staff)
+    if status == "awaiting_requester":
+        r = services.request_information_ask(request=r, actor=staff, message="Which account?")
+    assert r.status == status
+    message = _refused(lambda: services.request_reopen(request=r, actor=staff, reason="Reopen"), r, mailoutbox,
+                       django_capture_on_commit_callbacks)
+    assert "only a closed request" in message
+
+
+def test_reopening_a_verified_closed_request_resumes_work(staff, django_capture_on_commit_callbacks, mailoutbox):
+    r = services.request_verify(request=request_create(), actor=staff, note="ok")
+    r = services.request_complete(request=r, actor=staff, message="Done.")
+    with django_capture_on_commit_callbacks(execute=True):
+        r = services.request_reopen(request=r, actor=staff, reason="The requester found more accounts")
+    assert r.status == Status.IN_PROGRESS and r.verified_at is not None
+    assert mailoutbox[-1].to == [r.email] and "found more accounts" in mailoutbox[-1].body

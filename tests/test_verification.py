@@ -125,7 +125,9 @@ def test_correction_is_never_verified_with_the_field_being_corrected(customer, d
     assert r.corrected_fields == {"postal_code"}
     v.challenge_confirm_code(request=r, code=code)
     assert not v.identity_match_submit(request=r, claims={"postal_code": "94103"}).verified
-    assert v.identity_match_submit(request=r, claims={"full_name": "carla  customer"}).verified
+    # A name is publicly knowable: it is no data point for a correction (dsr.identity.CLAIMS_COUNTED).
+    assert not v.identity_match_submit(request=r, claims={"full_name": "carla  customer"}).verified
+    assert v.identity_match_submit(request=r, claims={"phone": "(415) 555 0100"}).verified
 
 
 def test_unknown_email_matches_nothing_but_the_email(django_capture_on_commit_callbacks, mailoutbox):

@@ -11,7 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from dsr import clock
+from dsr import clock, identity
 from dsr.errors import InvalidInput, TransitionNotAllowed
 from dsr.models import (
     CLOSED_STATUSES,
@@ -50,6 +50,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.CANCELLED: frozenset({S.AWAITING_VERIFICATION, S.IN_PROGRESS}),
     S.FORWARDED: frozenset({S.AWAITING_VERIFICATION, S.IN_PROGRESS}),
 }
+
+# A request in these states is being (or has been) worked on: its identity must have been verified
+# first, unless its type needs no verification (§7060(b), §7027).
+VERIFIED_STATUSES = frozenset({S.VERIFIED, S.IN_PROGRESS, S.COMPLETED})
 
 ACK_ALERT_DAYS = 2  # alert the team if the acknowledgement has not gone out two days after receipt
 
@@ -305,7 +309,8 @@ def request_submit(
             actor=Actor.system(),
             event_type="verification_started",
             email_template="received",
-            email_context=issued.email_context(),
+            email_context={**issued.email_context(),
+                           "declaration_required": identity.declaration_required(regime=regime, request_type=request_type)},
         )
     return request
 
@@ -380,17 +385,33 @@ def request_transition(
     changes: dict | None = None,
     email_template: str | None = None,
     email_context: dict | None = None,
+    from_statuses: frozenset[str] | None = None,
 ) -> DataSubjectRequest:
     """Move a request to `to_status`: lock, check, update, audit, queue the requester's email.
+    `from_statuses` narrows the table for one action (approve only a verified request).
     Raises TransitionNotAllowed and changes nothing when the move is not allowed."""
     locked = request_locked(request.pk)
     from_status = locked.status
+    if from_statuses is not None and from_status not in from_statuses:
+        allowed = " or ".join(sorted(Status(s).label.lower() for s in from_statuses))
+        raise TransitionNotAllowed(
+            f"{locked.reference} is {locked.get_status_display().lower()}; it cannot become "
+            f"{Status(to_status).label.lower()} this way, only when it is {allowed}."
+        )
     if to_status not in TRANSITIONS[from_status]:
         raise TransitionNotAllowed(
             f"{locked.reference} is {locked.get_status_display().lower()}; it cannot become "
             f"{Status(to_status).label.lower()}."
         )
     changes = dict(changes or {})
+    verified_at = changes.get("verified_at", locked.verified_at)
+    if to_status in VERIFIED_STATUSES and locked.request_type not in TYPES_WITHOUT_VERIFICATION and not verified_at:
+        # RULES.md §3 (§7060, Art 12(6)): no work on a request whose identity was never verified,
+        # whichever path asks for it (approve after cancel, reopen, a reply, the admin).
+        raise TransitionNotAllowed(
+            f"{locked.reference} is not verified; it cannot become {Status(to_status).label.lower()} "
+            "before the requester's identity is verified."
+        )
     for field, value in changes.items():
         setattr(locked, field, value)
     locked.status = to_status
@@ -485,6 +506,8 @@ def _access_limit_apply(request: DataSubjectRequest) -> DataSubjectRequest:
 
 
 def request_approve(*, request: DataSubjectRequest, actor: Actor, note: str = ""):
+    """Start work on a verified request. Only from `verified`: a closed request is reopened
+    first, a waiting one is answered first."""
     return request_transition(
         request=request,
         to_status=Status.IN_PROGRESS,
@@ -492,6 +515,7 @@ def request_approve(*, request: DataSubjectRequest, actor: Actor, note: str = ""
         event_type="approved",
         data={"note": (note or "").strip()},
         email_template="approved",
+        from_statuses=frozenset({Status.VERIFIED}),
     )
 
 
@@ -546,17 +570,26 @@ def request_cancel(*, request: DataSubjectRequest, actor: Actor, reason: str):
     )
 
 
+@transaction.atomic
 def request_reopen(*, request: DataSubjectRequest, actor: Actor, reason: str):
+    """Reopen a closed request: back to work if it was verified (or needs no verification),
+    otherwise back to verification. An open request cannot be reopened."""
     reason = _text_required(reason, "reason", "A reason")
-    needs_verification = request.request_type not in TYPES_WITHOUT_VERIFICATION and not request.verified_at
+    locked = request_locked(request.pk)
+    if locked.status not in CLOSED_STATUSES:
+        raise TransitionNotAllowed(
+            f"{locked.reference} is {locked.get_status_display().lower()}; only a closed request can be reopened."
+        )
+    needs_verification = locked.request_type not in TYPES_WITHOUT_VERIFICATION and not locked.verified_at
     return request_transition(
-        request=request,
+        request=locked,
         to_status=Status.AWAITING_VERIFICATION if needs_verification else Status.IN_PROGRESS,
         actor=actor,
         event_type="reopened",
         data={"reason": reason},
         email_template="reopened",
         email_context={"message": reason},
+        from_statuses=frozenset(CLOSED_STATUSES),
     )
 
 

@@ -17,7 +17,7 @@ from dsr import identity
 from dsr.errors import InvalidInput, TransitionNotAllowed
 from dsr.models import DataSubjectRequest, Status, VerificationChallenge
 from dsr.services.audit import Actor, audit_event_record
-from dsr.services.emails import email_to_requester
+from dsr.services.emails import email_to_requester, email_to_staff, staff_recipients
 from dsr.services.requests import request_locked, request_verify
 from dsr.validators import single_line_check
 
@@ -155,6 +155,18 @@ class MatchResult:
     matched: int
     required: int
     downgraded: bool = False
+    review: bool = False  # the per-request cap was reached: the team reviews the request by hand
+    attempts_left: int = 0
+
+
+def identity_failures(events) -> int:
+    """Failed identity-detail checks among a request's events: the cap counts per request, whatever
+    the address the tries came from."""
+    return sum(1 for e in events if e.event_type == "identity_checked" and (e.data or {}).get("outcome") == "failed")
+
+
+def identity_review_needed(events) -> bool:
+    return identity_failures(events) >= settings.DSR_IDENTITY_MAX_ATTEMPTS
 
 
 @transaction.atomic
@@ -162,40 +174,66 @@ def identity_match_submit(
     *, request: DataSubjectRequest, claims: dict[str, str], declaration_name: str = "", declared: bool = False
 ) -> MatchResult:
     """Match what the requester typed against the data held. §7062: 2 points for categories, 3
-    plus a signed declaration under penalty of perjury for specific pieces; §7024(a): an
-    unverified specific-pieces request is answered as a categories request."""
+    plus (CCPA) a signed declaration under penalty of perjury for specific pieces; §7024(a): an
+    unverified CCPA specific-pieces request is answered as a categories request. Nothing the
+    requester typed elsewhere in the request counts, and after DSR_IDENTITY_MAX_ATTEMPTS failed
+    checks matching stops and the team reviews the request."""
     for key, value in claims.items():
         single_line_check(value, field=key)
     single_line_check(declaration_name, field="declaration_name")
     locked = request_locked(request.pk)
     if locked.status != Status.AWAITING_VERIFICATION or not locked.email_verified_at:
         raise TransitionNotAllowed(gettext("This request is not waiting for an identity check."))
-    required = identity.points_required(locked.request_type)
+    checks = list(locked.events.filter(event_type="identity_checked").only("event_type", "data"))
+    cap = settings.DSR_IDENTITY_MAX_ATTEMPTS
+    if identity_review_needed(checks):
+        # Guessing has a cap per request: a later right answer does not verify (RULES.md §3).
+        raise TransitionNotAllowed(gettext("Our team is reviewing this request; we will contact you by email."))
+    attempt = identity_failures(checks) + 1
+    check = identity.identity_check_for(locked)
     record = identity.identity_provider().record_for(locked.email)
-    excluded = set(locked.corrected_fields) if locked.request_type == "rectification" else set()
-    matched = {"email"} | (identity.claims_matched(held=record.fields, claims=claims, excluded=excluded) if record else set())
-    needs_declaration = locked.request_type in identity.DECLARATION_REQUIRED
-    declared = declared and bool((declaration_name or "").strip())
-    # §7060(d): the values are not kept; which points matched is what the record needs.
+    supplied = identity.supplied_values(locked)
+    corrected = locked.corrected_fields if locked.request_type == "rectification" else set()
+
+    def assess(request_type: str) -> identity.ClaimsAssessed:
+        counted = identity.claims_counted(request_type=request_type, corrected_fields=corrected)
+        if record is None:
+            return identity.ClaimsAssessed(set(), {})
+        return identity.claims_assess(held=record.fields, claims=claims, counted=counted, supplied=supplied, corrected=corrected)
+
+    assessed = assess(locked.request_type)
+    matched = {"email"} | assessed.matched
+    # §7062(c) is Californian: other regimes are asked for no declaration, and none is recorded.
+    declared = check.declaration and declared and bool((declaration_name or "").strip())
+    verified = len(matched) >= check.points_required and (declared or not check.declaration)
+    fallback = None if verified else identity.fallback_type(regime=locked.regime, request_type=locked.request_type)
+    fallback_matched = {"email"} | assess(fallback).matched if fallback else set()
+    downgraded = bool(fallback) and len(fallback_matched) >= identity.points_required(fallback)
+    outcome = "verified" if verified else "verified_as_categories" if downgraded else "failed"
+    # §7060(d): the values are not kept; which points matched, and why others did not count, is
+    # what the record needs.
     audit_event_record(
         request=locked,
         event_type="identity_checked",
         actor=Actor.requester(locked.email),
         data={
-            "points_matched": sorted(matched),
+            "attempt": attempt,
+            "max_attempts": cap,
+            "outcome": outcome,
+            "points_matched": sorted(fallback_matched if downgraded else matched),
+            "points_not_counted": assessed.not_counted,
             "points_offered": sorted(k for k, v in claims.items() if (v or "").strip()),
-            "required": required,
+            "required": check.points_required,
             "declaration": {"signed_as": declaration_name.strip(), "at": timezone.now()} if declared else None,
         },
     )
-    if len(matched) >= required and (declared or not needs_declaration):
+    if verified:
         request_verify(
             request=locked, actor=Actor.requester(locked.email),
             note=f"{len(matched)} data points matched" + (", declaration signed" if declared else ""), method="data_match",
         )
-        return MatchResult(True, len(matched), required)
-    fallback = identity.FALLBACK_TYPE.get(locked.request_type)
-    if fallback and len(matched) >= identity.points_required(fallback):
+        return MatchResult(True, len(matched), check.points_required)
+    if downgraded:
         locked.request_type = fallback
         locked.save(update_fields=["request_type", "updated_at"])
         audit_event_record(
@@ -203,8 +241,25 @@ def identity_match_submit(
             data={"reason": "§7024(a): specific pieces could not be verified", "from": "access_specific", "to": fallback},
         )
         request_verify(request=locked, actor=Actor.requester(locked.email), note="verified for categories only", method="data_match")
-        return MatchResult(True, len(matched), required, downgraded=True)
-    return MatchResult(False, len(matched), required)
+        return MatchResult(True, len(fallback_matched), check.points_required, downgraded=True)
+    if attempt >= cap:
+        _identity_review_start(locked, attempts=attempt)
+        return MatchResult(False, len(matched), check.points_required, review=True)
+    return MatchResult(False, len(matched), check.points_required, attempts_left=cap - attempt)
+
+
+def _identity_review_start(locked: DataSubjectRequest, *, attempts: int) -> None:
+    """The cap is reached: automatic matching stops, the request is flagged and the team is told."""
+    from dsr.services.requests import request_flag
+
+    audit_event_record(
+        request=locked, event_type="identity_review_required", actor=Actor.system(),
+        data={"failed_attempts": attempts, "max_attempts": settings.DSR_IDENTITY_MAX_ATTEMPTS},
+    )
+    request_flag(request_id=locked.pk, reason=f"Identity check failed {attempts} times: review by hand",
+                 data={"failed_attempts": attempts})
+    email_to_staff(request=locked, template="staff_identity_review", recipients=staff_recipients(),
+                   context={"attempts": attempts})
 
 
 def verification_expire(*, request: DataSubjectRequest) -> DataSubjectRequest:

@@ -21,6 +21,7 @@ PUBLIC_EVENT_LABELS = {
     "denied": _("Your request was refused"),
     "cancelled": _("Your request was cancelled"),
     "reopened": _("Your request was reopened"),
+    "identity_review_required": _("Our team will review your request by hand"),
 }
 
 STAFF_EVENT_LABELS = {
@@ -29,6 +30,8 @@ STAFF_EVENT_LABELS = {
     "response_due_soon": _("Response due soon"),
     "overdue": _("Overdue"),
     "clock_resumed": _("Clock resumed"),
+    "identity_checked": "Identity details checked",
+    "identity_review_required": "Identity check stopped: review by hand",
 }
 
 
@@ -60,3 +63,35 @@ def document_name(document) -> str:
     from dsr.services.documents import document_download_name
 
     return document_download_name(document)
+
+
+POINT_NAMES = {"email": "email", "full_name": "name", "phone": "phone", "postal_code": "postal code",
+               "customer_number": "customer number"}
+OUTCOMES = {"verified": "verified", "verified_as_categories": "verified for categories only (§7024(a))",
+            "failed": "did not verify"}
+
+
+def _points(names) -> str:
+    return ", ".join(POINT_NAMES.get(n, str(n)) for n in names) or "none"
+
+
+@register.filter
+def identity_check_summary(event) -> str:
+    """A staff line for an identity check: attempt n of N, which points matched and which matches
+    did not count (by name, never the typed values), and the outcome."""
+    data = event.data or {}
+    if event.event_type == "identity_review_required":
+        return f"{data.get('failed_attempts')} failed attempts of {data.get('max_attempts')} allowed; the request is flagged"
+    parts = []
+    if data.get("attempt"):
+        parts.append(f"attempt {data['attempt']} of {data.get('max_attempts')}")
+    matched = data.get("points_matched") or []
+    parts.append(f"matched {_points(matched)} ({len(matched)} of {data.get('required')} needed)")
+    not_counted = data.get("points_not_counted") or {}
+    if not_counted:
+        parts.append("not counted: " + ", ".join(f"{POINT_NAMES.get(k, k)} ({why})" for k, why in sorted(not_counted.items())))
+    if data.get("declaration"):
+        parts.append("declaration signed")
+    if data.get("outcome"):
+        parts.append(OUTCOMES.get(data["outcome"], data["outcome"]))
+    return " · ".join(parts)

@@ -64,7 +64,7 @@ class Command(BaseCommand):
         submit(1, "access", "ccpa", "Ada Lovelace")
         submit(3, "opt_out_sale", "ccpa", "Grace Hopper")
         r = submit(10, "erasure", "gdpr", "Sven Svensson", language="sv", channel="email")
-        services.request_verify(request=r, actor=actor, note="Matched name, email and order number.")
+        services.request_verify(request=r, actor=actor, note="Matched email, phone number and customer number.")
         r = submit(40, "access_specific", "ccpa", "Katherine Johnson")
         r = services.request_verify(request=r, actor=actor, note="Matched three data points; declaration on file.")
         services.request_approve(request=r, actor=actor)
