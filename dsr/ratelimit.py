@@ -38,21 +38,36 @@ def _count(store, cache_key: str, timeout: int) -> int:
         return 1
 
 
+# After a failure the shared cache is left alone this long: a hung Redis (one that accepts
+# connections and never answers) would otherwise cost every limit check its socket timeout.
+SHARED_CACHE_PAUSE_SECONDS = 15
+_shared_paused_until = 0.0
+
+
+def _store():
+    return _local_counts if time.monotonic() < _shared_paused_until else cache
+
+
 def _unavailable(exc: Exception) -> None:
-    log.warning("rate-limit cache unavailable (%s: %s); counting in this process", type(exc).__name__, exc)
+    global _shared_paused_until
+    _shared_paused_until = time.monotonic() + SHARED_CACHE_PAUSE_SECONDS
+    log.warning("rate-limit cache unavailable (%s: %s); counting in this process for %d s",
+                type(exc).__name__, exc, SHARED_CACHE_PAUSE_SECONDS)
 
 
 def _count_safely(cache_key: str, timeout: int) -> int:
+    store = _store()
     try:
-        return _count(cache, cache_key, timeout)
+        return _count(store, cache_key, timeout)
     except Exception as exc:  # the cache backend's own connection errors (redis.ConnectionError, OSError, …)
         _unavailable(exc)
         return _count(_local_counts, cache_key, timeout)
 
 
 def _read_safely(cache_key: str) -> int:
+    store = _store()
     try:
-        return cache.get(cache_key) or 0
+        return store.get(cache_key) or 0
     except Exception as exc:  # as in _count_safely: the count then lives in this process
         _unavailable(exc)
         return _local_counts.get(cache_key) or 0

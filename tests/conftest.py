@@ -26,6 +26,7 @@ def _fresh_cache():
 
     cache.clear()
     ratelimit._local_counts.clear()  # the counts kept while the shared cache is down
+    ratelimit._shared_paused_until = 0.0
     yield
 
 

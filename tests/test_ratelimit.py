@@ -38,3 +38,34 @@ def test_unreachable_cache_still_limits_instead_of_raising(settings):
     assert rate_limit_hit(scope="login_ip", key=key) is None
     assert rate_limit_hit(scope="login_ip", key=key) is None
     assert rate_limit_hit(scope="login_ip", key=key) is not None
+
+
+class _HungCache:
+    """Stands in for a Redis that times out: every call fails, and is counted."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            self.calls += 1
+            raise TimeoutError("timed out")
+
+        return call
+
+
+def test_after_a_failure_the_shared_cache_is_left_alone_for_a_while(settings, monkeypatch):
+    from dsr import ratelimit
+
+    hung = _HungCache()
+    monkeypatch.setattr(ratelimit, "cache", hung)
+    settings.DSR_RATE_LIMITS = {"form_ip": "3/hour"}
+    assert rate_limit_hit(scope="form_ip", key="192.0.2.7") is None
+    tried = hung.calls
+    assert tried >= 1
+    # Each further check would have cost a socket timeout; they count in memory instead, and still limit.
+    assert [rate_limit_hit(scope="form_ip", key="192.0.2.7") for _ in range(3)][-1] is not None
+    assert hung.calls == tried
+    monkeypatch.setattr(ratelimit, "_shared_paused_until", 0.0)  # the pause is over
+    rate_limit_hit(scope="form_ip", key="192.0.2.8")
+    assert hung.calls > tried
