@@ -1,7 +1,7 @@
-# One image for web (gunicorn), worker and beat.
+# One image for web (gunicorn), worker and beat, on the production settings.
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DSR_VAR_DIR=/app/var
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DSR_VAR_DIR=/app/var DJANGO_SETTINGS_MODULE=config.settings.production
 RUN apt-get update && apt-get install -y --no-install-recommends gettext && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 1000 dsr
 WORKDIR /app

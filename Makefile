@@ -5,10 +5,12 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export DJANGO_DEBUG ?= 0
 export DSR_SITE_URL ?= http://127.0.0.1:$(PORT)
-# The demo signs in without an authenticator app; production keeps two-factor sign-in on.
-run: export DSR_REQUIRE_2FA ?= 0
+# Each command picks its settings (config/settings/): run mode for `make run` and the processes it
+# starts, the test settings for `make test` (whatever the shell exports).
+run var: export DJANGO_SETTINGS_MODULE = config.settings.run
+test: export DJANGO_SETTINGS_MODULE = config.settings.test
 
-.PHONY: run test bench install install-dev messages clean
+.PHONY: run var test bench install install-dev messages clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,9 +18,10 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-# Translations are compiled at install, with pure Python (no gettext tools needed).
+# Translations are compiled at install, with pure Python (no gettext tools needed). Compiling reads
+# no key and no database, so it runs on the test settings, before var/ exists.
 messages: $(VENV)/.installed
-	$(PY) manage.py dsr_compile_messages
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py dsr_compile_messages
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -27,9 +30,12 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+## Prepare var/ for run mode: the secret and audit keys (kept once written), broker and mail folders.
+var: $(VENV)/.installed
+	$(PY) -m config.var_init
+
 ## Run the product: SQLite under var/, demo data, web + Celery worker + beat (Ctrl-C stops all).
-run: install messages
-	mkdir -p var/mail var/celery/queue var/celery/control
+run: install messages var
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py dsr_demo_load
