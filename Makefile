@@ -1,4 +1,4 @@
-# The README's two commands: `make run` and `make test`.
+# The README's two commands: `make run` and `make test` (and `make lint`, which CI runs too).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,8 +9,9 @@ export DSR_SITE_URL ?= http://127.0.0.1:$(PORT)
 # starts, the test settings for `make test` (whatever the shell exports).
 run var: export DJANGO_SETTINGS_MODULE = config.settings.run
 test: export DJANGO_SETTINGS_MODULE = config.settings.test
+LINT_PATHS := dsr config manage.py
 
-.PHONY: run var test bench install install-dev messages clean
+.PHONY: run var test lint bench install install-dev messages clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +46,18 @@ run: install messages var
 ## Run the test suite (SQLite unless DATABASE_URL/REDIS_URL point at real services; CI sets them).
 test: install-dev messages
 	$(PY) -m pytest
+
+## Lint, format check, types and missing migrations over dsr/ and config/ (pyproject.toml); every
+## check runs, and any finding fails the target.
+lint: install-dev
+	@status=0; \
+	echo "ruff check"; $(PY) -m ruff check --output-format concise $(LINT_PATHS) || status=1; \
+	echo "ruff format --check"; $(PY) -m ruff format --check --output-format concise $(LINT_PATHS) || status=1; \
+	echo "mypy"; $(PY) -m mypy $(LINT_PATHS) || status=1; \
+	echo "makemigrations --check"; \
+	DJANGO_SETTINGS_MODULE=config.settings.test DATABASE_URL=sqlite://:memory: \
+		$(PY) manage.py makemigrations --check --dry-run || status=1; \
+	exit $$status
 
 ## Benchmarks: results printed and written to bench/RESULTS.md.
 bench: install-dev
