@@ -1,14 +1,17 @@
-# The README's two commands: `make run` and `make test`.
+# The README's two commands: `make run` and `make test` (and `make lint`, which CI runs too).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 export DJANGO_DEBUG ?= 0
 export DSR_SITE_URL ?= http://127.0.0.1:$(PORT)
-# The demo signs in without an authenticator app; production keeps two-factor sign-in on.
-run: export DSR_REQUIRE_2FA ?= 0
+# Each command picks its settings (config/settings/): run mode for `make run` and the processes it
+# starts, the test settings for `make test` (whatever the shell exports).
+run var: export DJANGO_SETTINGS_MODULE = config.settings.run
+test: export DJANGO_SETTINGS_MODULE = config.settings.test
+LINT_PATHS := dsr config manage.py
 
-.PHONY: run test bench install install-dev messages clean
+.PHONY: run var test lint bench install install-dev messages clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,9 +19,10 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-# Translations are compiled at install, with pure Python (no gettext tools needed).
+# Translations are compiled at install, with pure Python (no gettext tools needed). Compiling reads
+# no key and no database, so it runs on the test settings, before var/ exists.
 messages: $(VENV)/.installed
-	$(PY) manage.py dsr_compile_messages
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py dsr_compile_messages
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -27,9 +31,12 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+## Prepare var/ for run mode: the secret and audit keys (kept once written), broker and mail folders.
+var: $(VENV)/.installed
+	$(PY) -m config.var_init
+
 ## Run the product: SQLite under var/, demo data, web + Celery worker + beat (Ctrl-C stops all).
-run: install messages
-	mkdir -p var/mail var/celery/queue var/celery/control
+run: install messages var
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py dsr_demo_load
@@ -39,6 +46,18 @@ run: install messages
 ## Run the test suite (SQLite unless DATABASE_URL/REDIS_URL point at real services; CI sets them).
 test: install-dev messages
 	$(PY) -m pytest
+
+## Lint, format check, types and missing migrations over dsr/ and config/ (pyproject.toml); every
+## check runs, and any finding fails the target.
+lint: install-dev
+	@status=0; \
+	echo "ruff check"; $(PY) -m ruff check --output-format concise $(LINT_PATHS) || status=1; \
+	echo "ruff format --check"; $(PY) -m ruff format --check --output-format concise $(LINT_PATHS) || status=1; \
+	echo "mypy"; $(PY) -m mypy $(LINT_PATHS) || status=1; \
+	echo "makemigrations --check"; \
+	DJANGO_SETTINGS_MODULE=config.settings.test DATABASE_URL=sqlite://:memory: \
+		$(PY) manage.py makemigrations --check --dry-run || status=1; \
+	exit $$status
 
 ## Benchmarks: results printed and written to bench/RESULTS.md.
 bench: install-dev

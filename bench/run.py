@@ -43,7 +43,7 @@ def free_port() -> int:
 def base_env(var_dir: Path) -> dict:
     env = dict(os.environ)
     env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
+        DJANGO_SETTINGS_MODULE="config.settings.run",
         DSR_VAR_DIR=str(var_dir),
         DSR_INTAKE_RATE="100000000/hour",
         DJANGO_LOG_LEVEL="WARNING",
@@ -56,6 +56,11 @@ def manage(env: dict, *args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
+def var_init(env: dict) -> None:
+    """Keys and broker folders in the run's var/, as `make run` prepares them."""
+    subprocess.run([sys.executable, "-m", "config.var_init"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
 # --- Intake ---------------------------------------------------------------------------------------
 
 
@@ -66,6 +71,7 @@ def bench_intake() -> dict:
     env = base_env(var_dir)
     if os.environ.get("DATABASE_URL"):
         env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    var_init(env)
     manage(env, "migrate", "--noinput")
     port = free_port()
     server = subprocess.Popen(
@@ -206,6 +212,7 @@ def _in_fresh_database(kind: str, size: int, extra_env: dict | None = None) -> d
         name = f"dsr_bench_{kind}_{size}"
         env["DATABASE_URL"] = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{name}"
         _pg_recreate(os.environ["DATABASE_URL"], name)
+    var_init(env)
     manage(env, "migrate", "--noinput")
     out = subprocess.run(
         [sys.executable, __file__, f"--{kind}-worker", str(size), str(var_dir)],

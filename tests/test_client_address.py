@@ -87,8 +87,8 @@ def test_a_wrong_trusted_proxy_entry_is_a_configuration_error(settings, tmp_path
         _ip("10.0.0.2", "198.51.100.7")
     # From the environment it stops the start, naming the entry.
     env = {**os.environ, "DSR_TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal", "DSR_VAR_DIR": str(tmp_path),
-           "DJANGO_SETTINGS_MODULE": "config.settings"}
-    run = subprocess.run([sys.executable, "-c", "import config.settings"], env=env, capture_output=True, text=True,
+           "DJANGO_SETTINGS_MODULE": "config.settings.run"}
+    run = subprocess.run([sys.executable, "-c", "import config.settings.run"], env=env, capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parent.parent)
     assert run.returncode != 0 and "DSR_TRUSTED_PROXIES: 'proxy.internal'" in run.stderr
 

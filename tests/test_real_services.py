@@ -89,7 +89,7 @@ def test_email_goes_through_a_real_celery_worker_on_redis(transactional_db, tmp_
     db = connection.settings_dict
     env = dict(os.environ)
     env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
+        DJANGO_SETTINGS_MODULE="config.settings.run", DJANGO_SECRET_KEY="worker-secret-key", DSR_AUDIT_KEY="worker-audit-key",
         DATABASE_URL=f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         DSR_VAR_DIR=str(tmp_path),
         DSR_SITE_URL="http://testserver",

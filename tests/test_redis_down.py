@@ -82,7 +82,7 @@ def _producers_reset(app):
 @pytest.fixture
 def product_on_own_redis(transactional_db, settings, tmp_path):
     """The cache and the Celery broker on a redis-server of this test's own, with the production
-    socket timeouts and publish policy (config/settings.py, as with REDIS_URL set)."""
+    socket timeouts and publish policy (config/settings/base.py, as with REDIS_URL set)."""
     if not shutil.which("redis-server"):
         _missing("redis-server")
     from config.celery_app import app
@@ -109,7 +109,7 @@ def _worker_start(redis_url: str, var_dir: Path):
     db = connection.settings_dict
     env = dict(os.environ)
     env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
+        DJANGO_SETTINGS_MODULE="config.settings.run", DJANGO_SECRET_KEY="worker-secret-key", DSR_AUDIT_KEY="worker-audit-key",
         DATABASE_URL=f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         REDIS_URL=redis_url, DSR_VAR_DIR=str(var_dir), DSR_SITE_URL="http://testserver",
     )

@@ -51,7 +51,7 @@ def test_every_string_in_the_source_is_translated(tmp_path):
     for name in ("manage.py", "config", "dsr", "templates", "locale"):
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings", DSR_VAR_DIR=str(tmp_path / "var"))
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings.test", DSR_VAR_DIR=str(tmp_path / "var"))
     env.pop("DATABASE_URL", None)
     result = subprocess.run(
         [sys.executable, "manage.py", "makemessages", *[f"-l{lang}" for lang in LANGUAGES], "--no-location"],

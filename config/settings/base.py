@@ -1,7 +1,10 @@
-"""Settings, read from environment variables (README lists every one with its default).
+"""Settings shared by every environment, read from environment variables (README lists every one
+with its default). DJANGO_SETTINGS_MODULE picks the environment: config.settings.run (`make run`),
+.production (the image, docker-compose) or .test (pytest); each adds the keys and little else.
 
-Run mode (no variables set): SQLite under var/, Celery on kombu's filesystem transport, sent mail as
+With no variables set: SQLite under var/, Celery on kombu's filesystem transport, sent mail as
 files under var/mail/. DATABASE_URL, REDIS_URL and ANYMAIL_ESP switch to the production set-up.
+Loading settings writes nothing: `python -m config.var_init` (make run) prepares var/.
 """
 
 import ipaddress
@@ -10,29 +13,14 @@ from pathlib import Path
 
 import environ
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(environ.Env().str("DSR_VAR_DIR", default=str(BASE_DIR / "var")))
 
 env = environ.Env()
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
-if not SECRET_KEY:
-    if not DEBUG and env.bool("DSR_REQUIRE_SECRET_KEY", default=False):
-        raise environ.ImproperlyConfigured("DJANGO_SECRET_KEY must be set in production")
-    # Run mode and tests only: a key kept under var/ so links in sent mail survive a restart.
-    _key_file = VAR_DIR / "secret_key"
-    if _key_file.exists():
-        SECRET_KEY = _key_file.read_text().strip()
-    else:
-        from django.core.management.utils import get_random_secret_key
-
-        SECRET_KEY = get_random_secret_key()
-        try:
-            VAR_DIR.mkdir(parents=True, exist_ok=True)
-            _key_file.write_text(SECRET_KEY)
-        except OSError:
-            pass
+# SECRET_KEY (DJANGO_SECRET_KEY) and the audit key (DSR_AUDIT_KEY) are set by each environment's
+# module: production requires them from the environment, run mode also reads var/, tests fix them.
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
@@ -142,7 +130,7 @@ LOGIN_URL = "/accounts/login/"
 SESSION_COOKIE_AGE = env.int("DSR_SESSION_SECONDS", default=8 * 3600)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 LOGIN_REDIRECT_URL = "/dashboard/"
-# Staff sign in with a second factor (TOTP) unless this is switched off (make run does, for the demo).
+# Staff sign in with a second factor (TOTP) unless this is switched off (run mode's default, for the demo).
 DSR_REQUIRE_2FA = env.bool("DSR_REQUIRE_2FA", default=True)
 OTP_TOTP_ISSUER = env.str("DSR_BUSINESS_NAME", default="Example Company") + " privacy"
 
@@ -164,7 +152,9 @@ STORAGES = {
 }
 
 # --- Security (production behaviour is switched by environment variables) -------------------------
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("DSR_BEHIND_TLS_PROXY", default=False) else None
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("DSR_BEHIND_TLS_PROXY", default=False) else None
+)
 SESSION_COOKIE_SECURE = env.bool("DSR_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
@@ -195,22 +185,17 @@ CONTENT_SECURITY_POLICY = {
 # whoever can write to the database cannot recompute the chain. Events record the key's id; keys
 # retired after a rotation stay in DSR_AUDIT_RETIRED_KEYS ("id:key,id:key") to verify older events.
 DSR_AUDIT_KEY_ID = env.str("DSR_AUDIT_KEY_ID", default="1")
-_audit_key = env.str("DSR_AUDIT_KEY", default="")
-if not _audit_key:
-    if not DEBUG and env.bool("DSR_REQUIRE_SECRET_KEY", default=False):
-        raise environ.ImproperlyConfigured("DSR_AUDIT_KEY must be set in production")
-    # Run mode and tests only: generated once under var/, like the secret key.
-    _audit_key_file = VAR_DIR / "audit_key"
-    if not _audit_key_file.exists():
-        from django.core.management.utils import get_random_secret_key
 
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        _audit_key_file.write_text(get_random_secret_key())
-    _audit_key = _audit_key_file.read_text().strip()
-DSR_AUDIT_KEYS = {
-    **dict(item.split(":", 1) for item in env.list("DSR_AUDIT_RETIRED_KEYS", default=[])),
-    DSR_AUDIT_KEY_ID: _audit_key,
-}
+
+def audit_keys(current_key: str) -> dict[str, str]:
+    """DSR_AUDIT_KEYS: the retired keys and, under DSR_AUDIT_KEY_ID, the current one (DSR_AUDIT_KEY,
+    which each environment's module reads)."""
+    return {
+        **dict(item.split(":", 1) for item in env.list("DSR_AUDIT_RETIRED_KEYS", default=[])),
+        DSR_AUDIT_KEY_ID: current_key,
+    }
+
+
 # dsr_verify_audit (and the daily beat task) writes signed checkpoints of every chain's head here,
 # outside the database; put it on storage the database's administrators cannot write.
 DSR_AUDIT_CHECKPOINT_DIR = Path(env.str("DSR_AUDIT_CHECKPOINT_DIR", default=str(VAR_DIR / "audit-checkpoints")))
@@ -272,7 +257,7 @@ DSR_SMTP_URL = env.str("DSR_SMTP_URL", default="")
 if ANYMAIL_ESP:
     EMAIL_BACKEND = f"anymail.backends.{ANYMAIL_ESP}.EmailBackend"
     ANYMAIL = {
-        key[len("ANYMAIL_"):]: value
+        key[len("ANYMAIL_") :]: value
         for key, value in env.ENVIRON.items()
         if key.startswith("ANYMAIL_") and key != "ANYMAIL_ESP"
     }
@@ -297,9 +282,20 @@ if REDIS_URL:
     # timeouts (without them a publish to a hung Redis waits forever) and one quick retry; the
     # email row stays queued and the outbox redispatch hands it over when the broker is back.
     CELERY_BROKER_CONNECTION_TIMEOUT = 0.5
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
-    CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
+    # visibility_timeout: kombu's default, stated because the task time limits below stay under it.
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, float | str] = {
+        "socket_connect_timeout": 0.5,
+        "socket_timeout": 0.5,
+        "visibility_timeout": 3600,
+    }
+    CELERY_TASK_PUBLISH_RETRY_POLICY = {
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.1,
+        "interval_max": 0.1,
+    }
 else:
+    # The folders are made by `python -m config.var_init` (make run), not here.
     CELERY_BROKER_URL = "filesystem://"
     _queue_dir = VAR_DIR / "celery" / "queue"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -307,15 +303,17 @@ else:
         "data_folder_out": str(_queue_dir),
         "control_folder": str(VAR_DIR / "celery" / "control"),
     }
-    for _folder in ("queue", "control"):
-        try:
-            (VAR_DIR / "celery" / _folder).mkdir(parents=True, exist_ok=True)
-        except OSError:
-            pass
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Every task ends: the soft limit raises SoftTimeLimitExceeded in it (a failed run, logged), the
+# hard one kills it. The longest is the daily audit check over every chain. Both stay well under
+# Redis's visibility timeout (one hour), so a task still running is never handed to a second
+# worker. email_send has shorter limits of its own, under its claim on the email row
+# (DSR_EMAIL_LEASE_SECONDS, see dsr/tasks.py), so a send never outlives its lease.
+CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
+CELERY_TASK_TIME_LIMIT = 30 * 60
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = "UTC"

@@ -1,8 +1,11 @@
-"""Test settings: the same as production but for what a test must control. DATABASE_URL and
-REDIS_URL still choose real PostgreSQL and Redis when set (CI sets them)."""
+"""Test settings (pytest.ini): the shared settings but for what a test must control. DATABASE_URL
+and REDIS_URL still choose real PostgreSQL and Redis when set (CI sets them). Fixed keys: nothing
+is read from var/ or written there."""
 
-from .settings import *  # noqa: F401,F403
-from .settings import DSR_RATE_LIMITS
+from .base import *  # noqa: F403
+from .base import DATABASES, DSR_RATE_LIMITS
+
+SECRET_KEY = "test-only secret key, not secret"
 
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -12,8 +15,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SITE_URL = "http://testserver"
 DSR_ESCALATION_EMAILS = []
 WHITENOISE_AUTOREFRESH = True
-DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405 - threads in tests must not keep sessions open
-DSR_RATE_LIMITS = {scope: "1000/minute" for scope in DSR_RATE_LIMITS}  # tests set the rate they check
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # threads in tests must not keep sessions open
+DSR_RATE_LIMITS = dict.fromkeys(DSR_RATE_LIMITS, "1000/minute")  # tests set the rate they check
 DSR_REQUIRE_2FA = False
 # A fixed audit key, so tests can recompute (and forge) what an attacker could.
 DSR_AUDIT_KEY_ID = "test"

@@ -1,0 +1,36 @@
+"""Run mode (`make run`): the defaults of config/settings/base.py — SQLite under var/, Celery on
+kombu's filesystem transport, mail as files under var/mail/ — with two-factor sign-in off for the
+demo. The keys come from the environment or from var/secret_key and var/audit_key, which
+`python -m config.var_init` (the first step of `make run`) writes; loading this module writes nothing."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .base import *  # noqa: F403
+from .base import DEBUG, VAR_DIR, audit_keys, env
+
+
+def key_read(variable: str, file_name: str) -> str:
+    """The key from the environment, else the one config.var_init kept under var/ (so links in sent
+    mail and the audit chains survive a restart)."""
+    value = env.str(variable, default="")
+    if value:
+        return value
+    if not DEBUG and env.bool("DSR_REQUIRE_SECRET_KEY", default=False):
+        raise ImproperlyConfigured(f"{variable} must be set in production")
+    path = VAR_DIR / file_name
+    try:
+        value = path.read_text().strip()
+    except FileNotFoundError:
+        value = ""
+    if not value:
+        raise ImproperlyConfigured(
+            f"{variable} is not set and {path} holds no key: run `make run`, or `python -m config.var_init` once"
+        )
+    return value
+
+
+SECRET_KEY = key_read("DJANGO_SECRET_KEY", "secret_key")
+DSR_AUDIT_KEYS = audit_keys(key_read("DSR_AUDIT_KEY", "audit_key"))
+
+# The demo signs in without an authenticator app; production keeps two-factor sign-in on.
+DSR_REQUIRE_2FA = env.bool("DSR_REQUIRE_2FA", default=False)
