@@ -82,18 +82,10 @@ def request_form(request):
             documents=tuple(documents),
         )
         try:
-            created = services.request_submit(
+            created = services.request_submit_with_gpc(
                 request_type=data["request_type"], regime=data["regime"], email=data["email"],
                 full_name=data["full_name"], details=data["details"], language=_language(request), intake=intake,
             )
-            if _gpc(request) and data["request_type"] != "opt_out_sale":
-                # §7025: the signal is itself an opt-out of sale/sharing; record it for this person too.
-                services.request_submit(
-                    request_type="opt_out_sale", regime=data["regime"], email=data["email"],
-                    full_name=data["full_name"], language=_language(request),
-                    details="Recorded from the browser's Global Privacy Control signal.",
-                    intake=services.IntakeDetails(relationship=data["relationship"], gpc_signal=True),
-                )
         except DsrError as exc:
             field = {"corrections": "correction_0_field", "documents": "evidence"}.get(exc.field, exc.field)
             form.add_error(field if field in form.fields else None, exc.message)

@@ -4,10 +4,11 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import OperationalError
 from django.utils import timezone
 
 from dsr.errors import InvalidInput
-from dsr.models import DataSubjectRequest, Organisation, OutboundEmail, RequestDocument, Status
+from dsr.models import AuditEvent, DataSubjectRequest, Organisation, OutboundEmail, RequestDocument, Status
 from dsr.services import requests as services
 from dsr.services.audit import Actor
 from tests.factories import request_create
@@ -143,6 +144,32 @@ def test_gpc_signal_is_an_opt_out_with_nothing_more(client):
     assert types == {"erasure": True, "opt_out_sale": True}
     opt_out = DataSubjectRequest.objects.get(request_type="opt_out_sale")
     assert opt_out.status == Status.IN_PROGRESS  # no verification (§7025, §7060(b))
+
+
+@pytest.mark.parametrize("failure", [OperationalError("the database went away"), InvalidInput("refused")],
+                         ids=["database", "service"])
+def test_a_gpc_submission_and_its_opt_out_are_stored_together_or_not_at_all(client, monkeypatch, failure):
+    """Before: the form's request was kept when recording the GPC opt-out after it failed, and the
+    person's retry made a duplicate of it."""
+    save = DataSubjectRequest.save
+
+    def opt_out_insert_fails(self, *args, **kwargs):
+        if self._state.adding and self.request_type == "opt_out_sale":
+            raise failure
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(DataSubjectRequest, "save", opt_out_insert_fails)
+    if isinstance(failure, OperationalError):
+        with pytest.raises(OperationalError):
+            client.post("/", _form(request_type="erasure"), HTTP_SEC_GPC="1")
+    else:
+        assert client.post("/", _form(request_type="erasure"), HTTP_SEC_GPC="1").status_code == 400
+    assert not DataSubjectRequest.objects.exists()
+    assert not AuditEvent.objects.exists() and not OutboundEmail.objects.exists()
+    monkeypatch.undo()
+    assert client.post("/", _form(request_type="erasure"), HTTP_SEC_GPC="1").status_code == 302  # the retry
+    rows = DataSubjectRequest.objects.values_list("request_type", "duplicate_of")
+    assert sorted(rows) == [("erasure", None), ("opt_out_sale", None)]
 
 
 def test_corrections_field_by_field_from_the_form(client):

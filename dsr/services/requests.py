@@ -315,6 +315,26 @@ def request_submit(
     return request
 
 
+@transaction.atomic
+def request_submit_with_gpc(
+    *, request_type: str, regime: str, email: str, full_name: str, details: str, language: str, intake: IntakeDetails
+) -> DataSubjectRequest:
+    """The public form's submission. §7025: a browser sending Global Privacy Control has opted out
+    of sale/sharing, so the opt-out is recorded for this person too — in the same transaction, so
+    that a failure stores neither and a retry makes no duplicate."""
+    created = request_submit(
+        request_type=request_type, regime=regime, email=email, full_name=full_name, details=details,
+        language=language, intake=intake,
+    )
+    if intake.gpc_signal and request_type != RequestType.OPT_OUT_SALE:
+        request_submit(
+            request_type=RequestType.OPT_OUT_SALE, regime=regime, email=email, full_name=full_name, language=language,
+            details="Recorded from the browser's Global Privacy Control signal.",
+            intake=IntakeDetails(relationship=intake.relationship, gpc_signal=True),
+        )
+    return created
+
+
 def _organisation_forward(request: DataSubjectRequest) -> DataSubjectRequest | None:
     """[policy] The organisation's administrator controls its users' data: record the request and
     forward it to the administrator contact. Unknown domain: the team handles it as usual."""
