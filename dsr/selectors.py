@@ -2,8 +2,8 @@
 
 from django.db.models import Q, QuerySet
 
+from dsr.deadlines import business_today
 from dsr.models import OPEN_STATUSES, DataSubjectRequest
-from dsr.services.requests import business_today
 
 
 def requests_list(*, filters: dict | None = None) -> QuerySet[DataSubjectRequest]:

@@ -17,27 +17,26 @@ from django.utils.translation import ngettext
 from dsr import identity, selectors
 from dsr.api.problems import DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable, problem_response_outside_drf
 from dsr.dashboard import staff_required
+from dsr.deadlines import business_today, deadlines_for
 from dsr.errors import DsrError, InvalidInput
 from dsr.forms import CodeForm, IdentityForm, PublicRequestForm, ReauthForm, ReplyForm
 from dsr.models import AccessPeriod, DataSubjectRequest, Language, RequestDocument, Status
 from dsr.ratelimit import client_ip, rate_limit_hit
-from dsr.services import requests as services
-from dsr.services import verification
+from dsr.services import intake, verification
 from dsr.services.documents import document_content_type, document_download_name
 from dsr.services.unsubscribe import unsubscribe_record_from_token, unsubscribe_use
-from dsr.services.requests import business_today
 
 CONFIRMATION_SESSION_KEY = "dsr_submitted_reference"
 
 
 def _deadline_preview() -> dict:
     """What each regime's clock promises for a request made today (shown before submitting)."""
-    today = services.business_today()
+    today = business_today()
     return {
-        "ccpa": services.deadlines_for(regime="ccpa", request_type="access", received_on=today).respond_by,
-        "gdpr": services.deadlines_for(regime="gdpr", request_type="access", received_on=today).respond_by,
-        "opt_out": services.deadlines_for(regime="ccpa", request_type="opt_out_sale", received_on=today).respond_by,
-        "marketing": services.deadlines_for(regime="gdpr", request_type="opt_out_marketing", received_on=today).respond_by,
+        "ccpa": deadlines_for(regime="ccpa", request_type="access", received_on=today).respond_by,
+        "gdpr": deadlines_for(regime="gdpr", request_type="access", received_on=today).respond_by,
+        "opt_out": deadlines_for(regime="ccpa", request_type="opt_out_sale", received_on=today).respond_by,
+        "marketing": deadlines_for(regime="gdpr", request_type="opt_out_marketing", received_on=today).respond_by,
     }
 
 
@@ -71,7 +70,7 @@ def request_form(request):
             documents.append((RequestDocument.Kind.EVIDENCE, data["evidence"]))
         if data.get("is_agent") and data.get("agent_document"):
             documents.append((RequestDocument.Kind.AGENT_AUTHORISATION, data["agent_document"]))
-        intake = services.IntakeDetails(
+        intake_details = intake.IntakeDetails(
             relationship=data["relationship"],
             access_period=data.get("access_period") or AccessPeriod.LAST_12_MONTHS,
             corrections=tuple(data["corrections"]) if data["request_type"] == "rectification" else (),
@@ -82,9 +81,9 @@ def request_form(request):
             documents=tuple(documents),
         )
         try:
-            created = services.request_submit_with_gpc(
+            created = intake.request_submit_with_gpc(
                 request_type=data["request_type"], regime=data["regime"], email=data["email"],
-                full_name=data["full_name"], details=data["details"], language=_language(request), intake=intake,
+                full_name=data["full_name"], details=data["details"], language=_language(request), intake=intake_details,
             )
         except DsrError as exc:
             field = {"corrections": "correction_0_field", "documents": "evidence"}.get(exc.field, exc.field)
@@ -236,7 +235,7 @@ def _request_status(request, obj):
         form = ReplyForm(request.POST, request.FILES, document_requested=_document_requested(obj))
         if form.is_valid():
             try:
-                services.request_requester_reply(
+                intake.request_requester_reply(
                     request=obj, message=form.cleaned_data["message"], document=form.cleaned_data.get("document")
                 )
             except InvalidInput as exc:

@@ -267,7 +267,7 @@ def _sent_record(email_id: int, message_id: str) -> None:
     email.lease_until = None
     email.save(update_fields=["status", "sent_at", "message_id", "lease_until"])
     if email.template == "received" and email.request_id:
-        from dsr.services.requests import request_acknowledgement_record
+        from dsr.services.delivery import request_acknowledgement_record
 
         request_acknowledgement_record(request_id=email.request_id, email=email)
 
@@ -319,7 +319,7 @@ def _delivery_failed(email: OutboundEmail, *, reason: str) -> None:
     never about the team's own emails, which would only loop)."""
     if not email.request_id or email.template.startswith(STAFF_TEMPLATES_PREFIX) or email.to != email.request.email:
         return
-    from dsr.services.requests import request_flag
+    from dsr.services.delivery import request_flag
 
     if request_flag(request_id=email.request_id, reason=f"Email '{email.template}' to the requester failed: {reason}"[:200],
                     data={"email_id": email.pk, "template": email.template}):
@@ -350,7 +350,7 @@ def delivery_event_record(*, message_id: str, event_type: str, recipient: str = 
         email.delivery_updated_at = timestamp or timezone.now()
         email.save(update_fields=["delivery_status", "delivery_detail", "delivery_updated_at"])
         if email.request_id:
-            from dsr.services.requests import request_locked
+            from dsr.services.transitions import request_locked
 
             locked = request_locked(email.request_id)
             audit_event_record(

@@ -7,10 +7,12 @@ from datetime import date
 
 from django.db import connection, transaction
 
+from dsr.deadlines import business_today
 from dsr.models import OPEN_STATUSES, DataSubjectRequest, Status
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.emails import email_to_staff, staff_recipients
-from dsr.services.requests import business_today
+from dsr.services.verification import challenge_resend, verification_expire
+
 
 @dataclass
 class SweepReport:
@@ -78,8 +80,6 @@ def _fire_overdue(request: DataSubjectRequest, today: date, recipients: list[str
 
 
 def _fire_verification_reminder(request: DataSubjectRequest, today: date, recipients: list[str]) -> bool:
-    from dsr.services.verification import challenge_resend
-
     request.verify_remind_on = None
     request.save(update_fields=["verify_remind_on", "updated_at"])
     if request.status != Status.AWAITING_VERIFICATION or request.email_verified_at:
@@ -89,8 +89,6 @@ def _fire_verification_reminder(request: DataSubjectRequest, today: date, recipi
 
 
 def _fire_verification_expired(request: DataSubjectRequest, today: date, recipients: list[str]) -> bool:
-    from dsr.services.verification import verification_expire
-
     if request.status not in (Status.AWAITING_VERIFICATION, Status.AWAITING_REQUESTER) or request.verified_at:
         request.verify_expire_on = None
         request.save(update_fields=["verify_expire_on", "updated_at"])

@@ -55,7 +55,7 @@ def unsubscribe_use(*, record: MarketingUnsubscribe, language: str) -> bool:
     """Record the opt-out. True for the use that did it; False for every repeat, which writes
     nothing. The conditional UPDATE is the claim: a concurrent second use waits for the first's
     row lock and then finds the record used."""
-    from dsr.services.requests import marketing_opt_out_record
+    from dsr.services.intake import marketing_opt_out_record
 
     claimed = MarketingUnsubscribe.objects.filter(pk=record.pk, used_at__isnull=True).update(used_at=timezone.now())
     if not claimed:

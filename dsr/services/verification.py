@@ -18,7 +18,9 @@ from dsr.errors import InvalidInput, TransitionNotAllowed
 from dsr.models import DataSubjectRequest, Status, VerificationChallenge
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.emails import email_to_requester, email_to_staff, staff_recipients
-from dsr.services.requests import request_locked, request_verify
+from dsr.services.delivery import request_flag
+from dsr.services.staff_actions import request_deny, request_verify
+from dsr.services.transitions import request_locked
 from dsr.validators import single_line_check
 
 CODE_DIGITS = 6
@@ -250,8 +252,6 @@ def identity_match_submit(
 
 def _identity_review_start(locked: DataSubjectRequest, *, attempts: int) -> None:
     """The cap is reached: automatic matching stops, the request is flagged and the team is told."""
-    from dsr.services.requests import request_flag
-
     audit_event_record(
         request=locked, event_type="identity_review_required", actor=Actor.system(),
         data={"failed_attempts": attempts, "max_attempts": settings.DSR_IDENTITY_MAX_ATTEMPTS},
@@ -264,8 +264,6 @@ def _identity_review_start(locked: DataSubjectRequest, *, attempts: int) -> None
 
 def verification_expire(*, request: DataSubjectRequest) -> DataSubjectRequest:
     """No proof of identity in time: close the request as unverifiable, telling the requester."""
-    from dsr.services.requests import request_deny
-
     return request_deny(
         request=request,
         actor=Actor.system("deadline sweep"),
