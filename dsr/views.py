@@ -24,7 +24,7 @@ from dsr.models import AccessPeriod, DataSubjectRequest, Language, RequestDocume
 from dsr.ratelimit import client_ip, rate_limit_hit
 from dsr.services import intake, verification
 from dsr.services.documents import document_content_type, document_download_name
-from dsr.services.unsubscribe import unsubscribe_record_from_token, unsubscribe_use
+from dsr.services.unsubscribe import unsubscribe_record_from_token
 
 CONFIRMATION_SESSION_KEY = "dsr_submitted_reference"
 
@@ -317,7 +317,7 @@ def unsubscribe(request, token):
     if request.method == "POST":
         # A repeat (the mail client's POST, then the person's click) is answered the same way and
         # changes nothing.
-        unsubscribe_use(record=record, language=_language(request))
+        intake.unsubscribe_use(record=record, language=_language(request))
         if request.POST.get("List-Unsubscribe") == "One-Click":
             return HttpResponse(status=200)
         return render(request, "public/unsubscribed.html", {"done": True})

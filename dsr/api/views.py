@@ -1,5 +1,6 @@
 """The REST API. Each view validates input, calls one service, and serialises the result."""
 
+from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -13,6 +14,7 @@ from rest_framework.views import APIView
 from dsr import selectors
 from dsr.api import serializers as s
 from dsr.deadlines import business_today
+from dsr.errors import InvalidInput
 from dsr.models import DataSubjectRequest
 from dsr.ratelimit import client_ip, rate_limit_hit
 from dsr.services import clock_events, intake, staff_actions
@@ -170,15 +172,11 @@ MessageAction = _action(
 
 
 def _assign(obj, actor, data):
-    from django.contrib.auth import get_user_model
-
     username = data["assignee"].strip()
     assignee = None
     if username:
         assignee = get_user_model().objects.filter(username=username).first()
         if assignee is None:
-            from dsr.errors import InvalidInput
-
             raise InvalidInput(f"There is no user '{username}'.", field="assignee")
     return staff_actions.request_assign(request=obj, actor=actor, assignee=assignee)
 

@@ -22,6 +22,7 @@ from dsr.models import (
     Channel,
     DataSubjectRequest,
     Language,
+    MarketingUnsubscribe,
     Organisation,
     Outcome,
     ReferenceCounter,
@@ -32,11 +33,11 @@ from dsr.models import (
     Status,
 )
 from dsr.services.audit import Actor, audit_event_record
+from dsr.services.challenges import challenge_create
 from dsr.services.clock_events import clock_pause_end
 from dsr.services.documents import document_check, document_store
 from dsr.services.emails import email_queue, requester_status_url
 from dsr.services.transitions import request_locked, request_transition
-from dsr.services.verification import challenge_create
 from dsr.validators import choice_check, single_line_check
 
 
@@ -326,3 +327,15 @@ def marketing_opt_out_record(*, email: str, language: str = Language.EN) -> Data
         request_type=RequestType.OPT_OUT_MARKETING, regime=Regime.OTHER, email=email, language=language,
         details="One-click unsubscribe from an email.", actor=Actor.requester(email),
     )
+
+
+@transaction.atomic
+def unsubscribe_use(*, record: MarketingUnsubscribe, language: str) -> bool:
+    """Record the opt-out. True for the use that did it; False for every repeat, which writes
+    nothing. The conditional UPDATE is the claim: a concurrent second use waits for the first's
+    row lock and then finds the record used."""
+    claimed = MarketingUnsubscribe.objects.filter(pk=record.pk, used_at__isnull=True).update(used_at=timezone.now())
+    if not claimed:
+        return False
+    marketing_opt_out_record(email=record.email, language=language)
+    return True

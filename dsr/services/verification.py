@@ -1,12 +1,10 @@
-"""Identity verification (RULES.md §3): email ownership by link or code, then a risk-scaled match
+"""Identity verification (RULES.md §3): email ownership by link or code (issued by
+dsr.services.challenges), then a risk-scaled match
 against data the business already holds. No account, no fee, nothing new collected: the values a
 requester types are compared and forgotten; only which points matched is recorded."""
 
-import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -17,52 +15,12 @@ from dsr import identity
 from dsr.errors import InvalidInput, TransitionNotAllowed
 from dsr.models import DataSubjectRequest, Status, VerificationChallenge
 from dsr.services.audit import Actor, audit_event_record
-from dsr.services.emails import email_to_requester, email_to_staff, staff_recipients
+from dsr.services.challenges import challenge_create, challenge_digest
 from dsr.services.delivery import request_flag
+from dsr.services.emails import email_to_requester, email_to_staff, staff_recipients
 from dsr.services.staff_actions import request_deny, request_verify
 from dsr.services.transitions import request_locked
 from dsr.validators import single_line_check
-
-CODE_DIGITS = 6
-
-
-def _digest(kind: str, value: str) -> str:
-    # Keyed, so a leaked table cannot be brute-forced offline for the six-digit codes.
-    return hmac.new(settings.SECRET_KEY.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
-
-
-def verify_url(token: str) -> str:
-    return f"{settings.SITE_URL}/v/{token}/"
-
-
-@dataclass(frozen=True)
-class IssuedChallenge:
-    challenge: VerificationChallenge
-    token: str
-    code: str
-
-    def email_context(self) -> dict:
-        return {"verify_url": verify_url(self.token), "verify_code": self.code,
-                "verify_hours": settings.DSR_VERIFY_LINK_HOURS}
-
-
-def challenge_create(*, request: DataSubjectRequest) -> IssuedChallenge:
-    """A new link and code; any earlier one stops working. The caller holds the request's lock."""
-    now = timezone.now()
-    VerificationChallenge.objects.filter(request=request, used_at__isnull=True, revoked_at__isnull=True).update(
-        revoked_at=now
-    )
-    token = secrets.token_urlsafe(32)
-    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
-    challenge = VerificationChallenge.objects.create(
-        request=request,
-        token_hash=_digest("token", token),
-        code_hash=_digest(f"code:{request.pk}", code),
-        created_at=now,
-        expires_at=now + timedelta(hours=settings.DSR_VERIFY_LINK_HOURS),
-    )
-    return IssuedChallenge(challenge, token, code)
-
 
 @transaction.atomic
 def challenge_resend(*, request: DataSubjectRequest, template: str = "verify_email", actor: Actor | None = None):
@@ -96,7 +54,7 @@ def challenge_confirm_link(*, token: str) -> DataSubjectRequest:
     """The link from the email, confirmed with a button press (never on GET: mail scanners
     follow links)."""
     challenge = (
-        VerificationChallenge.objects.select_related("request").filter(token_hash=_digest("token", token or "")).first()
+        VerificationChallenge.objects.select_related("request").filter(token_hash=challenge_digest("token", token or "")).first()
     )
     if challenge is None:
         raise ChallengeRefused(gettext("This link is not valid. Use the link in the most recent email we sent you."))
@@ -138,7 +96,7 @@ def challenge_confirm_code(*, request: DataSubjectRequest, code: str) -> CodeRes
         return CodeResult(False, gettext("Too many wrong codes. Ask for a new one below."))
     challenge.attempts += 1
     code = "".join(ch for ch in (code or "") if ch.isdigit())
-    if not hmac.compare_digest(challenge.code_hash, _digest(f"code:{locked.pk}", code)):
+    if not hmac.compare_digest(challenge.code_hash, challenge_digest(f"code:{locked.pk}", code)):
         challenge.save(update_fields=["attempts"])
         left = settings.DSR_VERIFY_MAX_ATTEMPTS - challenge.attempts
         if left <= 0:

@@ -1,6 +1,8 @@
 from django import template
 from django.utils.translation import gettext_lazy as _
 
+from dsr.services.documents import document_download_name
+
 register = template.Library()
 
 # What the requester sees of the timeline; internal events (reminders, escalations) stay staff-only.
@@ -60,8 +62,6 @@ def last_question(events):
 @register.filter
 def document_name(document) -> str:
     """The name a requester's file is downloaded under (never the name they gave it)."""
-    from dsr.services.documents import document_download_name
-
     return document_download_name(document)
 
 
