@@ -30,9 +30,8 @@ from dsr.models import (
     Status,
 )
 from dsr.services import clock_events, staff_actions
-from dsr.services.audit import Actor, audit_event_record
+from dsr.services.audit import Actor
 from dsr.services.tokens import NAME_MAX_LENGTH, api_token_create, api_token_revoke
-from dsr.services.transitions import request_locked
 from dsr.validators import single_line
 
 PAGE_SIZE = 50
@@ -215,15 +214,6 @@ def _assign(obj, actor, d):
     return staff_actions.request_assign(request=obj, actor=actor, assignee=user)
 
 
-def _note(obj, actor, d):
-    from django.db import transaction
-
-    with transaction.atomic():
-        locked = request_locked(obj.pk)
-        audit_event_record(request=locked, event_type="internal_note", actor=actor, data={"text": d["text"].strip()})
-    return locked
-
-
 # name: (label, form, service call, permission, what the confirmation says)
 ACTIONS = {
     "verify": ("Verify identity", NoteForm, lambda o, a, d: staff_actions.request_verify(request=o, actor=a, note=d["note"]),
@@ -246,7 +236,8 @@ ACTIONS = {
     "message": ("Message the requester", MessageForm, lambda o, a, d: staff_actions.request_message_send(request=o, actor=a, message=d["message"]),
                 "dsr.work_requests", "Send this message to the requester by email. The status does not change."),
     "assign": ("Assign", AssignForm, _assign, "dsr.work_requests", "Give the request to this officer, who is told by email."),
-    "note": ("Add an internal note", InternalNoteForm, _note, "dsr.comment_requests", "Add a note to the timeline. Only staff see it."),
+    "note": ("Add an internal note", InternalNoteForm, lambda o, a, d: staff_actions.request_note_add(request=o, actor=a, text=d["text"]),
+             "dsr.comment_requests", "Add a note to the timeline. Only staff see it."),
 }
 
 

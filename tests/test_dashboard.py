@@ -6,10 +6,18 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from dsr.models import DataSubjectRequest, Status
+from dsr.errors import InvalidInput
+from dsr.models import DataSubjectRequest, OutboundEmail, Status
 from dsr.reports import metrics_for_year
 from dsr.services.audit import Actor
-from dsr.services.staff_actions import request_assign, request_cancel, request_complete, request_deny, request_verify
+from dsr.services.staff_actions import (
+    request_assign,
+    request_cancel,
+    request_complete,
+    request_deny,
+    request_note_add,
+    request_verify,
+)
 from tests.factories import officer_create, request_create
 
 pytestmark = pytest.mark.django_db
@@ -44,6 +52,19 @@ def test_access_needs_sign_in_and_a_role(client, officer, django_user_model):
     ok = client.post(f"/dashboard/requests/{r.reference}/note/", {"note-text": "Looks like a known customer.", "note-confirmed": "True"})
     assert ok.status_code == 302
     assert r.events.get(event_type="internal_note").actor_label == "rev"
+
+
+def test_an_internal_note_is_recorded_by_its_service_and_a_blank_one_refused(officer):
+    r = request_create()
+    emails = OutboundEmail.objects.count()
+    noted = request_note_add(request=r, actor=Actor.staff(officer), text="  Called them; they confirmed the order.  ")
+    event = noted.events.get(event_type="internal_note")
+    assert event.data == {"text": "Called them; they confirmed the order."} and event.actor_label == "olivia"
+    assert noted.status == r.status and OutboundEmail.objects.count() == emails  # nothing for the requester
+    with pytest.raises(InvalidInput) as refused:
+        request_note_add(request=r, actor=Actor.staff(officer), text=" \n ")
+    assert refused.value.field == "text"
+    assert r.events.filter(event_type="internal_note").count() == 1
 
 
 def test_old_staff_links_lead_to_the_dashboard(signed_in):

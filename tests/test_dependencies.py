@@ -182,6 +182,16 @@ def test_each_allowed_function_level_import_says_why(graph):
         assert any("#" in text for text in nearby), f"{module}:{line} imports {target} in a function without a reason"
 
 
+def test_views_api_and_dashboard_write_no_audit_event_themselves():
+    """Every event is written by a service (the internal note too): the entry points never import
+    the audit writer."""
+    entry_files = [PACKAGE / "views.py", PACKAGE / "dashboard.py", PACKAGE / "auth_views.py", *(PACKAGE / "api").glob("*.py")]
+    writers = {"audit_event_record", "audit_tombstone_record"}
+    found = [(path.name, alias.name) for path in entry_files for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.ImportFrom) for alias in node.names if alias.name in writers]
+    assert found == []
+
+
 def test_the_request_core_never_imports_fulfilment(graph):
     wrong = [(m, t) for m, imports in graph.items() if not m.startswith("dsr.fulfilment")
              for t, _, _ in imports if t == "dsr.fulfilment" or t.startswith("dsr.fulfilment.")]

@@ -1,5 +1,5 @@
 """What the privacy team does to a request: verify, ask, approve, complete, deny, cancel, reopen,
-message the requester, assign, add an internal note. Each status change goes through
+message the requester, add an internal note, assign. Each status change goes through
 `request_transition`; the others lock the row and record their event themselves."""
 
 from django.conf import settings
@@ -165,6 +165,16 @@ def request_message_send(*, request: DataSubjectRequest, actor: Actor, message: 
     locked = request_locked(request.pk)
     audit_event_record(request=locked, event_type="team_message", actor=actor, data={"message": message})
     email_to_requester(request=locked, template="team_message", context={"message": message})
+    return locked
+
+
+@transaction.atomic
+def request_note_add(*, request: DataSubjectRequest, actor: Actor, text: str) -> DataSubjectRequest:
+    """An internal note on the timeline: staff read it, the requester never does (reviewers may
+    add them). No change of status, no email."""
+    text = text_required(text, "text", "A note")
+    locked = request_locked(request.pk)
+    audit_event_record(request=locked, event_type="internal_note", actor=actor, data={"text": text})
     return locked
 
 
