@@ -19,6 +19,7 @@ from dsr.api.problems import DATABASE_RETRY_AFTER_SECONDS, is_database_unavailab
 from dsr.dashboard import staff_required
 from dsr.deadlines import business_today, deadlines_for
 from dsr.errors import DsrError, InvalidInput
+from dsr.event_types import EventType
 from dsr.forms import CodeForm, IdentityForm, PublicRequestForm, ReauthForm, ReplyForm
 from dsr.models import AccessPeriod, DataSubjectRequest, Language, RequestDocument, Status
 from dsr.ratelimit import client_ip, rate_limit_hit
@@ -130,7 +131,7 @@ def _too_many(request, retry_after: int):
 
 
 def _document_requested(obj) -> bool:
-    asked = [e for e in obj.events.all() if e.event_type == "information_requested"]
+    asked = [e for e in obj.events.all() if e.event_type == EventType.INFORMATION_REQUESTED]
     return bool(asked and asked[-1].data.get("id_document"))
 
 

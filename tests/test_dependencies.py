@@ -15,7 +15,7 @@ PACKAGE = ROOT / "dsr"
 CORE, SERVICES, TASKS, ENTRY = 0, 1, 2, 3
 LAYER_NAMES = {CORE: "models/clock/helpers", SERVICES: "services", TASKS: "tasks", ENTRY: "views/API/dashboard/wiring"}
 CORE_MODULES = {
-    "dsr", "dsr.clock", "dsr.deadlines", "dsr.errors", "dsr.events", "dsr.identity", "dsr.models", "dsr.storage",
+    "dsr", "dsr.clock", "dsr.deadlines", "dsr.errors", "dsr.event_types", "dsr.identity", "dsr.models", "dsr.storage",
     "dsr.validators", "dsr.roles", "dsr.ratelimit", "dsr.csv_export", "dsr.email_catalogue",
     "dsr.fulfilment", "dsr.fulfilment.models",
 }

@@ -11,6 +11,7 @@ from dsr.errors import InvalidInput, TransitionNotAllowed
 from dsr.models import AuditEvent, DataSubjectRequest, OutboundEmail, Status
 from dsr.services.audit import Actor
 from dsr.services.clock_events import request_extend
+from dsr.services.events import event_approved
 from dsr.services.intake import request_requester_reply
 from dsr.services.staff_actions import (
     request_approve,
@@ -272,7 +273,7 @@ def test_a_closed_unverified_request_cannot_be_approved_or_completed(staff, clos
     # The one door itself refuses work on an unverified request, although the table lets a closed
     # request go back to in progress (for a reopened verified one).
     assert Status.IN_PROGRESS in TRANSITIONS[r.status]
-    message = _refused(lambda: request_transition(request=r, to_status=Status.IN_PROGRESS, actor=staff, event_type="approved"),
+    message = _refused(lambda: request_transition(request=r, to_status=Status.IN_PROGRESS, event=event_approved(actor=staff, note="")),
                        r, mailoutbox, django_capture_on_commit_callbacks)
     assert "not verified" in message
     r.refresh_from_db()

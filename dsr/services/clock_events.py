@@ -11,6 +11,7 @@ from dsr.deadlines import TIMER_FIELDS, business_today, deadlines_for, timers_ar
 from dsr.errors import TransitionNotAllowed
 from dsr.models import CLOSED_STATUSES, ClockPause, DataSubjectRequest, Regime
 from dsr.services.audit import Actor, audit_event_record
+from dsr.services.events import event_clock_resumed, event_extended
 from dsr.services.emails import email_to_requester
 from dsr.services.transitions import request_locked
 from dsr.validators import text_required
@@ -40,15 +41,14 @@ def clock_pause_end(request: DataSubjectRequest) -> None:
     pause.ended_on = clock.local_date(now, settings.DSR_TIME_ZONE)
     pause.save(update_fields=["ended_at", "ended_on"])
     paused = (pause.ended_on - pause.started_on).days
-    _deadline_recompute(
-        request,
-        paused_days=request.paused_days + paused,
-        event_type="clock_resumed",
-        data={"paused_from": pause.started_on, "paused_to": pause.ended_on, "days": paused},
-    )
+    old = _deadline_recompute(request, paused_days=request.paused_days + paused)
+    audit_event_record(request=request, event=event_clock_resumed(
+        paused_from=pause.started_on, paused_to=pause.ended_on, days=paused, respond_by_was=old, respond_by=request.respond_by,
+    ))
 
 
-def _deadline_recompute(request: DataSubjectRequest, *, paused_days: int, event_type: str, data: dict) -> None:
+def _deadline_recompute(request: DataSubjectRequest, *, paused_days: int):
+    """The deadline with `paused_days` in force, saved with the timers; returns the one it replaced."""
     received_on = clock.local_date(request.received_at, settings.DSR_TIME_ZONE)
     deadlines = deadlines_for(
         regime=request.regime,
@@ -62,12 +62,7 @@ def _deadline_recompute(request: DataSubjectRequest, *, paused_days: int, event_
     request.respond_by = deadlines.respond_by
     timers_arm(request)
     request.save(update_fields=["paused_days", "respond_by", "updated_at", *TIMER_FIELDS])
-    audit_event_record(
-        request=request,
-        event_type=event_type,
-        actor=Actor.system(),
-        data={**data, "respond_by_was": old, "respond_by": request.respond_by},
-    )
+    return old
 
 
 @transaction.atomic
@@ -104,10 +99,7 @@ def request_extend(*, request: DataSubjectRequest, actor: Actor, reason: str) ->
     timers_arm(locked)
     locked.save(update_fields=["respond_by", "extended_at", "extension_reason", "updated_at", *TIMER_FIELDS])
     audit_event_record(
-        request=locked,
-        event_type="extended",
-        actor=actor,
-        data={"reason": reason, "respond_by_was": old, "respond_by": locked.respond_by},
+        request=locked, event=event_extended(actor=actor, reason=reason, respond_by_was=old, respond_by=locked.respond_by),
     )
     email_to_requester(request=locked, template="extended", context={"reason": reason, "previous_deadline": old})
     return locked

@@ -7,7 +7,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from dsr.models import DataSubjectRequest, OutboundEmail
-from dsr.services.audit import Actor, audit_event_record
+from dsr.services.audit import audit_event_record
+from dsr.services.events import event_acknowledged, event_email_tracked, event_flagged
 from dsr.services.emails import email_to_staff, email_tracking_record, staff_recipients
 from dsr.services.transitions import request_locked
 
@@ -28,12 +29,7 @@ def request_acknowledgement_record(*, request_id: int, email_id: int) -> None:
     locked.acknowledged_at = email.sent_at or timezone.now()
     locked.ack_alert_on = None
     locked.save(update_fields=["acknowledged_at", "ack_alert_on", "updated_at"])
-    audit_event_record(
-        request=locked,
-        event_type="acknowledged",
-        actor=Actor.system(),
-        data={"email_id": email.pk, "to": email.to, "acknowledge_by": locked.acknowledge_by},
-    )
+    audit_event_record(request=locked, event=event_acknowledged(email_id=email.pk, to=email.to, acknowledge_by=locked.acknowledge_by))
 
 
 @transaction.atomic
@@ -45,7 +41,7 @@ def request_flag(*, request_id: int, reason: str, data: dict | None = None) -> b
     locked.flagged_at = timezone.now()
     locked.flag_reason = reason[:200]
     locked.save(update_fields=["flagged_at", "flag_reason", "updated_at"])
-    audit_event_record(request=locked, event_type="flagged", actor=Actor.system(), data={"reason": reason, **(data or {})})
+    audit_event_record(request=locked, event=event_flagged(reason=reason, data=data))
     return True
 
 
@@ -78,10 +74,9 @@ def delivery_event_record(*, message_id: str, event_type: str, recipient: str = 
             return None
         if email.request_id:
             locked = request_locked(email.request_id)
-            audit_event_record(
-                request=locked, event_type=f"email_{event_type}"[:40], actor=Actor.system("email provider"),
-                data={"email_id": email.pk, "template": email.template, "to": email.to, "detail": email.delivery_detail},
-            )
+            audit_event_record(request=locked, event=event_email_tracked(
+                tracking_type=event_type, email_id=email.pk, template=email.template, to=email.to, detail=email.delivery_detail,
+            ))
         if event_type in UNDELIVERABLE:
             request_delivery_failed(email_id=email.pk, reason=f"{event_type}: {description}".strip(": "))
     return email

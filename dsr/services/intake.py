@@ -36,6 +36,16 @@ from dsr.services.audit import Actor, audit_event_record
 from dsr.services.challenges import challenge_create
 from dsr.services.clock_events import clock_pause_end
 from dsr.services.documents import document_check, document_store
+from dsr.services.events import (
+    event_duplicate_received,
+    event_forwarded_to_organisation,
+    event_linked_as_duplicate,
+    event_organisation_not_found,
+    event_received,
+    event_requester_replied,
+    event_verification_not_required,
+    event_verification_started,
+)
 from dsr.services.emails import email_queue, requester_status_url
 from dsr.services.transitions import request_locked, request_transition
 from dsr.validators import choice_check, single_line_check
@@ -170,20 +180,19 @@ def request_submit(
     request.save(force_insert=True)
     audit_event_record(
         request=request,
-        event_type="received",
-        actor=actor,
         to_status=Status.RECEIVED,
-        data={
-            "type": request_type,
-            "regime": regime,
-            "channel": channel,
-            "relationship": intake.relationship,
-            "agent": bool(request.agent_name or request.agent_email),
-            "gpc": intake.gpc_signal,
-            "received_at": received_at,
-            "acknowledge_by": deadlines.acknowledge_by,
-            "respond_by": deadlines.respond_by,
-        },
+        event=event_received(
+            actor=actor,
+            request_type=request_type,
+            regime=regime,
+            channel=channel,
+            relationship=intake.relationship,
+            agent=bool(request.agent_name or request.agent_email),
+            gpc=intake.gpc_signal,
+            received_at=received_at,
+            acknowledge_by=deadlines.acknowledge_by,
+            respond_by=deadlines.respond_by,
+        ),
     )
     for kind, checked in documents:
         document_store(request=request, kind=kind, checked=checked)
@@ -207,8 +216,7 @@ def request_submit(
         request = request_transition(
             request=request,
             to_status=Status.IN_PROGRESS,
-            actor=Actor.system(),
-            event_type="verification_not_required",
+            event=event_verification_not_required(),
             email_template="received",
         )
     else:
@@ -216,8 +224,7 @@ def request_submit(
         request = request_transition(
             request=request,
             to_status=Status.AWAITING_VERIFICATION,
-            actor=Actor.system(),
-            event_type="verification_started",
+            event=event_verification_started(),
             email_template="received",
             email_context={**issued.email_context(),
                            "declaration_required": identity.declaration_required(regime=regime, request_type=request_type)},
@@ -251,16 +258,14 @@ def _organisation_forward(request: DataSubjectRequest) -> DataSubjectRequest | N
     domain = request.email.rsplit("@", 1)[-1].lower()
     organisation = Organisation.objects.filter(email_domain__iexact=domain).first()
     if organisation is None:
-        audit_event_record(request=request, event_type="organisation_not_found", actor=Actor.system(), data={"domain": domain})
+        audit_event_record(request=request, event=event_organisation_not_found(domain=domain))
         return None
     request.organisation = organisation
     request.save(update_fields=["organisation", "updated_at"])
     forwarded = request_transition(
         request=request,
         to_status=Status.FORWARDED,
-        actor=Actor.system(),
-        event_type="forwarded_to_organisation",
-        data={"organisation": organisation.name, "to": organisation.admin_contact_email},
+        event=event_forwarded_to_organisation(organisation=organisation.name, to=organisation.admin_contact_email),
         email_template="forwarded",
         email_context={"organisation": organisation},
     )
@@ -280,16 +285,11 @@ def _duplicate_link(request: DataSubjectRequest, original: DataSubjectRequest) -
     request.duplicate_of = original
     request.save(update_fields=["duplicate_of", "updated_at"])
     locked_original = request_locked(original.pk)
-    audit_event_record(
-        request=locked_original, event_type="duplicate_received", actor=Actor.system(),
-        data={"reference": request.reference},
-    )
+    audit_event_record(request=locked_original, event=event_duplicate_received(reference=request.reference))
     return request_transition(
         request=request,
         to_status=Status.CANCELLED,
-        actor=Actor.system(),
-        event_type="linked_as_duplicate",
-        data={"original": original.reference},
+        event=event_linked_as_duplicate(original=original.reference),
         changes={"outcome": Outcome.CANCELLED},
         email_template="duplicate",
         email_context={"original": locked_original, "original_status_url": requester_status_url(locked_original)},
@@ -313,9 +313,7 @@ def request_requester_reply(*, request: DataSubjectRequest, message: str, docume
     return request_transition(
         request=locked,
         to_status=Status.IN_PROGRESS if verified else Status.AWAITING_VERIFICATION,
-        actor=Actor.requester(locked.email),
-        event_type="requester_replied",
-        data={"message": message, "document": document is not None},
+        event=event_requester_replied(email=locked.email, message=message, document=document is not None),
         email_template="reply_received",
     )
 

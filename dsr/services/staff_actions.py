@@ -18,6 +18,18 @@ from dsr.models import (
     Status,
 )
 from dsr.services.audit import Actor, audit_event_record
+from dsr.services.events import (
+    event_approved,
+    event_assigned,
+    event_cancelled,
+    event_completed,
+    event_denied,
+    event_information_requested,
+    event_internal_note,
+    event_reopened,
+    event_team_message,
+    event_verified,
+)
 from dsr.services.clock_events import clock_pause_allowed, clock_pause_start
 from dsr.services.emails import email_to_requester, email_to_staff, staff_recipients
 from dsr.services.know_limit import KNOW_LIMIT_MESSAGE, know_limit_reached
@@ -29,9 +41,7 @@ def request_verify(*, request: DataSubjectRequest, actor: Actor, note: str = "",
     verified = request_transition(
         request=request,
         to_status=Status.VERIFIED,
-        actor=actor,
-        event_type="verified",
-        data={"method": method, "note": (note or "").strip()},
+        event=event_verified(actor=actor, method=method, note=(note or "").strip()),
         changes={"verified_at": timezone.now(), "verification_method": method},
         email_template="verified",
     )
@@ -52,9 +62,7 @@ def request_approve(*, request: DataSubjectRequest, actor: Actor, note: str = ""
     return request_transition(
         request=request,
         to_status=Status.IN_PROGRESS,
-        actor=actor,
-        event_type="approved",
-        data={"note": (note or "").strip()},
+        event=event_approved(actor=actor, note=(note or "").strip()),
         email_template="approved",
         from_statuses=frozenset({Status.VERIFIED}),
     )
@@ -67,9 +75,7 @@ def request_complete(*, request: DataSubjectRequest, actor: Actor, message: str,
     return request_transition(
         request=request,
         to_status=Status.COMPLETED,
-        actor=actor,
-        event_type="completed",
-        data={"outcome": outcome, "message": message},
+        event=event_completed(actor=actor, outcome=outcome, message=message),
         changes={"outcome": outcome, "response_message": message},
         email_template="opt_out_confirmed" if request.request_type in TYPES_WITHOUT_VERIFICATION else "completed",
         email_context={"message": message, "outcome": outcome},
@@ -83,9 +89,7 @@ def request_deny(*, request: DataSubjectRequest, actor: Actor, reason_category: 
     return request_transition(
         request=request,
         to_status=Status.DENIED,
-        actor=actor,
-        event_type="denied",
-        data={"reason_category": reason_category, "message": message},
+        event=event_denied(actor=actor, reason_category=reason_category, message=message),
         changes={"outcome": Outcome.DENIED, "denial_reason": reason_category, "response_message": message},
         email_template="denied",
         email_context={
@@ -102,9 +106,7 @@ def request_cancel(*, request: DataSubjectRequest, actor: Actor, reason: str):
     return request_transition(
         request=request,
         to_status=Status.CANCELLED,
-        actor=actor,
-        event_type="cancelled",
-        data={"reason": reason},
+        event=event_cancelled(actor=actor, reason=reason),
         changes={"outcome": Outcome.CANCELLED},
         email_template="cancelled",
         email_context={"message": reason},
@@ -125,9 +127,7 @@ def request_reopen(*, request: DataSubjectRequest, actor: Actor, reason: str):
     return request_transition(
         request=locked,
         to_status=Status.AWAITING_VERIFICATION if needs_verification else Status.IN_PROGRESS,
-        actor=actor,
-        event_type="reopened",
-        data={"reason": reason},
+        event=event_reopened(actor=actor, reason=reason),
         email_template="reopened",
         email_context={"message": reason},
         from_statuses=frozenset(CLOSED_STATUSES),
@@ -146,10 +146,10 @@ def request_information_ask(
         updated = request_transition(
             request=request,
             to_status=Status.AWAITING_REQUESTER,
-            actor=actor,
-            event_type="information_requested",
-            data={"message": message, "for_identity": for_identity, "id_document": id_document,
-                  "clock_paused": clock_pause_allowed(request, for_identity=for_identity)},
+            event=event_information_requested(
+                actor=actor, message=message, for_identity=for_identity, id_document=id_document,
+                clock_paused=clock_pause_allowed(request, for_identity=for_identity),
+            ),
             email_template="information_requested",
             email_context={"message": message, "clock_paused": clock_pause_allowed(request, for_identity=for_identity)},
         )
@@ -163,7 +163,7 @@ def request_message_send(*, request: DataSubjectRequest, actor: Actor, message: 
     """A message from the privacy team to the requester, with no change of status."""
     message = text_required(message, "message", "A message")
     locked = request_locked(request.pk)
-    audit_event_record(request=locked, event_type="team_message", actor=actor, data={"message": message})
+    audit_event_record(request=locked, event=event_team_message(actor=actor, message=message))
     email_to_requester(request=locked, template="team_message", context={"message": message})
     return locked
 
@@ -174,7 +174,7 @@ def request_note_add(*, request: DataSubjectRequest, actor: Actor, text: str) ->
     add them). No change of status, no email."""
     text = text_required(text, "text", "A note")
     locked = request_locked(request.pk)
-    audit_event_record(request=locked, event_type="internal_note", actor=actor, data={"text": text})
+    audit_event_record(request=locked, event=event_internal_note(actor=actor, text=text))
     return locked
 
 
@@ -190,8 +190,7 @@ def request_assign(*, request: DataSubjectRequest, actor: Actor, assignee) -> Da
     locked.assignee = assignee
     locked.save(update_fields=["assignee", "updated_at"])
     audit_event_record(
-        request=locked, event_type="assigned", actor=actor,
-        data={"from": previous, "to": assignee.get_username() if assignee else ""},
+        request=locked, event=event_assigned(actor=actor, previous=previous, assignee=assignee.get_username() if assignee else ""),
     )
     if assignee is not None and assignee.email and assignee != actor.user:
         email_to_staff(request=locked, template="staff_assigned", recipients=[assignee.email], context={"assignee": assignee, "by": actor.label})

@@ -9,7 +9,7 @@ from django.utils import timezone
 from dsr.deadlines import TIMER_FIELDS, timers_arm, timers_clear, verification_timers_set
 from dsr.errors import TransitionNotAllowed
 from dsr.models import CLOSED_STATUSES, TYPES_WITHOUT_VERIFICATION, DataSubjectRequest, Status
-from dsr.services.audit import Actor, audit_event_record
+from dsr.services.audit import Event, audit_event_record
 from dsr.services.documents import identity_documents_purge
 from dsr.services.emails import email_to_requester
 
@@ -43,16 +43,14 @@ def request_transition(
     *,
     request: DataSubjectRequest,
     to_status: str,
-    actor: Actor,
-    event_type: str,
-    data: dict | None = None,
+    event: Event,
     changes: dict | None = None,
     email_template: str | None = None,
     email_context: dict | None = None,
     from_statuses: frozenset[str] | None = None,
 ) -> DataSubjectRequest:
-    """Move a request to `to_status`: lock, check, update, audit, queue the requester's email.
-    `from_statuses` narrows the table for one action (approve only a verified request).
+    """Move a request to `to_status`: lock, check, update, record `event` with the move, queue the
+    requester's email. `from_statuses` narrows the table for one action (approve only a verified request).
     Raises TransitionNotAllowed and changes nothing when the move is not allowed."""
     locked = request_locked(request.pk)
     from_status = locked.status
@@ -90,14 +88,7 @@ def request_transition(
     verification_timers_set(locked, to_status)
     update_fields = sorted({"status", "closed_at", "outcome", "denial_reason", "updated_at", *TIMER_FIELDS, *changes})
     locked.save(update_fields=update_fields)
-    audit_event_record(
-        request=locked,
-        event_type=event_type,
-        actor=actor,
-        from_status=from_status,
-        to_status=to_status,
-        data=data,
-    )
+    audit_event_record(request=locked, event=event, from_status=from_status, to_status=to_status)
     if email_template:
         email_to_requester(request=locked, template=email_template, context=email_context)
     if to_status == Status.VERIFIED or to_status in CLOSED_STATUSES:

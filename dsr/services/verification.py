@@ -13,11 +13,21 @@ from django.utils.translation import gettext, ngettext
 
 from dsr import identity
 from dsr.errors import InvalidInput, TransitionNotAllowed
+from dsr.event_types import EventType
 from dsr.models import DataSubjectRequest, Status, VerificationChallenge
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.challenges import challenge_create, challenge_digest
 from dsr.services.delivery import request_flag
 from dsr.services.emails import email_to_requester, email_to_staff, staff_recipients
+from dsr.services.events import (
+    SWEEP,
+    event_email_verified,
+    event_identity_checked,
+    event_identity_review_required,
+    event_reauthentication_failed,
+    event_treated_as_categories,
+    event_verification_link_sent,
+)
 from dsr.services.staff_actions import request_deny, request_verify
 from dsr.services.transitions import request_locked
 from dsr.validators import single_line_check
@@ -29,8 +39,7 @@ def challenge_resend(*, request: DataSubjectRequest, template: str = "verify_ema
         raise TransitionNotAllowed(gettext("This request is not waiting for an email confirmation."))
     issued = challenge_create(request=locked)
     audit_event_record(
-        request=locked, event_type="verification_link_sent", actor=actor or Actor.requester(locked.email),
-        data={"template": template},
+        request=locked, event=event_verification_link_sent(actor=actor or Actor.requester(locked.email), template=template),
     )
     email_to_requester(request=locked, template=template, context=issued.email_context())
     return issued
@@ -43,7 +52,7 @@ class ChallengeRefused(InvalidInput):
 def _email_verified(locked: DataSubjectRequest, *, method: str) -> DataSubjectRequest:
     locked.email_verified_at = timezone.now()
     locked.save(update_fields=["email_verified_at", "updated_at"])
-    audit_event_record(request=locked, event_type="email_verified", actor=Actor.requester(locked.email), data={"method": method})
+    audit_event_record(request=locked, event=event_email_verified(email=locked.email, method=method))
     if identity.points_required(locked.request_type) <= 1:
         return request_verify(request=locked, actor=Actor.requester(locked.email), note="email address confirmed", method="email")
     return locked
@@ -122,7 +131,7 @@ class MatchResult:
 def identity_failures(events) -> int:
     """Failed identity-detail checks among a request's events: the cap counts per request, whatever
     the address the tries came from."""
-    return sum(1 for e in events if e.event_type == "identity_checked" and (e.data or {}).get("outcome") == "failed")
+    return sum(1 for e in events if e.event_type == EventType.IDENTITY_CHECKED and (e.data or {}).get("outcome") == "failed")
 
 
 def identity_review_needed(events) -> bool:
@@ -144,7 +153,7 @@ def identity_match_submit(
     locked = request_locked(request.pk)
     if locked.status != Status.AWAITING_VERIFICATION or not locked.email_verified_at:
         raise TransitionNotAllowed(gettext("This request is not waiting for an identity check."))
-    checks = list(locked.events.filter(event_type="identity_checked").only("event_type", "data"))
+    checks = list(locked.events.filter(event_type=EventType.IDENTITY_CHECKED).only("event_type", "data"))
     cap = settings.DSR_IDENTITY_MAX_ATTEMPTS
     if identity_review_needed(checks):
         # Guessing has a cap per request: a later right answer does not verify (RULES.md §3).
@@ -172,21 +181,17 @@ def identity_match_submit(
     outcome = "verified" if verified else "verified_as_categories" if downgraded else "failed"
     # §7060(d): the values are not kept; which points matched, and why others did not count, is
     # what the record needs.
-    audit_event_record(
-        request=locked,
-        event_type="identity_checked",
-        actor=Actor.requester(locked.email),
-        data={
-            "attempt": attempt,
-            "max_attempts": cap,
-            "outcome": outcome,
-            "points_matched": sorted(fallback_matched if downgraded else matched),
-            "points_not_counted": assessed.not_counted,
-            "points_offered": sorted(k for k, v in claims.items() if (v or "").strip()),
-            "required": check.points_required,
-            "declaration": {"signed_as": declaration_name.strip(), "at": timezone.now()} if declared else None,
-        },
-    )
+    audit_event_record(request=locked, event=event_identity_checked(
+        email=locked.email,
+        attempt=attempt,
+        max_attempts=cap,
+        outcome=outcome,
+        points_matched=sorted(fallback_matched if downgraded else matched),
+        points_not_counted=assessed.not_counted,
+        points_offered=sorted(k for k, v in claims.items() if (v or "").strip()),
+        required=check.points_required,
+        declaration={"signed_as": declaration_name.strip(), "at": timezone.now()} if declared else None,
+    ))
     if verified:
         request_verify(
             request=locked, actor=Actor.requester(locked.email),
@@ -196,10 +201,9 @@ def identity_match_submit(
     if downgraded:
         locked.request_type = fallback
         locked.save(update_fields=["request_type", "updated_at"])
-        audit_event_record(
-            request=locked, event_type="treated_as_categories", actor=Actor.system(),
-            data={"reason": "§7024(a): specific pieces could not be verified", "from": "access_specific", "to": fallback},
-        )
+        audit_event_record(request=locked, event=event_treated_as_categories(
+            reason="§7024(a): specific pieces could not be verified", from_type="access_specific", to_type=fallback,
+        ))
         request_verify(request=locked, actor=Actor.requester(locked.email), note="verified for categories only", method="data_match")
         return MatchResult(True, len(fallback_matched), check.points_required, downgraded=True)
     if attempt >= cap:
@@ -210,10 +214,9 @@ def identity_match_submit(
 
 def _identity_review_start(locked: DataSubjectRequest, *, attempts: int) -> None:
     """The cap is reached: automatic matching stops, the request is flagged and the team is told."""
-    audit_event_record(
-        request=locked, event_type="identity_review_required", actor=Actor.system(),
-        data={"failed_attempts": attempts, "max_attempts": settings.DSR_IDENTITY_MAX_ATTEMPTS},
-    )
+    audit_event_record(request=locked, event=event_identity_review_required(
+        failed_attempts=attempts, max_attempts=settings.DSR_IDENTITY_MAX_ATTEMPTS,
+    ))
     request_flag(request_id=locked.pk, reason=f"Identity check failed {attempts} times: review by hand",
                  data={"failed_attempts": attempts})
     email_to_staff(request=locked, template="staff_identity_review", recipients=staff_recipients(),
@@ -224,7 +227,7 @@ def verification_expire(*, request: DataSubjectRequest) -> DataSubjectRequest:
     """No proof of identity in time: close the request as unverifiable, telling the requester."""
     return request_deny(
         request=request,
-        actor=Actor.system("deadline sweep"),
+        actor=Actor.system(SWEEP),
         reason_category="unverifiable",
         message=(
             "We could not confirm that this request came from you in time, so we have closed it. "
@@ -243,7 +246,7 @@ def account_reauthenticate(*, request: DataSubjectRequest, user, password: str) 
     if not (user and user.is_authenticated and user.email and user.email.lower() == locked.email.lower()):
         raise TransitionNotAllowed(gettext("Sign in with the account that uses this email address."))
     if not user.check_password(password or ""):
-        audit_event_record(request=locked, event_type="reauthentication_failed", actor=Actor.requester(locked.email))
+        audit_event_record(request=locked, event=event_reauthentication_failed(email=locked.email))
         return False
     if not locked.email_verified_at:
         locked.email_verified_at = timezone.now()
