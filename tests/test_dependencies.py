@@ -192,6 +192,22 @@ def test_views_api_and_dashboard_write_no_audit_event_themselves():
     assert found == []
 
 
+def test_request_transition_is_the_one_door_for_a_status():
+    """Only the door sets a request's status (the outbox sets its own rows' status); nothing
+    updates it in bulk."""
+    setters = []
+    for path in PACKAGE.rglob("*.py"):
+        if "migrations" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AugAssign) else []
+            setters += [(path.relative_to(PACKAGE).as_posix(), ast.unparse(t)) for t in targets
+                        if isinstance(t, ast.Attribute) and t.attr == "status"]
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "update":
+                setters += [(path.relative_to(PACKAGE).as_posix(), "update(status=…)") for k in node.keywords if k.arg == "status"]
+    assert sorted(set(setters)) == [("services/emails.py", "email.status"), ("services/transitions.py", "locked.status")]
+
+
 def test_the_request_core_never_imports_fulfilment(graph):
     wrong = [(m, t) for m, imports in graph.items() if not m.startswith("dsr.fulfilment")
              for t, _, _ in imports if t == "dsr.fulfilment" or t.startswith("dsr.fulfilment.")]
