@@ -250,7 +250,7 @@ def dashboard_worker(size: int) -> dict:
     from django.utils import timezone
 
     from dsr.models import DataSubjectRequest
-    from dsr.services.requests import deadlines_for
+    from dsr.deadlines import deadlines_for
     from tests.factories import officer_create
 
     rng = random.Random(7)

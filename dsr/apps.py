@@ -7,4 +7,7 @@ class DsrConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from dsr import checks, receivers  # noqa: F401 - registers the system checks, connects anymail's tracking webhook
+        # Imported once the app registry is ready (they use the models): the system checks register,
+        # anymail's tracking webhook connects, and the tasks register by name, for the outbox to
+        # publish email_send without importing the tasks module.
+        from dsr import checks, receivers, tasks  # noqa: F401

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
+from dsr.webhooks import webhook_secrets
+
 
 def _anymail_esp() -> str:
     """The anymail backend in use ("postmark", "mailgun", …), or "" when mail goes elsewhere."""
@@ -20,8 +22,6 @@ def tracking_webhook_check(app_configs=None, **kwargs):
     """The tracking webhook refuses every call without a shared secret: with an ESP in use, no
     delivery, bounce or complaint would ever be recorded."""
     from anymail import urls as anymail_urls
-
-    from dsr.webhooks import webhook_secrets
 
     esp = _anymail_esp()
     if not esp:

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from dsr import reports, selectors
 from dsr.csv_export import csv_writer
+from dsr.deadlines import business_today
 from dsr.errors import DsrError
 from dsr.models import (
     Channel,
@@ -28,9 +29,8 @@ from dsr.models import (
     RequestType,
     Status,
 )
-from dsr.services import requests as services
-from dsr.services.audit import Actor, audit_event_record
-from dsr.services.requests import business_today
+from dsr.services import clock_events, staff_actions
+from dsr.services.audit import Actor
 from dsr.services.tokens import NAME_MAX_LENGTH, api_token_create, api_token_revoke
 from dsr.validators import single_line
 
@@ -148,11 +148,11 @@ def queue_bulk(request):
     for obj in targets:
         try:
             if action == "assign":
-                services.request_assign(request=obj, actor=actor, assignee=assignee)
+                staff_actions.request_assign(request=obj, actor=actor, assignee=assignee)
             elif action == "duplicate":
-                services.request_cancel(request=obj, actor=actor, reason="Closed as a duplicate of another request.")
+                staff_actions.request_cancel(request=obj, actor=actor, reason="Closed as a duplicate of another request.")
             elif action == "spam":
-                services.request_cancel(request=obj, actor=actor, reason="Closed as spam: not a genuine request.")
+                staff_actions.request_cancel(request=obj, actor=actor, reason="Closed as spam: not a genuine request.")
             else:
                 raise DsrError("Choose a bulk action.")
             done += 1
@@ -211,41 +211,33 @@ def _assign(obj, actor, d):
     user = get_user_model().objects.filter(username=username).first() if username else None
     if username and user is None:
         raise DsrError(f"There is no user '{username}'.")
-    return services.request_assign(request=obj, actor=actor, assignee=user)
-
-
-def _note(obj, actor, d):
-    from django.db import transaction
-
-    with transaction.atomic():
-        locked = services.request_locked(obj.pk)
-        audit_event_record(request=locked, event_type="internal_note", actor=actor, data={"text": d["text"].strip()})
-    return locked
+    return staff_actions.request_assign(request=obj, actor=actor, assignee=user)
 
 
 # name: (label, form, service call, permission, what the confirmation says)
 ACTIONS = {
-    "verify": ("Verify identity", NoteForm, lambda o, a, d: services.request_verify(request=o, actor=a, note=d["note"]),
+    "verify": ("Verify identity", NoteForm, lambda o, a, d: staff_actions.request_verify(request=o, actor=a, note=d["note"]),
                "dsr.work_requests", "Record the requester's identity as verified. The requester is told by email."),
-    "ask": ("Ask for information", AskForm, lambda o, a, d: services.request_information_ask(
+    "ask": ("Ask for information", AskForm, lambda o, a, d: staff_actions.request_information_ask(
                 request=o, actor=a, message=d["message"], for_identity=d["for_identity"], id_document=d["id_document"]),
             "dsr.work_requests", "The requester will read this message and can answer on their status page."),
-    "extend": ("Extend the deadline", ExtendForm, lambda o, a, d: services.request_extend(request=o, actor=a, reason=d["reason"]),
+    "extend": ("Extend the deadline", ExtendForm, lambda o, a, d: clock_events.request_extend(request=o, actor=a, reason=d["reason"]),
                "dsr.work_requests", "Extend once: CCPA by 45 days, GDPR by two months. The requester reads the reason."),
-    "approve": ("Approve and start work", NoteForm, lambda o, a, d: services.request_approve(request=o, actor=a, note=d["note"]),
+    "approve": ("Approve and start work", NoteForm, lambda o, a, d: staff_actions.request_approve(request=o, actor=a, note=d["note"]),
                 "dsr.work_requests", "Start fulfilling the request. The requester is told work has started."),
-    "complete": ("Mark done", CompleteForm, lambda o, a, d: services.request_complete(request=o, actor=a, message=d["message"], outcome=d["outcome"]),
+    "complete": ("Mark done", CompleteForm, lambda o, a, d: staff_actions.request_complete(request=o, actor=a, message=d["message"], outcome=d["outcome"]),
                  "dsr.work_requests", "Close the request as done. The requester will read your summary."),
-    "deny": ("Deny", DenyForm, lambda o, a, d: services.request_deny(request=o, actor=a, reason_category=d["reason_category"], message=d["message"]),
+    "deny": ("Deny", DenyForm, lambda o, a, d: staff_actions.request_deny(request=o, actor=a, reason_category=d["reason_category"], message=d["message"]),
              "dsr.work_requests", "Refuse the request. The requester will read your message word for word; GDPR requesters are also told of their right to complain."),
-    "cancel": ("Cancel", ReasonForm, lambda o, a, d: services.request_cancel(request=o, actor=a, reason=d["reason"]),
+    "cancel": ("Cancel", ReasonForm, lambda o, a, d: staff_actions.request_cancel(request=o, actor=a, reason=d["reason"]),
                "dsr.work_requests", "Cancel the request (withdrawn, duplicate). The requester is told, with the reason."),
-    "reopen": ("Reopen", ReasonForm, lambda o, a, d: services.request_reopen(request=o, actor=a, reason=d["reason"]),
+    "reopen": ("Reopen", ReasonForm, lambda o, a, d: staff_actions.request_reopen(request=o, actor=a, reason=d["reason"]),
                "dsr.work_requests", "Reopen a closed request. The requester is told, with the reason."),
-    "message": ("Message the requester", MessageForm, lambda o, a, d: services.request_message_send(request=o, actor=a, message=d["message"]),
+    "message": ("Message the requester", MessageForm, lambda o, a, d: staff_actions.request_message_send(request=o, actor=a, message=d["message"]),
                 "dsr.work_requests", "Send this message to the requester by email. The status does not change."),
     "assign": ("Assign", AssignForm, _assign, "dsr.work_requests", "Give the request to this officer, who is told by email."),
-    "note": ("Add an internal note", InternalNoteForm, _note, "dsr.comment_requests", "Add a note to the timeline. Only staff see it."),
+    "note": ("Add an internal note", InternalNoteForm, lambda o, a, d: staff_actions.request_note_add(request=o, actor=a, text=d["text"]),
+             "dsr.comment_requests", "Add a note to the timeline. Only staff see it."),
 }
 
 

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
+from dsr.models import DemoCustomer
+
 # Data points a requester may offer, matched against data the business already holds (§7060(a),(c):
 # nothing new and sensitive is collected for verification).
 CLAIM_FIELDS = {
@@ -176,8 +178,6 @@ class DemoCustomerProvider:
     """The demo data of run mode: the DemoCustomer table stands in for the company's systems."""
 
     def record_for(self, email: str) -> IdentityRecord | None:
-        from dsr.models import DemoCustomer
-
         row = DemoCustomer.objects.filter(email__iexact=email).first()
         if row is None:
             return None

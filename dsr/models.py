@@ -10,6 +10,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from knox.models import AbstractAuthToken
 
+from dsr.storage import PrivateStorage
+
 
 class RequestType(models.TextChoices):
     ACCESS = "access", _("See what data you hold about me (categories)")
@@ -104,8 +106,6 @@ class DenialReason(models.TextChoices):
 
 def private_storage():
     """Outside STATIC and any served path: files are reached only through staff views."""
-    from dsr.storage import PrivateStorage
-
     return PrivateStorage()
 
 

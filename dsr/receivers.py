@@ -4,7 +4,7 @@ the one service that records it. No business logic lives here."""
 from anymail.signals import tracking
 from django.dispatch import receiver
 
-from dsr.services.emails import delivery_event_record
+from dsr.services.delivery import delivery_event_record
 
 
 @receiver(tracking, dispatch_uid="dsr.delivery_event_record")

@@ -2,8 +2,8 @@
 
 from django.db.models import Q, QuerySet
 
-from dsr.models import OPEN_STATUSES, DataSubjectRequest
-from dsr.services.requests import business_today
+from dsr.deadlines import business_today
+from dsr.models import OPEN_STATUSES, ApiToken, DataSubjectRequest
 
 
 def requests_list(*, filters: dict | None = None) -> QuerySet[DataSubjectRequest]:
@@ -113,6 +113,4 @@ def request_for_dashboard(*, reference: str) -> DataSubjectRequest:
 
 def api_tokens_of(*, user) -> QuerySet:
     """A user's own API tokens, newest first (never anyone else's)."""
-    from dsr.models import ApiToken
-
     return ApiToken.objects.filter(user=user).order_by("-created")

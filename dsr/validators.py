@@ -1,6 +1,7 @@
 """One rule for every single-line field a person types (names, addresses, correction values,
 identity details, a signature): no line breaks and no control characters. The web forms, the API
-serializers and the services all use it, so no door lets such a value in."""
+serializers and the services all use it, so no door lets such a value in. Also the services' checks
+of a choice and of a text that must not be blank."""
 
 import unicodedata
 
@@ -50,4 +51,20 @@ def single_line_check(value: str, *, field: str) -> str:
     """For the services: the same rule, raised as InvalidInput (400) naming the field."""
     if single_line_problem(value):
         raise InvalidInput(str(SINGLE_LINE_MESSAGE), field=field)
+    return value
+
+
+def choice_check(value: str, choices, field: str) -> str:
+    """For the services: a value of one of the model's choices, or InvalidInput listing them."""
+    if value not in choices.values:
+        allowed = ", ".join(choices.values)
+        raise InvalidInput(f"'{value}' is not a valid {field}; use one of: {allowed}.", field=field)
+    return value
+
+
+def text_required(value: str | None, field: str, what: str) -> str:
+    """For the services: a text that must say something (a reason, a message), stripped."""
+    value = (value or "").strip()
+    if not value:
+        raise InvalidInput(f"{what} is required.", field=field)
     return value

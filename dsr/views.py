@@ -17,27 +17,27 @@ from django.utils.translation import ngettext
 from dsr import identity, selectors
 from dsr.api.problems import DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable, problem_response_outside_drf
 from dsr.dashboard import staff_required
+from dsr.deadlines import business_today, deadlines_for
 from dsr.errors import DsrError, InvalidInput
+from dsr.event_types import EventType
 from dsr.forms import CodeForm, IdentityForm, PublicRequestForm, ReauthForm, ReplyForm
 from dsr.models import AccessPeriod, DataSubjectRequest, Language, RequestDocument, Status
 from dsr.ratelimit import client_ip, rate_limit_hit
-from dsr.services import requests as services
-from dsr.services import verification
+from dsr.services import intake, verification
 from dsr.services.documents import document_content_type, document_download_name
-from dsr.services.unsubscribe import unsubscribe_record_from_token, unsubscribe_use
-from dsr.services.requests import business_today
+from dsr.services.unsubscribe import unsubscribe_record_from_token
 
 CONFIRMATION_SESSION_KEY = "dsr_submitted_reference"
 
 
 def _deadline_preview() -> dict:
     """What each regime's clock promises for a request made today (shown before submitting)."""
-    today = services.business_today()
+    today = business_today()
     return {
-        "ccpa": services.deadlines_for(regime="ccpa", request_type="access", received_on=today).respond_by,
-        "gdpr": services.deadlines_for(regime="gdpr", request_type="access", received_on=today).respond_by,
-        "opt_out": services.deadlines_for(regime="ccpa", request_type="opt_out_sale", received_on=today).respond_by,
-        "marketing": services.deadlines_for(regime="gdpr", request_type="opt_out_marketing", received_on=today).respond_by,
+        "ccpa": deadlines_for(regime="ccpa", request_type="access", received_on=today).respond_by,
+        "gdpr": deadlines_for(regime="gdpr", request_type="access", received_on=today).respond_by,
+        "opt_out": deadlines_for(regime="ccpa", request_type="opt_out_sale", received_on=today).respond_by,
+        "marketing": deadlines_for(regime="gdpr", request_type="opt_out_marketing", received_on=today).respond_by,
     }
 
 
@@ -71,7 +71,7 @@ def request_form(request):
             documents.append((RequestDocument.Kind.EVIDENCE, data["evidence"]))
         if data.get("is_agent") and data.get("agent_document"):
             documents.append((RequestDocument.Kind.AGENT_AUTHORISATION, data["agent_document"]))
-        intake = services.IntakeDetails(
+        intake_details = intake.IntakeDetails(
             relationship=data["relationship"],
             access_period=data.get("access_period") or AccessPeriod.LAST_12_MONTHS,
             corrections=tuple(data["corrections"]) if data["request_type"] == "rectification" else (),
@@ -82,18 +82,10 @@ def request_form(request):
             documents=tuple(documents),
         )
         try:
-            created = services.request_submit(
+            created = intake.request_submit_with_gpc(
                 request_type=data["request_type"], regime=data["regime"], email=data["email"],
-                full_name=data["full_name"], details=data["details"], language=_language(request), intake=intake,
+                full_name=data["full_name"], details=data["details"], language=_language(request), intake=intake_details,
             )
-            if _gpc(request) and data["request_type"] != "opt_out_sale":
-                # §7025: the signal is itself an opt-out of sale/sharing; record it for this person too.
-                services.request_submit(
-                    request_type="opt_out_sale", regime=data["regime"], email=data["email"],
-                    full_name=data["full_name"], language=_language(request),
-                    details="Recorded from the browser's Global Privacy Control signal.",
-                    intake=services.IntakeDetails(relationship=data["relationship"], gpc_signal=True),
-                )
         except DsrError as exc:
             field = {"corrections": "correction_0_field", "documents": "evidence"}.get(exc.field, exc.field)
             form.add_error(field if field in form.fields else None, exc.message)
@@ -139,7 +131,7 @@ def _too_many(request, retry_after: int):
 
 
 def _document_requested(obj) -> bool:
-    asked = [e for e in obj.events.all() if e.event_type == "information_requested"]
+    asked = [e for e in obj.events.all() if e.event_type == EventType.INFORMATION_REQUESTED]
     return bool(asked and asked[-1].data.get("id_document"))
 
 
@@ -244,7 +236,7 @@ def _request_status(request, obj):
         form = ReplyForm(request.POST, request.FILES, document_requested=_document_requested(obj))
         if form.is_valid():
             try:
-                services.request_requester_reply(
+                intake.request_requester_reply(
                     request=obj, message=form.cleaned_data["message"], document=form.cleaned_data.get("document")
                 )
             except InvalidInput as exc:
@@ -326,7 +318,7 @@ def unsubscribe(request, token):
     if request.method == "POST":
         # A repeat (the mail client's POST, then the person's click) is answered the same way and
         # changes nothing.
-        unsubscribe_use(record=record, language=_language(request))
+        intake.unsubscribe_use(record=record, language=_language(request))
         if request.POST.get("List-Unsubscribe") == "One-Click":
             return HttpResponse(status=200)
         return render(request, "public/unsubscribed.html", {"done": True})

@@ -7,8 +7,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
-from dsr.services import requests as services
 from dsr.services.audit import Actor
+from dsr.services.intake import IntakeDetails, request_submit
 
 
 def officer_create(*, username: str, email: str, role: str = "officer"):
@@ -34,11 +34,11 @@ def request_create(
     channel: str = "web",
     actor: Actor | None = None,
     details: str = "",
-    intake: services.IntakeDetails | None = None,
+    intake: IntakeDetails | None = None,
 ):
     if request_type == "rectification" and intake is None and not details:
-        intake = services.IntakeDetails(corrections=({"field": "postal_code", "wrong": "94103", "correct": "94110"},))
-    return services.request_submit(
+        intake = IntakeDetails(corrections=({"field": "postal_code", "wrong": "94103", "correct": "94110"},))
+    return request_submit(
         request_type=request_type,
         regime=regime,
         email=email,

@@ -9,7 +9,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
 from dsr.models import AuditEvent, DataSubjectRequest, OutboundEmail
-from dsr.services.requests import CORRECTIONS_MAX
+from dsr.services.intake import CORRECTIONS_MAX
 from tests.factories import request_create
 
 pytestmark = pytest.mark.django_db
@@ -144,14 +144,14 @@ def test_corrections_are_capped_with_a_clear_message(clients):
 
 def test_the_service_caps_corrections_too(db):
     from dsr.errors import InvalidInput
-    from dsr.services import requests as services
+    from dsr.services.intake import IntakeDetails
 
     rows = tuple({"field": "other", "correct": f"c{i}"} for i in range(CORRECTIONS_MAX + 1))
     with pytest.raises(InvalidInput) as exc:
-        request_create(request_type="rectification", intake=services.IntakeDetails(corrections=rows))
+        request_create(request_type="rectification", intake=IntakeDetails(corrections=rows))
     assert exc.value.field == "corrections" and str(CORRECTIONS_MAX) in exc.value.message
     with pytest.raises(InvalidInput):
-        request_create(request_type="rectification", intake=services.IntakeDetails(corrections=({"field": ["x"], "correct": {"a": 1}},)))
+        request_create(request_type="rectification", intake=IntakeDetails(corrections=({"field": ["x"], "correct": {"a": 1}},)))
     assert DataSubjectRequest.objects.count() == 0
 
 

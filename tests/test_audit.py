@@ -7,8 +7,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from dsr.models import AuditEvent, DataSubjectRequest
-from dsr.services import requests as services
 from dsr.services.audit import Actor
+from dsr.services.staff_actions import request_deny, request_reopen, request_verify
 from tests.factories import request_create
 
 pytestmark = pytest.mark.django_db
@@ -17,8 +17,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def worked(officer):
     r = request_create()
-    services.request_verify(request=r, actor=Actor.staff(officer), note="ok")
-    services.request_deny(request=r, actor=Actor.staff(officer), reason_category="exempt", message="Legal hold")
+    request_verify(request=r, actor=Actor.staff(officer), note="ok")
+    request_deny(request=r, actor=Actor.staff(officer), reason_category="exempt", message="Legal hold")
     request_create(email="other@example.org")
     return r
 
@@ -213,7 +213,7 @@ def test_key_rotation_keeps_older_events_verifiable(worked, settings, officer):
     old_id, old_key = settings.DSR_AUDIT_KEY_ID, settings.DSR_AUDIT_KEYS[settings.DSR_AUDIT_KEY_ID]
     settings.DSR_AUDIT_KEY_ID = "2027"
     settings.DSR_AUDIT_KEYS = {old_id: old_key, "2027": "the new key"}
-    services.request_reopen(request=worked, actor=Actor.staff(officer), reason="More found")
+    request_reopen(request=worked, actor=Actor.staff(officer), reason="More found")
     assert list(worked.events.order_by("seq").values_list("key_id", flat=True))[-2:] == [old_id, "2027"]
     assert "Audit trail intact" in _verify()[0]
     settings.DSR_AUDIT_KEYS = {"2027": "the new key"}  # the retired key dropped: older events are unverifiable

@@ -20,10 +20,10 @@ from dsr.models import (
     RequestDocument,
     VerificationChallenge,
 )
-from dsr.services import requests as services
 from dsr.services.audit import Actor
 from dsr.services.audit_checkpoints import checkpoint_files
 from dsr.services.retention import retention_purge
+from dsr.services.staff_actions import request_deny, request_reopen
 from tests.factories import request_create
 from tests.test_audit import _tamper
 
@@ -41,7 +41,7 @@ def _verify(*args):
 
 def _closed(officer, email):
     r = request_create(email=email)
-    return services.request_deny(request=r, actor=Actor.staff(officer), reason_category="unverifiable", message="No match.")
+    return request_deny(request=r, actor=Actor.staff(officer), reason_category="unverifiable", message="No match.")
 
 
 def _age(request, days=800):
@@ -80,7 +80,7 @@ def test_first_run_writes_a_signed_checkpoint_and_growing_chains_pass(two, setti
     a, b = two
     assert document["heads"][a.reference] == [a.events.count(), a.events.order_by("seq").last().hash]
     assert document["key_id"] == settings.DSR_AUDIT_KEY_ID and len(document["mac"]) == 64
-    services.request_reopen(request=a, actor=Actor.staff(officer), reason="More found")  # chains may grow
+    request_reopen(request=a, actor=Actor.staff(officer), reason="More found")  # chains may grow
     code, out = _verify()
     assert code == 0 and f"Compared with checkpoint {first}" in out
     assert len(checkpoint_files(settings.DSR_AUDIT_CHECKPOINT_DIR)) == 2

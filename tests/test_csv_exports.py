@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from dsr.csv_export import FORMULA_START, csv_cell
 from dsr.models import DataSubjectRequest
-from dsr.services import requests as services
 from dsr.services.audit import Actor
+from dsr.services.staff_actions import request_assign
 from tests.factories import officer_create, request_create
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,7 +86,7 @@ def hostile_queue(db):
         r = request_create(email=emails[i], full_name=name, request_type="erasure", regime="ccpa",
                            received_at=timezone.now() - timedelta(days=60 if i == 0 else 1), channel="phone",
                            actor=Actor.staff(officer))
-        services.request_assign(request=r, actor=Actor.staff(officer), assignee=sneaky)
+        request_assign(request=r, actor=Actor.staff(officer), assignee=sneaky)
         created.append(r)
     for i, value in enumerate(v for v in HOSTILE_TEXT[4:] if "\0" not in v):  # PostgreSQL text holds no NUL
         r = request_create(email=f"legacy{i}@example.org", full_name="x")

@@ -6,10 +6,18 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from dsr.models import DataSubjectRequest, Status
+from dsr.errors import InvalidInput
+from dsr.models import DataSubjectRequest, OutboundEmail, Status
 from dsr.reports import metrics_for_year
-from dsr.services import requests as services
 from dsr.services.audit import Actor
+from dsr.services.staff_actions import (
+    request_assign,
+    request_cancel,
+    request_complete,
+    request_deny,
+    request_note_add,
+    request_verify,
+)
 from tests.factories import officer_create, request_create
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +54,19 @@ def test_access_needs_sign_in_and_a_role(client, officer, django_user_model):
     assert r.events.get(event_type="internal_note").actor_label == "rev"
 
 
+def test_an_internal_note_is_recorded_by_its_service_and_a_blank_one_refused(officer):
+    r = request_create()
+    emails = OutboundEmail.objects.count()
+    noted = request_note_add(request=r, actor=Actor.staff(officer), text="  Called them; they confirmed the order.  ")
+    event = noted.events.get(event_type="internal_note")
+    assert event.data == {"text": "Called them; they confirmed the order."} and event.actor_label == "olivia"
+    assert noted.status == r.status and OutboundEmail.objects.count() == emails  # nothing for the requester
+    with pytest.raises(InvalidInput) as refused:
+        request_note_add(request=r, actor=Actor.staff(officer), text=" \n ")
+    assert refused.value.field == "text"
+    assert r.events.filter(event_type="internal_note").count() == 1
+
+
 def test_old_staff_links_lead_to_the_dashboard(signed_in):
     r = request_create()
     assert signed_in.get("/staff/")["Location"] == "/dashboard/"
@@ -56,8 +77,8 @@ def test_queue_filters_counts_and_colours(signed_in, officer):
     late = request_create(email="late@example.org", received_at=timezone.now() - timedelta(days=60))
     soon = request_create(email="soon@example.org", regime="gdpr", received_at=timezone.now() - timedelta(days=27))
     fresh = request_create(email="fresh@example.org", request_type="erasure")
-    services.request_assign(request=fresh, actor=Actor.staff(officer), assignee=officer)
-    closed = services.request_cancel(request=request_create(email="gone@example.org"), actor=Actor.staff(officer), reason="withdrawn")
+    request_assign(request=fresh, actor=Actor.staff(officer), assignee=officer)
+    closed = request_cancel(request=request_create(email="gone@example.org"), actor=Actor.staff(officer), reason="withdrawn")
 
     def refs(**params):
         res = signed_in.get("/dashboard/", params)
@@ -92,7 +113,7 @@ def test_queue_query_count_does_not_grow_with_page_or_table_size(signed_in, offi
     for i in range(60):
         r = request_create(email=f"many{i}@example.org")
         if i % 2:
-            services.request_assign(request=r, actor=Actor.staff(officer), assignee=officer)
+            request_assign(request=r, actor=Actor.staff(officer), assignee=officer)
     with django_assert_num_queries(len(few.captured_queries)):
         res = signed_in.get("/dashboard/")
     assert len(res.context["page"].object_list) == 50
@@ -158,15 +179,15 @@ def test_metrics_for_a_year_per_7102(officer):
     staff = Actor.staff(officer)
     base = datetime(2025, 3, 3, 10, 0, tzinfo=LA)
     done = request_create(email="k1@example.org", received_at=base)
-    done = services.request_verify(request=done, actor=staff)
-    services.request_complete(request=done, actor=staff, message="ok")
+    done = request_verify(request=done, actor=staff)
+    request_complete(request=done, actor=staff, message="ok")
     DataSubjectRequest.objects.filter(pk=done.pk).update(closed_at=base + timedelta(days=10))
     part = request_create(email="d1@example.org", request_type="erasure", received_at=base)
-    part = services.request_verify(request=part, actor=staff)
-    services.request_complete(request=part, actor=staff, message="kept invoices", outcome="complied_in_part")
+    part = request_verify(request=part, actor=staff)
+    request_complete(request=part, actor=staff, message="kept invoices", outcome="complied_in_part")
     DataSubjectRequest.objects.filter(pk=part.pk).update(closed_at=base + timedelta(days=20))
     denied = request_create(email="d2@example.org", request_type="erasure", received_at=base)
-    services.request_deny(request=denied, actor=staff, reason_category="unverifiable", message="no")
+    request_deny(request=denied, actor=staff, reason_category="unverifiable", message="no")
     DataSubjectRequest.objects.filter(pk=denied.pk).update(closed_at=base + timedelta(days=30))
     request_create(email="next-year@example.org", received_at=datetime(2026, 1, 2, 10, 0, tzinfo=LA))
     rows = {r.group: r for r in metrics_for_year(2025)}
@@ -203,8 +224,8 @@ def test_chart_figures(officer):
     on_time = request_create(email="t1@example.org", received_at=datetime(2026, 10, 1, 9, 0, tzinfo=LA))
     late = request_create(email="t2@example.org", received_at=datetime(2026, 8, 1, 9, 0, tzinfo=LA))
     for r, closed in ((on_time, datetime(2026, 10, 20, 12, 0, tzinfo=LA)), (late, datetime(2026, 10, 21, 12, 0, tzinfo=LA))):
-        r = services.request_verify(request=r, actor=staff)
-        services.request_complete(request=r, actor=staff, message="done")
+        r = request_verify(request=r, actor=staff)
+        request_complete(request=r, actor=staff, message="done")
         DataSubjectRequest.objects.filter(pk=r.pk).update(closed_at=closed)
     months = {row[0]: row for row in on_time_chart(months=2, today=date(2026, 11, 22)).table_rows}
     assert months["2026-10"][1:] == [1, 2, "50%"]

@@ -33,12 +33,12 @@ def _assert_page_503(res):
 
 @pytest.mark.parametrize("error", [OperationalError, InterfaceError])
 def test_api_answers_a_problem_503_when_the_database_errors(monkeypatch, error):
-    from dsr.services import requests as services
+    from dsr.services import intake
 
     def database_away(**kwargs):
         raise error("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(services, "request_submit", database_away)
+    monkeypatch.setattr(intake, "request_submit", database_away)
     _assert_problem_503(APIClient(raise_request_exception=False).post("/api/v1/requests/", SUBMISSION, format="json"))
     _assert_page_503(Client(raise_request_exception=False).post("/", FORM))
 

@@ -13,9 +13,9 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from dsr.models import AuditEvent, AuditTombstone, DataSubjectRequest
-from dsr.services import requests as services
 from dsr.services.audit import Actor
 from dsr.services.retention import retention_purge
+from dsr.services.staff_actions import request_deny, request_verify
 from tests.factories import request_create
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -43,9 +43,9 @@ def test_the_app_role_cannot_touch_the_trigger_or_rewrite_events_and_the_purge_s
     _as_app_role()
     # The product works under the app role: intake, staff actions, the audit check.
     old = request_create(email="old@example.org")
-    services.request_deny(request=old, actor=Actor.staff(officer), reason_category="unverifiable", message="No match.")
+    request_deny(request=old, actor=Actor.staff(officer), reason_category="unverifiable", message="No match.")
     kept = request_create(email="kept@example.org")
-    services.request_verify(request=kept, actor=Actor.staff(officer), note="ok")
+    request_verify(request=kept, actor=Actor.staff(officer), note="ok")
     event = AuditEvent.objects.filter(request=kept).first()
     events, table = AuditEvent._meta.db_table, AuditTombstone._meta.db_table
 

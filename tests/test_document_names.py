@@ -10,7 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils.html import escape
 
 from dsr.models import RequestDocument
-from dsr.services import requests as services
+from dsr.services.intake import IntakeDetails
+from dsr.services.staff_actions import request_information_ask
 from tests.factories import request_create
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +44,7 @@ def officer_client(client, officer, settings, tmp_path):
 def test_downloads_use_a_generated_name_and_the_checked_type(officer_client, settings, django_capture_on_commit_callbacks,
                                                             name, content, ext, content_type):
     with django_capture_on_commit_callbacks(execute=True):
-        r = request_create(request_type="rectification", intake=services.IntakeDetails(
+        r = request_create(request_type="rectification", intake=IntakeDetails(
             corrections=({"field": "postal_code", "wrong": "1", "correct": "2"},),
             documents=(("evidence", SimpleUploadedFile(name, content, content_type="text/html")),)))
     doc = r.documents.get()
@@ -83,7 +84,7 @@ def test_files_sent_through_the_form_and_the_status_page_get_generated_names(cli
     from dsr.services.audit import Actor
 
     r = request_create(email="id@example.org", request_type="access_specific")
-    services.request_information_ask(request=r, actor=Actor.staff(officer), message="Send a copy of your ID.", id_document=True)
+    request_information_ask(request=r, actor=Actor.staff(officer), message="Send a copy of your ID.", id_document=True)
     client.logout()
     with django_capture_on_commit_callbacks(execute=True):
         ok = client.post(f"/r/{r.public_token}/", {"action": "reply", "message": "",
@@ -98,7 +99,7 @@ def test_files_sent_through_the_form_and_the_status_page_get_generated_names(cli
 
 def test_a_stored_type_that_is_not_a_checked_one_is_served_as_bytes(officer_client, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        r = request_create(intake=services.IntakeDetails(agent_name="A", agent_email="a@example.org",
+        r = request_create(intake=IntakeDetails(agent_name="A", agent_email="a@example.org",
                                                          documents=(("agent_authorisation", SimpleUploadedFile("p.pdf", PDF)),)))
     doc = r.documents.get()
     RequestDocument.objects.filter(pk=doc.pk).update(content_type="text/html")  # a row written before the check, say

@@ -7,8 +7,9 @@ import re
 import pytest
 
 from dsr.models import DemoCustomer, OutboundEmail, Regime, RequestType, Status, TYPES_WITHOUT_VERIFICATION
-from dsr.services import requests as services
 from dsr.services import verification as v
+from dsr.services.intake import IntakeDetails
+from dsr.services.staff_actions import request_verify
 from tests.factories import request_create
 
 pytestmark = pytest.mark.django_db
@@ -55,10 +56,10 @@ def _typed_in(place: str, value: str) -> dict:
     if place == "details":
         return {"details": f"Please look me up, it is {value} in your system."}
     if place == "agent_name":
-        return {"intake": services.IntakeDetails(agent_name=value, agent_email="agent@example.net", agent_power_of_attorney=True)}
+        return {"intake": IntakeDetails(agent_name=value, agent_email="agent@example.net", agent_power_of_attorney=True)}
     row = {"field": "other", "wrong": value, "correct": "something new"} if place == "correction_wrong" else {
         "field": "other", "wrong": "something old", "correct": value}
-    return {"intake": services.IntakeDetails(corrections=(row,))}
+    return {"intake": IntakeDetails(corrections=(row,))}
 
 
 @pytest.mark.parametrize("place", ["form_name", "details", "agent_name", "correction_wrong", "correction_correct"])
@@ -144,7 +145,7 @@ def test_identity_guessing_is_capped_per_request_whatever_the_address(client, cu
     # The team can still verify by hand.
     from dsr.services.audit import Actor
 
-    assert services.request_verify(request=r, actor=Actor.staff(officer), note="Checked by phone").status == Status.VERIFIED
+    assert request_verify(request=r, actor=Actor.staff(officer), note="Checked by phone").status == Status.VERIFIED
 
 
 def test_the_requester_is_told_how_many_tries_are_left(client, customer):

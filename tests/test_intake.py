@@ -4,12 +4,14 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import OperationalError
 from django.utils import timezone
 
 from dsr.errors import InvalidInput
-from dsr.models import DataSubjectRequest, Organisation, OutboundEmail, RequestDocument, Status
-from dsr.services import requests as services
+from dsr.models import AuditEvent, DataSubjectRequest, Organisation, OutboundEmail, RequestDocument, Status
 from dsr.services.audit import Actor
+from dsr.services.intake import IntakeDetails
+from dsr.services.staff_actions import request_approve, request_complete, request_verify
 from tests.factories import request_create
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +30,7 @@ def _form(**overrides):
 def test_organisation_user_is_forwarded_to_the_administrator(django_capture_on_commit_callbacks, mailoutbox):
     Organisation.objects.create(name="Acme", email_domain="acme.example", admin_contact_email="admin@acme.example")
     with django_capture_on_commit_callbacks(execute=True):
-        r = request_create(email="worker@ACME.example", intake=services.IntakeDetails(relationship="org_user"))
+        r = request_create(email="worker@ACME.example", intake=IntakeDetails(relationship="org_user"))
     assert r.status == Status.FORWARDED and r.organisation.name == "Acme"
     assert r.closed_at is not None and r.remind_on is None
     recipients = sorted(m.to[0] for m in mailoutbox)
@@ -38,7 +40,7 @@ def test_organisation_user_is_forwarded_to_the_administrator(django_capture_on_c
 
 
 def test_organisation_user_with_unknown_domain_is_handled_by_us():
-    r = request_create(email="someone@unknown.example", intake=services.IntakeDetails(relationship="org_user"))
+    r = request_create(email="someone@unknown.example", intake=IntakeDetails(relationship="org_user"))
     assert r.status == Status.AWAITING_VERIFICATION
     assert r.events.filter(event_type="organisation_not_found").exists()
 
@@ -59,26 +61,26 @@ def test_ccpa_third_request_to_know_in_twelve_months_is_answered_with_the_rule(o
     staff = Actor.staff(officer)
     for days_ago in (200, 100):
         r = request_create(email="know@example.org", received_at=timezone.now() - timedelta(days=days_ago))
-        r = services.request_verify(request=r, actor=staff, note="ok")
-        services.request_approve(request=r, actor=staff)
-        services.request_complete(request=r, actor=staff, message="Here you are.")
+        r = request_verify(request=r, actor=staff, note="ok")
+        request_approve(request=r, actor=staff)
+        request_complete(request=r, actor=staff, message="Here you are.")
     with django_capture_on_commit_callbacks(execute=True):
         third = request_create(email="know@example.org")
-        third = services.request_verify(request=third, actor=staff, note="ok")
+        third = request_verify(request=third, actor=staff, note="ok")
     assert third.status == Status.DENIED and third.denial_reason == "excessive"
     assert "1798.130(b)" in mailoutbox[-1].body
     # A correction does not count (§7023(j)), nor does a GDPR request.
     fix = request_create(email="know@example.org", request_type="rectification")
-    assert services.request_verify(request=fix, actor=staff, note="ok").status == Status.VERIFIED
+    assert request_verify(request=fix, actor=staff, note="ok").status == Status.VERIFIED
     eu = request_create(email="know@example.org", regime="gdpr")
-    assert services.request_verify(request=eu, actor=staff, note="ok").status == Status.VERIFIED
+    assert request_verify(request=eu, actor=staff, note="ok").status == Status.VERIFIED
 
 
 def test_agent_needs_permission_or_power_of_attorney():
     with pytest.raises(InvalidInput) as err:
-        request_create(intake=services.IntakeDetails(agent_name="Ann Agent", agent_email="agent@example.org"))
+        request_create(intake=IntakeDetails(agent_name="Ann Agent", agent_email="agent@example.org"))
     assert err.value.field == "agent_document"
-    r = request_create(intake=services.IntakeDetails(agent_name="Ann Agent", agent_email="agent@example.org", agent_power_of_attorney=True))
+    r = request_create(intake=IntakeDetails(agent_name="Ann Agent", agent_email="agent@example.org", agent_power_of_attorney=True))
     assert r.agent_power_of_attorney and r.agent_email == "agent@example.org"
     assert r.events.get(event_type="received").data["agent"] is True
 
@@ -87,14 +89,14 @@ def test_documents_are_checked_by_content_and_stored_privately(settings, tmp_pat
     settings.DSR_PRIVATE_FILES_DIR = tmp_path
     disguised = SimpleUploadedFile("permission.pdf", b"MZ\x90\x00 not a pdf", content_type="application/pdf")
     with pytest.raises(InvalidInput, match="PDF, PNG or JPEG"):
-        request_create(intake=services.IntakeDetails(agent_name="A", agent_email="a@example.org", documents=(("agent_authorisation", disguised),)))
+        request_create(intake=IntakeDetails(agent_name="A", agent_email="a@example.org", documents=(("agent_authorisation", disguised),)))
     settings.DSR_UPLOAD_MAX_BYTES = 10
     with pytest.raises(InvalidInput, match="too large"):
-        request_create(intake=services.IntakeDetails(documents=(("evidence", SimpleUploadedFile("a.pdf", PDF)),)))
+        request_create(intake=IntakeDetails(documents=(("evidence", SimpleUploadedFile("a.pdf", PDF)),)))
     settings.DSR_UPLOAD_MAX_BYTES = 1024 * 1024
     assert DataSubjectRequest.objects.count() == 0
     with django_capture_on_commit_callbacks(execute=True):
-        r = request_create(intake=services.IntakeDetails(
+        r = request_create(intake=IntakeDetails(
             agent_name="A", agent_email="a@example.org", documents=(("agent_authorisation", SimpleUploadedFile("p.pdf", PDF)),)))
     doc = RequestDocument.objects.get(request=r)
     assert doc.content_type == "application/pdf" and doc.size == len(PDF)
@@ -106,12 +108,12 @@ def test_documents_are_checked_by_content_and_stored_privately(settings, tmp_pat
 def test_identity_documents_are_deleted_once_decided(officer, settings, tmp_path, django_capture_on_commit_callbacks):
     settings.DSR_PRIVATE_FILES_DIR = tmp_path
     with django_capture_on_commit_callbacks(execute=True):
-        r = request_create(intake=services.IntakeDetails(documents=(("identity", SimpleUploadedFile("id.png", PNG)),)))
+        r = request_create(intake=IntakeDetails(documents=(("identity", SimpleUploadedFile("id.png", PNG)),)))
     doc = RequestDocument.objects.get(request=r)
     path = tmp_path / doc.file.name
     assert path.exists()
     with django_capture_on_commit_callbacks(execute=True):
-        services.request_verify(request=r, actor=Actor.staff(officer), note="ID checked against the passport photo")
+        request_verify(request=r, actor=Actor.staff(officer), note="ID checked against the passport photo")
     doc.refresh_from_db()
     assert doc.deleted_at is not None and not doc.file and not path.exists()
     assert r.events.get(event_type="identity_document_deleted").data["note"] == "ID checked; copy deleted"
@@ -143,6 +145,32 @@ def test_gpc_signal_is_an_opt_out_with_nothing_more(client):
     assert types == {"erasure": True, "opt_out_sale": True}
     opt_out = DataSubjectRequest.objects.get(request_type="opt_out_sale")
     assert opt_out.status == Status.IN_PROGRESS  # no verification (§7025, §7060(b))
+
+
+@pytest.mark.parametrize("failure", [OperationalError("the database went away"), InvalidInput("refused")],
+                         ids=["database", "service"])
+def test_a_gpc_submission_and_its_opt_out_are_stored_together_or_not_at_all(client, monkeypatch, failure):
+    """Before: the form's request was kept when recording the GPC opt-out after it failed, and the
+    person's retry made a duplicate of it."""
+    save = DataSubjectRequest.save
+
+    def opt_out_insert_fails(self, *args, **kwargs):
+        if self._state.adding and self.request_type == "opt_out_sale":
+            raise failure
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(DataSubjectRequest, "save", opt_out_insert_fails)
+    if isinstance(failure, OperationalError):
+        with pytest.raises(OperationalError):
+            client.post("/", _form(request_type="erasure"), HTTP_SEC_GPC="1")
+    else:
+        assert client.post("/", _form(request_type="erasure"), HTTP_SEC_GPC="1").status_code == 400
+    assert not DataSubjectRequest.objects.exists()
+    assert not AuditEvent.objects.exists() and not OutboundEmail.objects.exists()
+    monkeypatch.undo()
+    assert client.post("/", _form(request_type="erasure"), HTTP_SEC_GPC="1").status_code == 302  # the retry
+    rows = DataSubjectRequest.objects.values_list("request_type", "duplicate_of")
+    assert sorted(rows) == [("erasure", None), ("opt_out_sale", None)]
 
 
 def test_corrections_field_by_field_from_the_form(client):
@@ -182,7 +210,7 @@ def test_no_email_goes_out_when_the_form_fails(client, mailoutbox):
 def test_documents_reach_only_privacy_staff(client, officer, settings, tmp_path, django_capture_on_commit_callbacks, django_user_model):
     settings.DSR_PRIVATE_FILES_DIR = tmp_path
     with django_capture_on_commit_callbacks(execute=True):
-        r = request_create(intake=services.IntakeDetails(
+        r = request_create(intake=IntakeDetails(
             agent_name="A", agent_email="a@example.org", documents=(("agent_authorisation", SimpleUploadedFile("p.pdf", PDF)),)))
     doc = r.documents.get()
     url = f"/staff/requests/{r.reference}/documents/{doc.pk}/"

@@ -6,11 +6,23 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
+from dsr.deadlines import business_today
 from dsr.errors import InvalidInput, TransitionNotAllowed
 from dsr.models import AuditEvent, DataSubjectRequest, OutboundEmail, Status
-from dsr.services import requests as services
 from dsr.services.audit import Actor
-from dsr.services.requests import TRANSITIONS
+from dsr.services.clock_events import request_extend
+from dsr.services.events import event_approved
+from dsr.services.intake import request_requester_reply
+from dsr.services.staff_actions import (
+    request_approve,
+    request_cancel,
+    request_complete,
+    request_deny,
+    request_information_ask,
+    request_reopen,
+    request_verify,
+)
+from dsr.services.transitions import TRANSITIONS, request_transition
 from tests.factories import request_create
 
 pytestmark = pytest.mark.django_db
@@ -79,9 +91,9 @@ def test_full_walk_to_completion(staff, django_capture_on_commit_callbacks, mail
     with django_capture_on_commit_callbacks(execute=True):
         r = request_create()
     with django_capture_on_commit_callbacks(execute=True):
-        r = services.request_verify(request=r, actor=staff, note="matched 2 data points")
-        r = services.request_approve(request=r, actor=staff)
-        r = services.request_complete(request=r, actor=staff, message="Here is what we hold.")
+        r = request_verify(request=r, actor=staff, note="matched 2 data points")
+        r = request_approve(request=r, actor=staff)
+        r = request_complete(request=r, actor=staff, message="Here is what we hold.")
     r.refresh_from_db()
     assert r.status == Status.COMPLETED and r.outcome == "complied" and r.closed_at
     assert r.verified_at is not None
@@ -109,9 +121,9 @@ def test_illegal_transition_changes_nothing(staff, action, django_capture_on_com
     with django_capture_on_commit_callbacks(execute=True):
         with pytest.raises(TransitionNotAllowed) as err:
             if action == "complete":
-                services.request_complete(request=r, actor=staff, message="done")
+                request_complete(request=r, actor=staff, message="done")
             else:
-                services.request_approve(request=r, actor=staff)
+                request_approve(request=r, actor=staff)
     assert r.reference in str(err.value) and "cannot become" in str(err.value)
     assert _snapshot(r) == before
     assert mailoutbox == []
@@ -119,18 +131,18 @@ def test_illegal_transition_changes_nothing(staff, action, django_capture_on_com
 
 def test_closed_request_refuses_everything_but_reopen(staff):
     r = request_create()
-    r = services.request_deny(request=r, actor=staff, reason_category="unverifiable", message="No match.")
+    r = request_deny(request=r, actor=staff, reason_category="unverifiable", message="No match.")
     for attempt in (
-        lambda: services.request_verify(request=r, actor=staff),
-        lambda: services.request_complete(request=r, actor=staff, message="x"),
-        lambda: services.request_cancel(request=r, actor=staff, reason="x"),
-        lambda: services.request_extend(request=r, actor=staff, reason="x"),
+        lambda: request_verify(request=r, actor=staff),
+        lambda: request_complete(request=r, actor=staff, message="x"),
+        lambda: request_cancel(request=r, actor=staff, reason="x"),
+        lambda: request_extend(request=r, actor=staff, reason="x"),
     ):
         before = _snapshot(r)
         with pytest.raises(TransitionNotAllowed):
             attempt()
         assert _snapshot(r) == before
-    r = services.request_reopen(request=r, actor=staff, reason="New evidence arrived")
+    r = request_reopen(request=r, actor=staff, reason="New evidence arrived")
     assert r.status == Status.AWAITING_VERIFICATION
     assert r.outcome == "" and r.denial_reason == "" and r.closed_at is None
     assert r.remind_on is not None and r.overdue_on is not None
@@ -140,10 +152,10 @@ def test_deny_requires_category_and_message(staff):
     r = request_create()
     before = _snapshot(r)
     with pytest.raises(InvalidInput) as err:
-        services.request_deny(request=r, actor=staff, reason_category="because", message="x")
+        request_deny(request=r, actor=staff, reason_category="because", message="x")
     assert err.value.field == "reason_category"
     with pytest.raises(InvalidInput) as err:
-        services.request_deny(request=r, actor=staff, reason_category="exempt", message="  ")
+        request_deny(request=r, actor=staff, reason_category="exempt", message="  ")
     assert err.value.field == "message"
     assert _snapshot(r) == before
 
@@ -151,7 +163,7 @@ def test_deny_requires_category_and_message(staff):
 def test_gdpr_denial_email_states_the_right_to_complain(staff, django_capture_on_commit_callbacks, mailoutbox):
     with django_capture_on_commit_callbacks(execute=True):
         r = request_create(regime="gdpr")
-        services.request_deny(request=r, actor=staff, reason_category="manifestly_unfounded", message="Repeated request.")
+        request_deny(request=r, actor=staff, reason_category="manifestly_unfounded", message="Repeated request.")
     assert "supervisory authority" in mailoutbox[-1].body and "judicial remedy" in mailoutbox[-1].body
     assert "Repeated request." in mailoutbox[-1].body
 
@@ -166,7 +178,7 @@ def test_extension_ccpa_once_with_reason(staff, django_capture_on_commit_callbac
     r = request_create(regime="ccpa")
     original = r.respond_by
     with django_capture_on_commit_callbacks(execute=True):
-        r = services.request_extend(request=r, actor=staff, reason="Data spread over five systems")
+        r = request_extend(request=r, actor=staff, reason="Data spread over five systems")
     assert r.respond_by == original + timedelta(days=45)
     assert r.original_respond_by == original and r.is_extended
     assert r.overdue_on == r.respond_by + timedelta(days=1)
@@ -176,7 +188,7 @@ def test_extension_ccpa_once_with_reason(staff, django_capture_on_commit_callbac
     assert "five systems" in mailoutbox[-1].body
     before = _snapshot(r)
     with pytest.raises(TransitionNotAllowed):
-        services.request_extend(request=r, actor=staff, reason="again")
+        request_extend(request=r, actor=staff, reason="again")
     assert _snapshot(r) == before
 
 
@@ -184,7 +196,7 @@ def test_extension_refused_after_the_original_deadline(staff):
     r = request_create(regime="gdpr", received_at=timezone.now() - timedelta(days=40))
     before = _snapshot(r)
     with pytest.raises(TransitionNotAllowed) as err:
-        services.request_extend(request=r, actor=staff, reason="Too late")
+        request_extend(request=r, actor=staff, reason="Too late")
     assert "passed" in str(err.value)
     assert _snapshot(r) == before
 
@@ -192,9 +204,9 @@ def test_extension_refused_after_the_original_deadline(staff):
 def test_extension_gdpr_two_more_months(staff):
     r = request_create(regime="gdpr", received_at=datetime(2026, 11, 2, 10, 0, tzinfo=LA))
     # Freeze nothing: the request is fresh enough only if today is within its first month.
-    if services.business_today() > r.original_respond_by:
+    if business_today() > r.original_respond_by:
         pytest.skip("fixed date is in the past")
-    r = services.request_extend(request=r, actor=staff, reason="Complex")
+    r = request_extend(request=r, actor=staff, reason="Complex")
     assert r.respond_by >= date(2027, 2, 2)
 
 
@@ -212,14 +224,14 @@ def test_gdpr_pause_shifts_the_deadline_only_when_enabled(staff, settings):
     # Received Monday 2 November 2026: due Wednesday 2 December.
     r = request_create(regime="gdpr", received_at=datetime(2026, 11, 2, 9, 0, tzinfo=LA))
     assert r.respond_by == date(2026, 12, 2)
-    r = services.request_information_ask(request=r, actor=staff, message="Please send your customer number", for_identity=True)
+    r = request_information_ask(request=r, actor=staff, message="Please send your customer number", for_identity=True)
     assert r.status == Status.AWAITING_REQUESTER
     assert r.pauses.filter(ended_at__isnull=True).count() == 1
     # The requester answers two days later.
     pause = r.pauses.get()
     pause.started_on = pause.started_on - timedelta(days=2)
     pause.save(update_fields=["started_on"])
-    r = services.request_requester_reply(request=r, message="It is 12345")
+    r = request_requester_reply(request=r, message="It is 12345")
     r.refresh_from_db()
     assert r.status == Status.AWAITING_VERIFICATION
     assert r.paused_days == 2
@@ -232,9 +244,9 @@ def test_ccpa_clock_never_pauses(staff, settings):
     settings.DSR_GDPR_PAUSE_ENABLED = True
     r = request_create(regime="ccpa")
     due = r.respond_by
-    r = services.request_information_ask(request=r, actor=staff, message="Which account?", for_identity=True)
+    r = request_information_ask(request=r, actor=staff, message="Which account?", for_identity=True)
     assert r.pauses.count() == 0
-    r = services.request_requester_reply(request=r, message="The old one")
+    r = request_requester_reply(request=r, message="The old one")
     r.refresh_from_db()
     assert r.respond_by == due and r.paused_days == 0
 
@@ -253,15 +265,15 @@ def _refused(call, r, mailoutbox, django_capture_on_commit_callbacks):
 def test_a_closed_unverified_request_cannot_be_approved_or_completed(staff, close, django_capture_on_commit_callbacks, mailoutbox):
     r = request_create()
     if close == "cancel":
-        r = services.request_cancel(request=r, actor=staff, reason="Withdrawn by phone")
+        r = request_cancel(request=r, actor=staff, reason="Withdrawn by phone")
     else:
-        r = services.request_deny(request=r, actor=staff, reason_category="unverifiable", message="No match.")
-    message = _refused(lambda: services.request_approve(request=r, actor=staff), r, mailoutbox, django_capture_on_commit_callbacks)
+        r = request_deny(request=r, actor=staff, reason_category="unverifiable", message="No match.")
+    message = _refused(lambda: request_approve(request=r, actor=staff), r, mailoutbox, django_capture_on_commit_callbacks)
     assert r.reference in message
     # The one door itself refuses work on an unverified request, although the table lets a closed
     # request go back to in progress (for a reopened verified one).
     assert Status.IN_PROGRESS in TRANSITIONS[r.status]
-    message = _refused(lambda: services.request_transition(request=r, to_status=Status.IN_PROGRESS, actor=staff, event_type="approved"),
+    message = _refused(lambda: request_transition(request=r, to_status=Status.IN_PROGRESS, event=event_approved(actor=staff, note="")),
                        r, mailoutbox, django_capture_on_commit_callbacks)
     assert "not verified" in message
     r.refresh_from_db()
@@ -269,33 +281,33 @@ def test_a_closed_unverified_request_cannot_be_approved_or_completed(staff, clos
 
 
 def test_approve_only_from_verified(staff, django_capture_on_commit_callbacks, mailoutbox):
-    r = services.request_verify(request=request_create(), actor=staff, note="ok")
-    r = services.request_information_ask(request=r, actor=staff, message="Which account?")
-    _refused(lambda: services.request_approve(request=r, actor=staff), r, mailoutbox, django_capture_on_commit_callbacks)
-    r = services.request_requester_reply(request=r, message="The old one")
+    r = request_verify(request=request_create(), actor=staff, note="ok")
+    r = request_information_ask(request=r, actor=staff, message="Which account?")
+    _refused(lambda: request_approve(request=r, actor=staff), r, mailoutbox, django_capture_on_commit_callbacks)
+    r = request_requester_reply(request=r, message="The old one")
     assert r.status == Status.IN_PROGRESS  # back to work: it was verified before the question
-    _refused(lambda: services.request_approve(request=r, actor=staff), r, mailoutbox, django_capture_on_commit_callbacks)
+    _refused(lambda: request_approve(request=r, actor=staff), r, mailoutbox, django_capture_on_commit_callbacks)
 
 
 @pytest.mark.parametrize("status", ["awaiting_verification", "verified", "in_progress", "awaiting_requester"])
 def test_reopen_refuses_an_open_request(staff, status, django_capture_on_commit_callbacks, mailoutbox):
     r = request_create()
     if status != "awaiting_verification":
-        r = services.request_verify(request=r, actor=staff, note="ok")
+        r = request_verify(request=r, actor=staff, note="ok")
     if status == "in_progress":
-        r = services.request_approve(request=r, actor=staff)
+        r = request_approve(request=r, actor=staff)
     if status == "awaiting_requester":
-        r = services.request_information_ask(request=r, actor=staff, message="Which account?")
+        r = request_information_ask(request=r, actor=staff, message="Which account?")
     assert r.status == status
-    message = _refused(lambda: services.request_reopen(request=r, actor=staff, reason="Reopen"), r, mailoutbox,
+    message = _refused(lambda: request_reopen(request=r, actor=staff, reason="Reopen"), r, mailoutbox,
                        django_capture_on_commit_callbacks)
     assert "only a closed request" in message
 
 
 def test_reopening_a_verified_closed_request_resumes_work(staff, django_capture_on_commit_callbacks, mailoutbox):
-    r = services.request_verify(request=request_create(), actor=staff, note="ok")
-    r = services.request_complete(request=r, actor=staff, message="Done.")
+    r = request_verify(request=request_create(), actor=staff, note="ok")
+    r = request_complete(request=r, actor=staff, message="Done.")
     with django_capture_on_commit_callbacks(execute=True):
-        r = services.request_reopen(request=r, actor=staff, reason="The requester found more accounts")
+        r = request_reopen(request=r, actor=staff, reason="The requester found more accounts")
     assert r.status == Status.IN_PROGRESS and r.verified_at is not None
     assert mailoutbox[-1].to == [r.email] and "found more accounts" in mailoutbox[-1].body

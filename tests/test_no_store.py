@@ -11,7 +11,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from dsr.middleware import shows_personal_data
 from dsr.models import RequestDocument
-from dsr.services import requests as services
+from dsr.services.intake import IntakeDetails
 from tests.factories import request_create
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +45,7 @@ def _concrete(pattern: str, sample: dict) -> str:
 def sample(officer, settings, tmp_path, django_capture_on_commit_callbacks):
     settings.DSR_PRIVATE_FILES_DIR = tmp_path
     with django_capture_on_commit_callbacks(execute=True):
-        r = request_create(intake=services.IntakeDetails(documents=(("identity", SimpleUploadedFile("id.png", PNG)),)))
+        r = request_create(intake=IntakeDetails(documents=(("identity", SimpleUploadedFile("id.png", PNG)),)))
     document = RequestDocument.objects.get(request=r)
     # The admin's second-factor device pages (<pk>) need a device that exists.
     device = TOTPDevice.objects.create(user=officer, name="authenticator", confirmed=True)

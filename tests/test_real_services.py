@@ -15,8 +15,8 @@ from django.db import connection, connections
 
 from dsr.errors import TransitionNotAllowed
 from dsr.models import AuditEvent, DataSubjectRequest, EmailStatus, OutboundEmail
-from dsr.services import requests as services
 from dsr.services.audit import Actor
+from dsr.services.staff_actions import request_verify
 from dsr.services.sweep import deadline_sweep
 from tests.factories import officer_create, request_create
 
@@ -49,7 +49,7 @@ def _in_threads(n, fn):
 def test_concurrent_transitions_one_wins(transactional_db):
     officer = officer_create(username="pg-officer", email="pg@company.example")
     r = request_create()
-    results, errors = _in_threads(4, lambda i: services.request_verify(request=r, actor=Actor.staff(officer), note=f"thread {i}"))
+    results, errors = _in_threads(4, lambda i: request_verify(request=r, actor=Actor.staff(officer), note=f"thread {i}"))
     assert len(results) == 1
     assert len(errors) == 3 and all(isinstance(e, TransitionNotAllowed) for e in errors)
     assert AuditEvent.objects.filter(request=r, event_type="verified").count() == 1

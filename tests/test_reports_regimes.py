@@ -9,11 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from dsr.deadlines import business_today
 from dsr.models import DataSubjectRequest, Regime
 from dsr.reports import metrics_for_year
-from dsr.services import requests as services
 from dsr.services.audit import Actor
 from dsr.services.retention import retention_purge
+from dsr.services.staff_actions import request_deny
 from tests.factories import request_create
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +28,7 @@ TYPES = {"know": "access", "delete": "erasure", "correct": "rectification", "opt
 
 @pytest.fixture
 def year():
-    return services.business_today().year - 3  # old enough for the retention purge
+    return business_today().year - 3  # old enough for the retention purge
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def requests_of_every_regime(officer, year):
                 for i in range(n):
                     r = request_create(email=f"{tag}-{regime}-{group}-{i}@example.org", request_type=request_type,
                                        regime=regime, received_at=received)
-                    services.request_deny(request=r, actor=staff, reason_category="unverifiable", message="No match.")
+                    request_deny(request=r, actor=staff, reason_category="unverifiable", message="No match.")
                     DataSubjectRequest.objects.filter(pk=r.pk).update(closed_at=received + timedelta(days=days))
 
     answered("purged")

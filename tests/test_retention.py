@@ -7,9 +7,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from dsr.models import AuditEvent, ClosedRequestStat, DataSubjectRequest, OutboundEmail, RequestDocument
-from dsr.services import requests as services
 from dsr.services.audit import Actor
+from dsr.services.intake import IntakeDetails
 from dsr.services.retention import retention_purge
+from dsr.services.staff_actions import request_deny
 from tests.factories import request_create
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +19,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 def _closed(officer, **kw):
     r = request_create(**kw)
-    return services.request_deny(request=r, actor=Actor.staff(officer), reason_category="unverifiable", message="No match.")
+    return request_deny(request=r, actor=Actor.staff(officer), reason_category="unverifiable", message="No match.")
 
 
 def test_purge_after_24_months_keeps_only_the_figures(officer, django_capture_on_commit_callbacks):
@@ -45,7 +46,7 @@ def test_purge_after_24_months_keeps_only_the_figures(officer, django_capture_on
 def test_identity_copies_never_outlive_their_limit(settings, tmp_path, django_capture_on_commit_callbacks):
     settings.DSR_PRIVATE_FILES_DIR = tmp_path
     with django_capture_on_commit_callbacks(execute=True):
-        r = request_create(intake=services.IntakeDetails(documents=(("identity", SimpleUploadedFile("id.png", PNG)),)))
+        r = request_create(intake=IntakeDetails(documents=(("identity", SimpleUploadedFile("id.png", PNG)),)))
     RequestDocument.objects.filter(request=r).update(uploaded_at=timezone.now() - timedelta(days=settings.DSR_ID_DOCUMENT_MAX_DAYS + 1))
     with django_capture_on_commit_callbacks(execute=True):
         report = retention_purge()

@@ -6,8 +6,8 @@ import pytest
 
 from dsr.errors import InvalidInput
 from dsr.models import DataSubjectRequest, DemoCustomer, OutboundEmail, Status
-from dsr.services import requests as services
 from dsr.services import verification
+from dsr.services.intake import IntakeDetails, request_submit
 from dsr.validators import SINGLE_LINE_MESSAGE, single_line_problem
 from tests.factories import request_create
 
@@ -98,9 +98,9 @@ def test_staff_api_assignee_is_single_line(staff_api):
 SERVICE_CASES = [
     ("full_name", dict(full_name="Alex\nExample")),
     ("email", dict(email='"a\x0bb"@example.org')),
-    ("agent_name", dict(intake=services.IntakeDetails(agent_name="A\x00B", agent_email="a@example.org", agent_power_of_attorney=True))),
-    ("agent_email", dict(intake=services.IntakeDetails(agent_name="A", agent_email='"a\nb"@example.org', agent_power_of_attorney=True))),
-    ("corrections", dict(request_type="rectification", intake=services.IntakeDetails(
+    ("agent_name", dict(intake=IntakeDetails(agent_name="A\x00B", agent_email="a@example.org", agent_power_of_attorney=True))),
+    ("agent_email", dict(intake=IntakeDetails(agent_name="A", agent_email='"a\nb"@example.org', agent_power_of_attorney=True))),
+    ("corrections", dict(request_type="rectification", intake=IntakeDetails(
         corrections=({"field": "postal_code", "wrong": "1011", "correct": "10\n12"},)))),
 ]
 
@@ -111,7 +111,7 @@ def test_the_service_refuses_them_whoever_calls_it(field, kwargs):
     args = dict(request_type="access", regime="ccpa", email="svc@example.org", full_name="Svc Person")
     args.update(kwargs)
     with pytest.raises(InvalidInput) as exc:
-        services.request_submit(**args)
+        request_submit(**args)
     assert exc.value.field == field and exc.value.message == MESSAGE
     assert DataSubjectRequest.objects.count() == 0
 

@@ -5,8 +5,8 @@ import re
 import pytest
 
 from dsr.models import DemoCustomer, Status
-from dsr.services import requests as services
 from dsr.services.audit import Actor
+from dsr.services.staff_actions import request_deny, request_information_ask, request_verify
 from tests.factories import request_create
 
 pytestmark = pytest.mark.django_db
@@ -75,8 +75,8 @@ def test_resend_gives_a_new_code(client, submitted, mailoutbox, django_capture_o
 
 def test_requester_answers_a_question(client, officer):
     r = request_create()
-    r = services.request_verify(request=r, actor=Actor.staff(officer), note="ok")
-    services.request_information_ask(request=r, actor=Actor.staff(officer), message="Which account do you mean?")
+    r = request_verify(request=r, actor=Actor.staff(officer), note="ok")
+    request_information_ask(request=r, actor=Actor.staff(officer), message="Which account do you mean?")
     url = f"/r/{r.public_token}/"
     page = client.get(url).content.decode()
     assert "Which account do you mean?" in page and 'name="message"' in page
@@ -105,7 +105,7 @@ def test_officer_asks_for_an_id_the_requester_uploads_it_and_it_goes_after_the_d
 
     settings.DSR_PRIVATE_FILES_DIR = tmp_path
     r = request_create(request_type="access_specific")
-    services.request_information_ask(request=r, actor=Actor.staff(officer), message="Please send a copy of your ID.", id_document=True)
+    request_information_ask(request=r, actor=Actor.staff(officer), message="Please send a copy of your ID.", id_document=True)
     url = f"/r/{r.public_token}/"
     assert 'name="document"' in client.get(url).content.decode()
     bad = client.post(url, {"action": "reply", "message": "", "document": SimpleUploadedFile("id.png", b"GIF89a...")})
@@ -116,7 +116,7 @@ def test_officer_asks_for_an_id_the_requester_uploads_it_and_it_goes_after_the_d
     doc = r.documents.get()
     assert doc.kind == "identity" and (tmp_path / doc.file.name).exists()
     with django_capture_on_commit_callbacks(execute=True):
-        services.request_verify(request=r, actor=Actor.staff(officer), note="ID checked")
+        request_verify(request=r, actor=Actor.staff(officer), note="ID checked")
     doc.refresh_from_db()
     assert doc.deleted_at and not list(tmp_path.rglob("*.png"))
 
@@ -149,7 +149,7 @@ def test_another_signed_in_user_cannot_reauthenticate_for_someone_else(client, d
 
 def test_the_answer_is_on_the_status_page(client, officer):
     r = request_create(regime="gdpr", language="sv")
-    services.request_deny(request=r, actor=Actor.staff(officer), reason_category="exempt", message="Uppgifterna omfattas av ett lagkrav.")
+    request_deny(request=r, actor=Actor.staff(officer), reason_category="exempt", message="Uppgifterna omfattas av ett lagkrav.")
     page = client.get(f"/r/{r.public_token}/").content.decode()
     assert "Vårt svar" in page and "Uppgifterna omfattas av ett lagkrav." in page
     assert "tillsynsmyndighet" in page or "dataskyddsmyndighet" in page

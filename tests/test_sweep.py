@@ -8,8 +8,8 @@ import pytest
 from django.core.management import call_command
 
 from dsr.models import AuditEvent, DataSubjectRequest
-from dsr.services import requests as services
 from dsr.services.audit import Actor
+from dsr.services.staff_actions import request_cancel, request_verify
 from dsr.services.sweep import deadline_sweep
 from tests.factories import request_create
 
@@ -66,14 +66,14 @@ def test_reminder_is_skipped_when_already_overdue(officer):
 
 def test_closed_requests_are_never_swept(officer):
     r = request_create(received_at=_received(2026, 1, 5))
-    services.request_cancel(request=r, actor=Actor.staff(officer), reason="Withdrawn by phone")
+    request_cancel(request=r, actor=Actor.staff(officer), reason="Withdrawn by phone")
     assert deadline_sweep(today=date(2026, 3, 1)).fired == []
 
 
 def test_moving_between_open_statuses_does_not_refire_a_timer(officer):
     r = request_create(received_at=_received(2026, 3, 2))
     assert [t for _, t in deadline_sweep(today=date(2026, 4, 10)).fired] == ["acknowledgement_due", "response_due_soon"]
-    services.request_verify(request=r, actor=Actor.staff(officer), note="ok")
+    request_verify(request=r, actor=Actor.staff(officer), note="ok")
     assert deadline_sweep(today=date(2026, 4, 11)).fired == []
 
 

@@ -154,7 +154,7 @@ def test_opt_outs_have_no_verification_timers(django_capture_on_commit_callbacks
 def test_reminder_then_closed_as_unverifiable(customer, settings, django_capture_on_commit_callbacks, mailoutbox):
     r, _ = _submit(django_capture_on_commit_callbacks, mailoutbox)
     r.refresh_from_db()
-    from dsr.services.requests import business_today
+    from dsr.deadlines import business_today
 
     today = business_today()
     assert r.verify_remind_on == today + timedelta(days=settings.DSR_VERIFY_REMIND_DAYS)

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "csp",
     "dsr",
+    "dsr.fulfilment",
 ]
 
 MIDDLEWARE = [

@@ -2,6 +2,8 @@ from django.conf import settings
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 
+from dsr.models import ApiToken
+
 SECOND_FACTOR_NEEDED = (
     "A second factor is needed: this session signed in with a password only. Enter the code from your "
     "authenticator app at /accounts/otp/, or call the API with a token."
@@ -9,8 +11,6 @@ SECOND_FACTOR_NEEDED = (
 
 
 def _signed_in_by_token(request) -> bool:
-    from dsr.models import ApiToken
-
     return isinstance(request.auth, ApiToken)
 
 

@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from dsr.models import AccessPeriod, AuditEvent, OutboundEmail, Channel, DataSubjectRequest, DenialReason, Language, Outcome, Regime, Relationship, RequestType
-from dsr.services.requests import CORRECTABLE_FIELDS, CORRECTIONS_MAX
+from dsr.services.intake import CORRECTABLE_FIELDS, CORRECTIONS_MAX, IntakeDetails
 from dsr.validators import single_line
 
 
@@ -46,8 +46,6 @@ class PublicRequestIn(serializers.Serializer):
         return data
 
     def intake(self, *, gpc: bool = False):
-        from dsr.services.requests import IntakeDetails
-
         v, agent = self.validated_data, self.validated_data.get("agent") or {}
         return IntakeDetails(
             relationship=v["relationship"], access_period=v["access_period"],

@@ -1,5 +1,6 @@
 """The REST API. Each view validates input, calls one service, and serialises the result."""
 
+from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -12,11 +13,12 @@ from rest_framework.views import APIView
 
 from dsr import selectors
 from dsr.api import serializers as s
+from dsr.deadlines import business_today
+from dsr.errors import InvalidInput
 from dsr.models import DataSubjectRequest
 from dsr.ratelimit import client_ip, rate_limit_hit
-from dsr.services import requests as services
+from dsr.services import clock_events, intake, staff_actions
 from dsr.services.audit import Actor
-from dsr.services.requests import business_today
 
 SUBMITTED_MESSAGE = (
     "Your request has been received. We have sent the next steps to the email address you gave. "
@@ -54,7 +56,7 @@ class PublicRequestCreate(APIView):
         if wait:
             raise Throttled(wait=wait)
         gpc = request.headers.get("Sec-GPC", "").strip() == "1"
-        created = services.request_submit(
+        created = intake.request_submit(
             request_type=v["type"], regime=v["regime"], email=v["email"], full_name=v["full_name"],
             language=v["language"], details=v["details"], intake=data.intake(gpc=gpc),
         )
@@ -76,7 +78,7 @@ class StaffRequestListCreate(GenericAPIView):
         data = s.StaffRequestIn(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        created = services.request_submit(
+        created = intake.request_submit(
             request_type=v["type"], regime=v["regime"], email=v["email"], full_name=v["full_name"],
             language=v["language"], details=v["details"], channel=v["channel"], received_at=v.get("received_at"),
             actor=Actor.staff(request.user), intake=data.intake(),
@@ -126,61 +128,57 @@ def _action(name, serializer, fn, doc):
 
 
 ExtendAction = _action(
-    "extend", s.ExtendIn, lambda o, a, d: services.request_extend(request=o, actor=a, reason=d["reason"]),
+    "extend", s.ExtendIn, lambda o, a, d: clock_events.request_extend(request=o, actor=a, reason=d["reason"]),
     "Extend the deadline once, with a reason, before the original deadline (CCPA +45 days, GDPR +2 months).",
 )
 DenyAction = _action(
     "deny", s.DenyIn,
-    lambda o, a, d: services.request_deny(request=o, actor=a, reason_category=d["reason_category"], message=d["message"]),
+    lambda o, a, d: staff_actions.request_deny(request=o, actor=a, reason_category=d["reason_category"], message=d["message"]),
     "Deny the request with a reason category and a message the requester will read.",
 )
 VerifyAction = _action(
-    "verify", s.VerifyIn, lambda o, a, d: services.request_verify(request=o, actor=a, note=d["note"]),
+    "verify", s.VerifyIn, lambda o, a, d: staff_actions.request_verify(request=o, actor=a, note=d["note"]),
     "Record the requester's identity as verified by staff, with a note on the evidence.",
 )
 ApproveAction = _action(
-    "approve", s.VerifyIn, lambda o, a, d: services.request_approve(request=o, actor=a, note=d["note"]),
+    "approve", s.VerifyIn, lambda o, a, d: staff_actions.request_approve(request=o, actor=a, note=d["note"]),
     "Start fulfilling a verified request.",
 )
 CompleteAction = _action(
     "complete", s.CompleteIn,
-    lambda o, a, d: services.request_complete(request=o, actor=a, message=d["message"], outcome=d["outcome"]),
+    lambda o, a, d: staff_actions.request_complete(request=o, actor=a, message=d["message"], outcome=d["outcome"]),
     "Close the request as done, with a message to the requester saying what was done.",
 )
 CancelAction = _action(
-    "cancel", s.ReasonIn, lambda o, a, d: services.request_cancel(request=o, actor=a, reason=d["reason"]),
+    "cancel", s.ReasonIn, lambda o, a, d: staff_actions.request_cancel(request=o, actor=a, reason=d["reason"]),
     "Cancel the request (withdrawn by the requester, duplicate), with a reason.",
 )
 ReopenAction = _action(
-    "reopen", s.ReasonIn, lambda o, a, d: services.request_reopen(request=o, actor=a, reason=d["reason"]),
+    "reopen", s.ReasonIn, lambda o, a, d: staff_actions.request_reopen(request=o, actor=a, reason=d["reason"]),
     "Reopen a closed request, with a reason.",
 )
 AskAction = _action(
     "ask", s.MessageIn,
-    lambda o, a, d: services.request_information_ask(
+    lambda o, a, d: staff_actions.request_information_ask(
         request=o, actor=a, message=d["message"], for_identity=d["for_identity"], id_document=d["id_document"]
     ),
     "Ask the requester for more information.",
 )
 MessageAction = _action(
     "message", s.TeamMessageIn,
-    lambda o, a, d: services.request_message_send(request=o, actor=a, message=d["message"]),
+    lambda o, a, d: staff_actions.request_message_send(request=o, actor=a, message=d["message"]),
     "Send the requester a message from the privacy team (no change of status).",
 )
 
 
 def _assign(obj, actor, data):
-    from django.contrib.auth import get_user_model
-
     username = data["assignee"].strip()
     assignee = None
     if username:
         assignee = get_user_model().objects.filter(username=username).first()
         if assignee is None:
-            from dsr.errors import InvalidInput
-
             raise InvalidInput(f"There is no user '{username}'.", field="assignee")
-    return services.request_assign(request=obj, actor=actor, assignee=assignee)
+    return staff_actions.request_assign(request=obj, actor=actor, assignee=assignee)
 
 
 AssignAction = _action("assign", s.AssignIn, _assign, "Assign the request to a privacy officer (blank: unassign).")

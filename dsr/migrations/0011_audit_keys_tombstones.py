@@ -38,6 +38,8 @@ def tombstone_trigger_drop(apps, schema_editor):
 
 
 def seal_unkeyed_chains(apps, schema_editor):
+    # Here, not at the top: a migration module is loaded on every migrate, and only this step needs
+    # the live hash function (the seal must be exactly what audit_chain_check recomputes).
     from dsr.services.audit import event_hash
 
     Request = apps.get_model("dsr", "DataSubjectRequest")

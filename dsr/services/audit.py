@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
+from dsr.event_types import EventType
 from dsr.models import ActorType, AuditEvent, AuditTombstone, DataSubjectRequest
 
 GENESIS_HASH = "0" * 64
@@ -62,6 +63,20 @@ class Actor:
         return cls(ActorType.REQUESTER, None, email or "requester")
 
 
+@dataclass(frozen=True)
+class Event:
+    """One event to append to a request's chain: its kind, who caused it, and its data. Built by
+    the constructors in dsr.services.events, one per kind."""
+
+    type: EventType
+    actor: Actor
+    data: dict | None = None
+
+    def __post_init__(self):
+        # Only a kind the timeline, the reports and the chain know: a free string is refused.
+        object.__setattr__(self, "type", EventType(self.type))
+
+
 def json_normalised(data: dict | None) -> dict:
     """What the JSON column will give back, so the hash is computed over what is stored."""
     return json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder))
@@ -102,21 +117,20 @@ def event_hash(
 def audit_event_record(
     *,
     request: DataSubjectRequest,
-    event_type: str,
-    actor: Actor,
+    event: Event,
     from_status: str = "",
     to_status: str = "",
-    data: dict | None = None,
 ) -> AuditEvent:
     """Append one event to the request's chain. The caller holds the request's row lock (the
     instance was read under it), which orders the chain; the (request, seq) unique constraint
     refuses a fork all the same."""
     seq = request.audit_seq + 1
     prev_hash = request.audit_head or GENESIS_HASH
-    data = json_normalised(data)
+    event_type, actor = event.type.value, event.actor  # the stored, hashed string
+    data = json_normalised(event.data)
     created_at = timezone.now()
     key_id = settings.DSR_AUDIT_KEY_ID
-    event = AuditEvent(
+    row = AuditEvent(
         request=request,
         seq=seq,
         event_type=event_type,
@@ -130,23 +144,23 @@ def audit_event_record(
         prev_hash=prev_hash,
         key_id=key_id,
     )
-    event.hash = event_hash(
+    row.hash = event_hash(
         key_id=key_id,
         prev_hash=prev_hash,
         reference=request.reference,
         seq=seq,
         event_type=event_type,
         actor_type=actor.type,
-        actor_label=event.actor_label,
+        actor_label=row.actor_label,
         from_status=from_status,
         to_status=to_status,
         data=data,
         created_at=created_at,
     )
-    event.save(force_insert=True)
-    request.audit_seq, request.audit_head = seq, event.hash
-    DataSubjectRequest.objects.filter(pk=request.pk).update(audit_seq=seq, audit_head=event.hash)
-    return event
+    row.save(force_insert=True)
+    request.audit_seq, request.audit_head = seq, row.hash
+    DataSubjectRequest.objects.filter(pk=request.pk).update(audit_seq=seq, audit_head=row.hash)
+    return row
 
 
 @dataclass(frozen=True)

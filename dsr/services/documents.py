@@ -15,6 +15,7 @@ from django.utils.translation import gettext
 from dsr.errors import InvalidInput
 from dsr.models import DataSubjectRequest, RequestDocument
 from dsr.services.audit import Actor, audit_event_record
+from dsr.services.events import event_document_received, event_identity_document_deleted
 from dsr.validators import single_line_problem
 
 # What the first bytes of an accepted file must be.
@@ -84,10 +85,10 @@ def document_store(*, request: DataSubjectRequest, kind: str, checked: CheckedDo
     storage = RequestDocument._meta.get_field("file").storage
     # Written after commit: a rolled-back submission leaves no file behind.
     transaction.on_commit(lambda: storage.save(document.file.name, ContentFile(checked.content)))
-    audit_event_record(
-        request=request, event_type="document_received", actor=actor or Actor.requester(request.email),
-        data={"kind": kind, "size": document.size, "sha256": document.sha256, "content_type": checked.content_type},
-    )
+    audit_event_record(request=request, event=event_document_received(
+        actor=actor or Actor.requester(request.email), kind=kind, size=document.size, sha256=document.sha256,
+        content_type=checked.content_type,
+    ))
     return document
 
 
@@ -99,10 +100,9 @@ def identity_documents_purge(*, request: DataSubjectRequest) -> int:
     now = timezone.now()
     names = [d.file.name for d in documents]
     RequestDocument.objects.filter(pk__in=[d.pk for d in documents]).update(deleted_at=now, file="")
-    audit_event_record(
-        request=request, event_type="identity_document_deleted", actor=Actor.system(),
-        data={"count": len(documents), "sha256": [d.sha256 for d in documents], "note": "ID checked; copy deleted"},
-    )
+    audit_event_record(request=request, event=event_identity_document_deleted(
+        count=len(documents), sha256=[d.sha256 for d in documents],
+    ))
     storage = RequestDocument._meta.get_field("file").storage
     transaction.on_commit(lambda: [storage.delete(name) for name in names])
     return len(documents)

@@ -2,7 +2,9 @@
 commit. Sending is claim-then-send: a short transaction claims the row for a lease, the message
 goes out outside any transaction, a second short transaction records the outcome. A redelivered
 task finds the row sent, or claimed by a live sender, and does nothing; a crash between the ESP's
-acceptance and the record repeats at most that one message, once its lease has run out."""
+acceptance and the record repeats at most that one message, once its lease has run out. The
+outbox knows nothing of requests' states: it reports each attempt (SendResult), and its caller
+records what that means for the request (dsr.services.delivery)."""
 
 import logging
 import time
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parseaddr
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
@@ -22,7 +25,6 @@ from django.utils import timezone, translation
 from django.utils.crypto import salted_hmac
 
 from dsr.models import DataSubjectRequest, EmailStatus, OutboundEmail
-from dsr.services.audit import Actor, audit_event_record
 from dsr.services.unsubscribe import unsubscribe_url
 
 log = logging.getLogger(__name__)
@@ -89,19 +91,21 @@ def email_queue(
 BROKER_PAUSE_SECONDS = 15
 _broker_paused_until = 0.0
 
+# The sending task, published by its registered name: dsr.tasks imports the outbox, never the
+# reverse (dsr.apps imports the tasks at start-up, so the name is always registered).
+EMAIL_SEND_TASK = "dsr.tasks.email_send"
+
 
 def email_dispatch(*, email_id: int, force: bool = False) -> bool:
     """Hand the email to the queue. If the broker is unreachable the row stays queued and
     `outbox_redispatch` hands it over again; the request that caused it is not failed for that.
     Returns whether the task was published."""
     global _broker_paused_until
-    from dsr.tasks import email_send
-
     if not force and time.monotonic() < _broker_paused_until:
         log.info("broker unavailable a moment ago; email %s waits for the outbox redispatch", email_id)
         return False
     try:
-        email_send.delay(email_id)
+        current_app.tasks[EMAIL_SEND_TASK].delay(email_id)
     except Exception:  # kombu's OperationalError, redis errors, OSError: whatever the transport raises
         _broker_paused_until = time.monotonic() + BROKER_PAUSE_SECONDS
         log.exception("could not queue email %s; the outbox redispatch will hand it over", email_id)
@@ -171,10 +175,16 @@ def email_to_staff(*, request: DataSubjectRequest, template: str, recipients: li
 
 @dataclass(frozen=True)
 class SendResult:
+    """What one attempt did. The outbox only reports it; its caller (the email_send task) decides
+    what it means for the request: an acknowledgement sent, or a flag for a failed email."""
+
     email_id: int
     outcome: str  # "sent", "already_done", "busy", "retry", "failed", "missing", "superseded"
     error: str = ""
     retry_in: int = 0  # seconds, for "retry"
+    email_status: str = ""  # the row's status after the attempt, when the outcome settles it
+    request_id: int | None = None
+    template: str = ""
 
 
 # Waits between failed sends: 30 s … 1 h, by attempt.
@@ -245,7 +255,8 @@ def _send_claim(email_id: int) -> OutboundEmail | SendResult:
     if email is None:
         return SendResult(email_id, "missing")
     if email.status in (EmailStatus.SENT, EmailStatus.FAILED):
-        return SendResult(email_id, "already_done")
+        return SendResult(email_id, "already_done", email.last_error, email_status=email.status,
+                          request_id=email.request_id, template=email.template)
     if email.status == EmailStatus.SENDING and email.lease_until and email.lease_until > now:
         return SendResult(email_id, "busy")  # another sender holds a live claim
     email.status = EmailStatus.SENDING
@@ -266,10 +277,6 @@ def _sent_record(email_id: int, message_id: str) -> None:
     email.message_id = message_id
     email.lease_until = None
     email.save(update_fields=["status", "sent_at", "message_id", "lease_until"])
-    if email.template == "received" and email.request_id:
-        from dsr.services.requests import request_acknowledgement_record
-
-        request_acknowledgement_record(request_id=email.request_id, email=email)
 
 
 @transaction.atomic
@@ -289,8 +296,8 @@ def _failure_record(email_id: int, attempt: int, error: str) -> SendResult:
     email.save(update_fields=["last_error", "lease_until", "status", "next_attempt_at"])
     log.warning("email %s attempt %s failed: %s", email.pk, email.attempts, error)
     if final:
-        _delivery_failed(email, reason=error)
-        return SendResult(email_id, "failed", error)
+        return SendResult(email_id, "failed", error, email_status=EmailStatus.FAILED,
+                          request_id=email.request_id, template=email.template)
     return SendResult(email_id, "retry", error, retry_in)
 
 
@@ -308,55 +315,19 @@ def outbound_email_send(*, email_id: int) -> SendResult:
     status = getattr(message, "anymail_status", None)
     message_id = getattr(status, "message_id", None) if status else None
     _recorded(_sent_record, email_id, str(message_id)[:250] if message_id else "")
-    return SendResult(email_id, "sent")
+    return SendResult(email_id, "sent", email_status=EmailStatus.SENT, request_id=claim.request_id, template=claim.template)
 
 
-STAFF_TEMPLATES_PREFIX = "staff_"
-
-
-def _delivery_failed(email: OutboundEmail, *, reason: str) -> None:
-    """A requester's email could not be delivered: flag the request and tell the team (once;
-    never about the team's own emails, which would only loop)."""
-    if not email.request_id or email.template.startswith(STAFF_TEMPLATES_PREFIX) or email.to != email.request.email:
-        return
-    from dsr.services.requests import request_flag
-
-    if request_flag(request_id=email.request_id, reason=f"Email '{email.template}' to the requester failed: {reason}"[:200],
-                    data={"email_id": email.pk, "template": email.template}):
-        request = DataSubjectRequest.objects.get(pk=email.request_id)
-        # The team's email names the kind of failure only: the address and the provider's text
-        # (which the receiving server, hence a requester, can write) are on the request page.
-        failure = email.delivery_status if email.delivery_status in UNDELIVERABLE else "not accepted for sending"
-        email_to_staff(request=request, template="staff_delivery_failed", recipients=staff_recipients(),
-                       context={"failed": email, "failure": failure})
-
-
-# anymail's normalised event types that mean the message will not arrive.
-UNDELIVERABLE = {"bounced", "rejected", "failed", "complained"}
-
-
-def delivery_event_record(*, message_id: str, event_type: str, recipient: str = "", description: str = "",
-                          timestamp=None) -> OutboundEmail | None:
-    """What the ESP reported through anymail's tracking webhook: delivered, bounced, complained…"""
-    if not message_id:
+@transaction.atomic
+def email_tracking_record(*, message_id: str, event_type: str, description: str = "", timestamp=None) -> OutboundEmail | None:
+    """What the ESP reported about one message through anymail's tracking webhook (delivered,
+    bounced, complained…), on its row, which stays locked until the caller's transaction ends."""
+    email = OutboundEmail.objects.select_for_update(of=("self",)).select_related("request").filter(message_id=message_id).first()
+    if email is None:
+        log.info("tracking event %s for unknown message %s", event_type, message_id)
         return None
-    with transaction.atomic():
-        email = OutboundEmail.objects.select_for_update(of=("self",)).select_related("request").filter(message_id=message_id).first()
-        if email is None:
-            log.info("tracking event %s for unknown message %s", event_type, message_id)
-            return None
-        email.delivery_status = event_type[:20]
-        email.delivery_detail = (description or "")[:500]
-        email.delivery_updated_at = timestamp or timezone.now()
-        email.save(update_fields=["delivery_status", "delivery_detail", "delivery_updated_at"])
-        if email.request_id:
-            from dsr.services.requests import request_locked
-
-            locked = request_locked(email.request_id)
-            audit_event_record(
-                request=locked, event_type=f"email_{event_type}"[:40], actor=Actor.system("email provider"),
-                data={"email_id": email.pk, "template": email.template, "to": email.to, "detail": email.delivery_detail},
-            )
-        if event_type in UNDELIVERABLE:
-            _delivery_failed(email, reason=f"{event_type}: {description}".strip(": "))
+    email.delivery_status = event_type[:20]
+    email.delivery_detail = (description or "")[:500]
+    email.delivery_updated_at = timestamp or timezone.now()
+    email.save(update_fields=["delivery_status", "delivery_detail", "delivery_updated_at"])
     return email

@@ -21,6 +21,8 @@ from dsr.models import (
     VerificationChallenge,
 )
 from dsr.services.audit import audit_chain_check, audit_tombstone_record
+from dsr.services.documents import identity_documents_purge
+from dsr.services.transitions import request_locked
 
 BATCH = 200
 log = logging.getLogger(__name__)
@@ -79,9 +81,6 @@ def _request_purge(request_id: int, cutoff: datetime) -> bool:
 
 def identity_documents_expire(*, now: datetime) -> int:
     """Identity copies still held after DSR_ID_DOCUMENT_MAX_DAYS (no decision yet) are deleted."""
-    from dsr.services.documents import identity_documents_purge
-    from dsr.services.requests import request_locked
-
     limit = now - timedelta(days=settings.DSR_ID_DOCUMENT_MAX_DAYS)
     request_ids = set(
         RequestDocument.objects.filter(kind=RequestDocument.Kind.IDENTITY, deleted_at__isnull=True, uploaded_at__lt=limit)

@@ -1,12 +1,12 @@
-"""One-click unsubscribe (RFC 8058). A link carries a signed, salted, timestamped reference to a
-stored record (its random key): opaque, it reveals no address, and it stops working after
-DSR_UNSUBSCRIBE_DAYS. Using it records a marketing opt-out once; any repeat — the mail client's
-POST and then the person's click, two at the same moment — changes nothing."""
+"""One-click unsubscribe links (RFC 8058). A link carries a signed, salted, timestamped reference to
+a stored record (its random key): opaque, it reveals no address, and it stops working after
+DSR_UNSUBSCRIBE_DAYS. Using one is intake's `unsubscribe_use`: it records a marketing opt-out once;
+any repeat — the mail client's POST and then the person's click, two at the same moment — changes
+nothing."""
 
 from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from dsr.models import MarketingUnsubscribe
 
@@ -48,17 +48,3 @@ def unsubscribe_record_from_token(token: str) -> MarketingUnsubscribe | None:
     except signing.BadSignature:  # SignatureExpired is one
         return None
     return MarketingUnsubscribe.objects.filter(key=key).first()
-
-
-@transaction.atomic
-def unsubscribe_use(*, record: MarketingUnsubscribe, language: str) -> bool:
-    """Record the opt-out. True for the use that did it; False for every repeat, which writes
-    nothing. The conditional UPDATE is the claim: a concurrent second use waits for the first's
-    row lock and then finds the record used."""
-    from dsr.services.requests import marketing_opt_out_record
-
-    claimed = MarketingUnsubscribe.objects.filter(pk=record.pk, used_at__isnull=True).update(used_at=timezone.now())
-    if not claimed:
-        return False
-    marketing_opt_out_record(email=record.email, language=language)
-    return True

@@ -1,12 +1,10 @@
-"""Identity verification (RULES.md §3): email ownership by link or code, then a risk-scaled match
+"""Identity verification (RULES.md §3): email ownership by link or code (issued by
+dsr.services.challenges), then a risk-scaled match
 against data the business already holds. No account, no fee, nothing new collected: the values a
 requester types are compared and forgotten; only which points matched is recorded."""
 
-import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -15,52 +13,24 @@ from django.utils.translation import gettext, ngettext
 
 from dsr import identity
 from dsr.errors import InvalidInput, TransitionNotAllowed
+from dsr.event_types import EventType
 from dsr.models import DataSubjectRequest, Status, VerificationChallenge
 from dsr.services.audit import Actor, audit_event_record
+from dsr.services.challenges import challenge_create, challenge_digest
+from dsr.services.delivery import request_flag
 from dsr.services.emails import email_to_requester, email_to_staff, staff_recipients
-from dsr.services.requests import request_locked, request_verify
+from dsr.services.events import (
+    SWEEP,
+    event_email_verified,
+    event_identity_checked,
+    event_identity_review_required,
+    event_reauthentication_failed,
+    event_treated_as_categories,
+    event_verification_link_sent,
+)
+from dsr.services.staff_actions import request_deny, request_verify
+from dsr.services.transitions import request_locked
 from dsr.validators import single_line_check
-
-CODE_DIGITS = 6
-
-
-def _digest(kind: str, value: str) -> str:
-    # Keyed, so a leaked table cannot be brute-forced offline for the six-digit codes.
-    return hmac.new(settings.SECRET_KEY.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
-
-
-def verify_url(token: str) -> str:
-    return f"{settings.SITE_URL}/v/{token}/"
-
-
-@dataclass(frozen=True)
-class IssuedChallenge:
-    challenge: VerificationChallenge
-    token: str
-    code: str
-
-    def email_context(self) -> dict:
-        return {"verify_url": verify_url(self.token), "verify_code": self.code,
-                "verify_hours": settings.DSR_VERIFY_LINK_HOURS}
-
-
-def challenge_create(*, request: DataSubjectRequest) -> IssuedChallenge:
-    """A new link and code; any earlier one stops working. The caller holds the request's lock."""
-    now = timezone.now()
-    VerificationChallenge.objects.filter(request=request, used_at__isnull=True, revoked_at__isnull=True).update(
-        revoked_at=now
-    )
-    token = secrets.token_urlsafe(32)
-    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
-    challenge = VerificationChallenge.objects.create(
-        request=request,
-        token_hash=_digest("token", token),
-        code_hash=_digest(f"code:{request.pk}", code),
-        created_at=now,
-        expires_at=now + timedelta(hours=settings.DSR_VERIFY_LINK_HOURS),
-    )
-    return IssuedChallenge(challenge, token, code)
-
 
 @transaction.atomic
 def challenge_resend(*, request: DataSubjectRequest, template: str = "verify_email", actor: Actor | None = None):
@@ -69,8 +39,7 @@ def challenge_resend(*, request: DataSubjectRequest, template: str = "verify_ema
         raise TransitionNotAllowed(gettext("This request is not waiting for an email confirmation."))
     issued = challenge_create(request=locked)
     audit_event_record(
-        request=locked, event_type="verification_link_sent", actor=actor or Actor.requester(locked.email),
-        data={"template": template},
+        request=locked, event=event_verification_link_sent(actor=actor or Actor.requester(locked.email), template=template),
     )
     email_to_requester(request=locked, template=template, context=issued.email_context())
     return issued
@@ -83,7 +52,7 @@ class ChallengeRefused(InvalidInput):
 def _email_verified(locked: DataSubjectRequest, *, method: str) -> DataSubjectRequest:
     locked.email_verified_at = timezone.now()
     locked.save(update_fields=["email_verified_at", "updated_at"])
-    audit_event_record(request=locked, event_type="email_verified", actor=Actor.requester(locked.email), data={"method": method})
+    audit_event_record(request=locked, event=event_email_verified(email=locked.email, method=method))
     if identity.points_required(locked.request_type) <= 1:
         return request_verify(request=locked, actor=Actor.requester(locked.email), note="email address confirmed", method="email")
     return locked
@@ -94,7 +63,7 @@ def challenge_confirm_link(*, token: str) -> DataSubjectRequest:
     """The link from the email, confirmed with a button press (never on GET: mail scanners
     follow links)."""
     challenge = (
-        VerificationChallenge.objects.select_related("request").filter(token_hash=_digest("token", token or "")).first()
+        VerificationChallenge.objects.select_related("request").filter(token_hash=challenge_digest("token", token or "")).first()
     )
     if challenge is None:
         raise ChallengeRefused(gettext("This link is not valid. Use the link in the most recent email we sent you."))
@@ -136,7 +105,7 @@ def challenge_confirm_code(*, request: DataSubjectRequest, code: str) -> CodeRes
         return CodeResult(False, gettext("Too many wrong codes. Ask for a new one below."))
     challenge.attempts += 1
     code = "".join(ch for ch in (code or "") if ch.isdigit())
-    if not hmac.compare_digest(challenge.code_hash, _digest(f"code:{locked.pk}", code)):
+    if not hmac.compare_digest(challenge.code_hash, challenge_digest(f"code:{locked.pk}", code)):
         challenge.save(update_fields=["attempts"])
         left = settings.DSR_VERIFY_MAX_ATTEMPTS - challenge.attempts
         if left <= 0:
@@ -162,7 +131,7 @@ class MatchResult:
 def identity_failures(events) -> int:
     """Failed identity-detail checks among a request's events: the cap counts per request, whatever
     the address the tries came from."""
-    return sum(1 for e in events if e.event_type == "identity_checked" and (e.data or {}).get("outcome") == "failed")
+    return sum(1 for e in events if e.event_type == EventType.IDENTITY_CHECKED and (e.data or {}).get("outcome") == "failed")
 
 
 def identity_review_needed(events) -> bool:
@@ -184,7 +153,7 @@ def identity_match_submit(
     locked = request_locked(request.pk)
     if locked.status != Status.AWAITING_VERIFICATION or not locked.email_verified_at:
         raise TransitionNotAllowed(gettext("This request is not waiting for an identity check."))
-    checks = list(locked.events.filter(event_type="identity_checked").only("event_type", "data"))
+    checks = list(locked.events.filter(event_type=EventType.IDENTITY_CHECKED).only("event_type", "data"))
     cap = settings.DSR_IDENTITY_MAX_ATTEMPTS
     if identity_review_needed(checks):
         # Guessing has a cap per request: a later right answer does not verify (RULES.md §3).
@@ -212,21 +181,17 @@ def identity_match_submit(
     outcome = "verified" if verified else "verified_as_categories" if downgraded else "failed"
     # §7060(d): the values are not kept; which points matched, and why others did not count, is
     # what the record needs.
-    audit_event_record(
-        request=locked,
-        event_type="identity_checked",
-        actor=Actor.requester(locked.email),
-        data={
-            "attempt": attempt,
-            "max_attempts": cap,
-            "outcome": outcome,
-            "points_matched": sorted(fallback_matched if downgraded else matched),
-            "points_not_counted": assessed.not_counted,
-            "points_offered": sorted(k for k, v in claims.items() if (v or "").strip()),
-            "required": check.points_required,
-            "declaration": {"signed_as": declaration_name.strip(), "at": timezone.now()} if declared else None,
-        },
-    )
+    audit_event_record(request=locked, event=event_identity_checked(
+        email=locked.email,
+        attempt=attempt,
+        max_attempts=cap,
+        outcome=outcome,
+        points_matched=sorted(fallback_matched if downgraded else matched),
+        points_not_counted=assessed.not_counted,
+        points_offered=sorted(k for k, v in claims.items() if (v or "").strip()),
+        required=check.points_required,
+        declaration={"signed_as": declaration_name.strip(), "at": timezone.now()} if declared else None,
+    ))
     if verified:
         request_verify(
             request=locked, actor=Actor.requester(locked.email),
@@ -236,10 +201,9 @@ def identity_match_submit(
     if downgraded:
         locked.request_type = fallback
         locked.save(update_fields=["request_type", "updated_at"])
-        audit_event_record(
-            request=locked, event_type="treated_as_categories", actor=Actor.system(),
-            data={"reason": "§7024(a): specific pieces could not be verified", "from": "access_specific", "to": fallback},
-        )
+        audit_event_record(request=locked, event=event_treated_as_categories(
+            reason="§7024(a): specific pieces could not be verified", from_type="access_specific", to_type=fallback,
+        ))
         request_verify(request=locked, actor=Actor.requester(locked.email), note="verified for categories only", method="data_match")
         return MatchResult(True, len(fallback_matched), check.points_required, downgraded=True)
     if attempt >= cap:
@@ -250,12 +214,9 @@ def identity_match_submit(
 
 def _identity_review_start(locked: DataSubjectRequest, *, attempts: int) -> None:
     """The cap is reached: automatic matching stops, the request is flagged and the team is told."""
-    from dsr.services.requests import request_flag
-
-    audit_event_record(
-        request=locked, event_type="identity_review_required", actor=Actor.system(),
-        data={"failed_attempts": attempts, "max_attempts": settings.DSR_IDENTITY_MAX_ATTEMPTS},
-    )
+    audit_event_record(request=locked, event=event_identity_review_required(
+        failed_attempts=attempts, max_attempts=settings.DSR_IDENTITY_MAX_ATTEMPTS,
+    ))
     request_flag(request_id=locked.pk, reason=f"Identity check failed {attempts} times: review by hand",
                  data={"failed_attempts": attempts})
     email_to_staff(request=locked, template="staff_identity_review", recipients=staff_recipients(),
@@ -264,11 +225,9 @@ def _identity_review_start(locked: DataSubjectRequest, *, attempts: int) -> None
 
 def verification_expire(*, request: DataSubjectRequest) -> DataSubjectRequest:
     """No proof of identity in time: close the request as unverifiable, telling the requester."""
-    from dsr.services.requests import request_deny
-
     return request_deny(
         request=request,
-        actor=Actor.system("deadline sweep"),
+        actor=Actor.system(SWEEP),
         reason_category="unverifiable",
         message=(
             "We could not confirm that this request came from you in time, so we have closed it. "
@@ -287,7 +246,7 @@ def account_reauthenticate(*, request: DataSubjectRequest, user, password: str) 
     if not (user and user.is_authenticated and user.email and user.email.lower() == locked.email.lower()):
         raise TransitionNotAllowed(gettext("Sign in with the account that uses this email address."))
     if not user.check_password(password or ""):
-        audit_event_record(request=locked, event_type="reauthentication_failed", actor=Actor.requester(locked.email))
+        audit_event_record(request=locked, event=event_reauthentication_failed(email=locked.email))
         return False
     if not locked.email_verified_at:
         locked.email_verified_at = timezone.now()

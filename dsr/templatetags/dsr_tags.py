@@ -1,38 +1,44 @@
 from django import template
 from django.utils.translation import gettext_lazy as _
 
+from dsr.event_types import EventType
+from dsr.services.documents import document_download_name
+
 register = template.Library()
 
 # What the requester sees of the timeline; internal events (reminders, escalations) stay staff-only.
 PUBLIC_EVENT_LABELS = {
-    "received": _("We received your request"),
-    "verification_started": _("We asked you to confirm your identity"),
-    "verification_not_required": _("No identity check needed; we started work"),
-    "acknowledged": _("We confirmed receipt by email"),
-    "verified": _("Your identity was confirmed"),
-    "approved": _("We started work on your request"),
-    "information_requested": _("We asked you for more information"),
-    "requester_replied": _("You replied"),
-    "extended": _("We extended the deadline"),
-    "email_verified": _("You confirmed your email address"),
-    "verification_link_sent": _("We sent you a new confirmation link"),
-    "treated_as_categories": _("We will answer as a request for the categories of data we hold"),
-    "completed": _("Your request was completed"),
-    "denied": _("Your request was refused"),
-    "cancelled": _("Your request was cancelled"),
-    "reopened": _("Your request was reopened"),
-    "identity_review_required": _("Our team will review your request by hand"),
+    EventType.RECEIVED: _("We received your request"),
+    EventType.VERIFICATION_STARTED: _("We asked you to confirm your identity"),
+    EventType.VERIFICATION_NOT_REQUIRED: _("No identity check needed; we started work"),
+    EventType.ACKNOWLEDGED: _("We confirmed receipt by email"),
+    EventType.VERIFIED: _("Your identity was confirmed"),
+    EventType.APPROVED: _("We started work on your request"),
+    EventType.INFORMATION_REQUESTED: _("We asked you for more information"),
+    EventType.REQUESTER_REPLIED: _("You replied"),
+    EventType.EXTENDED: _("We extended the deadline"),
+    EventType.EMAIL_VERIFIED: _("You confirmed your email address"),
+    EventType.VERIFICATION_LINK_SENT: _("We sent you a new confirmation link"),
+    EventType.TREATED_AS_CATEGORIES: _("We will answer as a request for the categories of data we hold"),
+    EventType.COMPLETED: _("Your request was completed"),
+    EventType.DENIED: _("Your request was refused"),
+    EventType.CANCELLED: _("Your request was cancelled"),
+    EventType.REOPENED: _("Your request was reopened"),
+    EventType.IDENTITY_REVIEW_REQUIRED: _("Our team will review your request by hand"),
 }
 
 STAFF_EVENT_LABELS = {
     **PUBLIC_EVENT_LABELS,
-    "acknowledgement_due": _("Acknowledgement not yet sent"),
-    "response_due_soon": _("Response due soon"),
-    "overdue": _("Overdue"),
-    "clock_resumed": _("Clock resumed"),
-    "identity_checked": "Identity details checked",
-    "identity_review_required": "Identity check stopped: review by hand",
+    EventType.ACKNOWLEDGEMENT_DUE: _("Acknowledgement not yet sent"),
+    EventType.RESPONSE_DUE_SOON: _("Response due soon"),
+    EventType.OVERDUE: _("Overdue"),
+    EventType.CLOCK_RESUMED: _("Clock resumed"),
+    EventType.IDENTITY_CHECKED: "Identity details checked",
+    EventType.IDENTITY_REVIEW_REQUIRED: "Identity check stopped: review by hand",
 }
+
+# Staff lines summarised by identity_check_summary rather than by their message or reason.
+IDENTITY_CHECK_EVENTS = frozenset({EventType.IDENTITY_CHECKED, EventType.IDENTITY_REVIEW_REQUIRED})
 
 
 @register.filter
@@ -47,21 +53,24 @@ def event_label(event_type: str, audience: str = "public"):
 
 
 @register.filter
+def is_identity_check(event) -> bool:
+    return event.event_type in IDENTITY_CHECK_EVENTS
+
+
+@register.filter
 def days_left(due, today):
     return (due - today).days if due and today else None
 
 
 @register.filter
 def last_question(events):
-    asked = [e for e in events if e.event_type == "information_requested"]
+    asked = [e for e in events if e.event_type == EventType.INFORMATION_REQUESTED]
     return asked[-1].data.get("message", "") if asked else ""
 
 
 @register.filter
 def document_name(document) -> str:
     """The name a requester's file is downloaded under (never the name they gave it)."""
-    from dsr.services.documents import document_download_name
-
     return document_download_name(document)
 
 
@@ -80,7 +89,7 @@ def identity_check_summary(event) -> str:
     """A staff line for an identity check: attempt n of N, which points matched and which matches
     did not count (by name, never the typed values), and the outcome."""
     data = event.data or {}
-    if event.event_type == "identity_review_required":
+    if event.event_type == EventType.IDENTITY_REVIEW_REQUIRED:
         return f"{data.get('failed_attempts')} failed attempts of {data.get('max_attempts')} allowed; the request is flagged"
     parts = []
     if data.get("attempt"):

@@ -8,8 +8,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from dsr.models import DataSubjectRequest, DemoCustomer, Organisation
-from dsr.services import requests as services
 from dsr.services.audit import Actor
+from dsr.services.intake import IntakeDetails, request_submit
+from dsr.services.staff_actions import request_approve, request_complete, request_deny, request_verify
 from dsr.services.tokens import COMMAND_TOKEN_NAME, api_token_create
 
 DEMO_USERNAME = "officer"
@@ -56,7 +57,7 @@ class Command(BaseCommand):
 
         def submit(days_ago, request_type, regime, name, **kw):
             local = name.lower().replace(" ", ".")
-            return services.request_submit(
+            return request_submit(
                 request_type=request_type, regime=regime, email=f"{local}@{DEMO_DOMAIN}", full_name=name,
                 channel=kw.pop("channel", "web"), received_at=now - timedelta(days=days_ago), actor=actor, **kw,
             )
@@ -64,13 +65,13 @@ class Command(BaseCommand):
         submit(1, "access", "ccpa", "Ada Lovelace")
         submit(3, "opt_out_sale", "ccpa", "Grace Hopper")
         r = submit(10, "erasure", "gdpr", "Sven Svensson", language="sv", channel="email")
-        services.request_verify(request=r, actor=actor, note="Matched email, phone number and customer number.")
+        request_verify(request=r, actor=actor, note="Matched email, phone number and customer number.")
         r = submit(40, "access_specific", "ccpa", "Katherine Johnson")
-        r = services.request_verify(request=r, actor=actor, note="Matched three data points; declaration on file.")
-        services.request_approve(request=r, actor=actor)
-        r = submit(20, "rectification", "gdpr", "Anke de Vries", language="nl", intake=services.IntakeDetails(
+        r = request_verify(request=r, actor=actor, note="Matched three data points; declaration on file.")
+        request_approve(request=r, actor=actor)
+        r = submit(20, "rectification", "gdpr", "Anke de Vries", language="nl", intake=IntakeDetails(
             corrections=({"field": "postal_address", "wrong": "Damrak 1", "correct": "Damrak 10"},)))
-        r = services.request_verify(request=r, actor=actor, note="Matched email and postcode.")
-        services.request_complete(request=r, actor=actor, message="We corrected your postal address in our customer records.")
+        r = request_verify(request=r, actor=actor, note="Matched email and postcode.")
+        request_complete(request=r, actor=actor, message="We corrected your postal address in our customer records.")
         r = submit(50, "erasure", "ccpa", "John Doe", channel="phone")
-        services.request_deny(request=r, actor=actor, reason_category="unverifiable", message="We could not confirm your identity with the information we hold.")
+        request_deny(request=r, actor=actor, reason_category="unverifiable", message="We could not confirm your identity with the information we hold.")

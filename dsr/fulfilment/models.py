@@ -1,0 +1,1 @@
+"""Fulfilment's models: none yet."""
