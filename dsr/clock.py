@@ -48,6 +48,11 @@ class BusinessCalendar:
 
     __slots__ = ("_holidays", "name", "weekend")
 
+    # Set once in __init__ (object.__setattr__, the class refuses later changes).
+    _holidays: frozenset[date]
+    name: str
+    weekend: tuple[int, ...]
+
     def __init__(self, holidays: Iterable[date] = (), *, name: str = "", weekend: tuple[int, ...] = (5, 6)):
         object.__setattr__(self, "_holidays", frozenset(holidays))
         object.__setattr__(self, "name", name)

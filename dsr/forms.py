@@ -65,7 +65,8 @@ class PublicRequestForm(forms.Form):
         ]
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         corrections = []
         for i in range(CORRECTION_ROWS):
             field, wrong, correct = (data.get(f"correction_{i}_{k}", "") for k in ("field", "wrong", "correct"))
@@ -123,7 +124,8 @@ class IdentityForm(forms.Form):
             del self.fields["declared"]
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         claims = {k: data.get(k, "") for k in self.claim_fields}
         if not any((v or "").strip() for v in claims.values()):
             raise forms.ValidationError(_("Fill in at least one of the details so that we can compare it."))
@@ -143,7 +145,8 @@ class ReplyForm(forms.Form):
             del self.fields["document"]
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if not (data.get("message") or "").strip() and not data.get("document"):
             self.add_error("message", _("Write your answer."))
         return data

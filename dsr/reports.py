@@ -168,7 +168,7 @@ def weekly_requests_chart(*, weeks: int = 12, today: date | None = None) -> Char
              f'<text x="{left - 6}" y="{height - bottom}" text-anchor="end">0</text>']
     for i, (week, groups) in enumerate(counts.items()):
         x = left + i * bar_w + 3
-        y = height - bottom
+        y: float = height - bottom
         for group, n in groups.items():
             if not n:
                 continue

@@ -87,7 +87,7 @@ def request_form(request):
                 full_name=data["full_name"], details=data["details"], language=_language(request), intake=intake_details,
             )
         except DsrError as exc:
-            field = {"corrections": "correction_0_field", "documents": "evidence"}.get(exc.field, exc.field)
+            field = {"corrections": "correction_0_field", "documents": "evidence"}.get(exc.field or "", exc.field)
             form.add_error(field if field in form.fields else None, exc.message)
         else:
             request.session[CONFIRMATION_SESSION_KEY] = created.pk
@@ -189,13 +189,13 @@ def _request_status(request, obj):
     if wait:
         return _too_many(request, wait)
     if action == "code":
-        form = CodeForm(request.POST)
-        if form.is_valid():
-            result = verification.challenge_confirm_code(request=obj, code=form.cleaned_data["code"])
-            if result.ok:
+        code_form = CodeForm(request.POST)
+        if code_form.is_valid():
+            code_result = verification.challenge_confirm_code(request=obj, code=code_form.cleaned_data["code"])
+            if code_result.ok:
                 return _back_to_status(request, obj, _("Thank you: your email address is confirmed."))
-            form.add_error("code", result.message)
-        return render(request, "public/request_status.html", _status_context(obj, request=request, code_form=form), status=400)
+            code_form.add_error("code", code_result.message)
+        return render(request, "public/request_status.html", _status_context(obj, request=request, code_form=code_form), status=400)
     if action == "resend":
         wait = rate_limit_hit(scope="resend_request", key=str(obj.pk))
         if wait:
@@ -206,57 +206,57 @@ def _request_status(request, obj):
             return _back_to_status(request, obj, "")
         return _back_to_status(request, obj, _("We have sent you a new link and code. Earlier ones no longer work."))
     if action == "identity":
-        form = _identity_form(obj, request.POST)
-        if form.is_valid():
+        identity_form = _identity_form(obj, request.POST)
+        if identity_form.is_valid():
             try:
-                result = verification.identity_match_submit(
-                    request=obj, claims=form.cleaned_data["claims"],
-                    declaration_name=form.cleaned_data.get("declaration_name", ""),
-                    declared=form.cleaned_data.get("declared", False),
+                match = verification.identity_match_submit(
+                    request=obj, claims=identity_form.cleaned_data["claims"],
+                    declaration_name=identity_form.cleaned_data.get("declaration_name", ""),
+                    declared=identity_form.cleaned_data.get("declared", False),
                 )
             except DsrError:
                 return _back_to_status(request, obj, "")
-            if result.verified and result.downgraded:
+            if match.verified and match.downgraded:
                 return _back_to_status(request, obj, _(
                     "We could confirm who you are well enough to tell you what kinds of data we hold, but not to "
                     "send a copy of the data itself. We will answer your request as a request for categories."
                 ))
-            if result.verified:
+            if match.verified:
                 return _back_to_status(request, obj, _("Thank you: we have confirmed who you are and are working on your request."))
-            if result.review:
+            if match.review:
                 return _back_to_status(request, obj, "")
-            form.add_error(None, _(
+            identity_form.add_error(None, _(
                 "These details did not match what we hold. Check them and try again, or write to us and we will help."
             ))
-            form.add_error(None, ngettext(
-                "You can try %(left)d more time.", "You can try %(left)d more times.", result.attempts_left
-            ) % {"left": result.attempts_left})
-        return render(request, "public/request_status.html", _status_context(obj, request=request, identity_form=form), status=400)
+            identity_form.add_error(None, ngettext(
+                "You can try %(left)d more time.", "You can try %(left)d more times.", match.attempts_left
+            ) % {"left": match.attempts_left})
+        return render(request, "public/request_status.html", _status_context(obj, request=request, identity_form=identity_form), status=400)
     if action == "reply":
-        form = ReplyForm(request.POST, request.FILES, document_requested=_document_requested(obj))
-        if form.is_valid():
+        reply_form = ReplyForm(request.POST, request.FILES, document_requested=_document_requested(obj))
+        if reply_form.is_valid():
             try:
                 intake.request_requester_reply(
-                    request=obj, message=form.cleaned_data["message"], document=form.cleaned_data.get("document")
+                    request=obj, message=reply_form.cleaned_data["message"], document=reply_form.cleaned_data.get("document")
                 )
             except InvalidInput as exc:
-                form.add_error("document" if exc.field == "document" else "message", exc.message)
+                reply_form.add_error("document" if exc.field == "document" else "message", exc.message)
             except DsrError:
                 return _back_to_status(request, obj, "")
             else:
                 return _back_to_status(request, obj, _("Thank you: we have received your answer."))
-        return render(request, "public/request_status.html", _status_context(obj, request=request, reply_form=form), status=400)
+        return render(request, "public/request_status.html", _status_context(obj, request=request, reply_form=reply_form), status=400)
     if action == "reauth":
-        form = ReauthForm(request.POST)
-        if form.is_valid():
+        reauth_form = ReauthForm(request.POST)
+        if reauth_form.is_valid():
             try:
-                ok = verification.account_reauthenticate(request=obj, user=request.user, password=form.cleaned_data["password"])
+                ok = verification.account_reauthenticate(request=obj, user=request.user, password=reauth_form.cleaned_data["password"])
             except DsrError:
                 return _back_to_status(request, obj, "")
             if ok:
                 return _back_to_status(request, obj, _("Thank you: we have confirmed who you are and are working on your request."))
-            form.add_error("password", _("That password is not right."))
-        return render(request, "public/request_status.html", _status_context(obj, request=request, reauth_form=form), status=400)
+            reauth_form.add_error("password", _("That password is not right."))
+        return render(request, "public/request_status.html", _status_context(obj, request=request, reauth_form=reauth_form), status=400)
     return _back_to_status(request, obj, "")
 
 

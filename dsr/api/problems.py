@@ -3,6 +3,7 @@ saying what is wrong and, for invalid input, the message for each field."""
 
 import logging
 from http import HTTPStatus
+from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import InterfaceError, OperationalError
@@ -50,7 +51,7 @@ def problem(*, status_code: int, title: str, detail: str, code: str, errors: dic
     return response
 
 
-DATABASE_UNAVAILABLE = {
+DATABASE_UNAVAILABLE: dict[str, Any] = {
     "status_code": 503, "title": "Service unavailable", "code": "database_unavailable",
     "detail": "The database is briefly unavailable. Try again in a moment.",
 }

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from dsr.models import AccessPeriod, AuditEvent, OutboundEmail, Channel, DataSubjectRequest, DenialReason, Language, Outcome, Regime, Relationship, RequestType
+from dsr.models import AccessPeriod, AuditEvent, OutboundEmail, Channel, DataSubjectRequest, DenialReason, Language, Outcome, Regime, Relationship, RequestType, Status
 from dsr.services.intake import CORRECTABLE_FIELDS, CORRECTIONS_MAX, IntakeDetails
 from dsr.validators import single_line
 
@@ -36,7 +36,7 @@ class PublicRequestIn(serializers.Serializer):
     relationship = serializers.ChoiceField(choices=Relationship.choices, required=False, default=Relationship.CUSTOMER)
     access_period = serializers.ChoiceField(choices=AccessPeriod.choices, required=False, default=AccessPeriod.LAST_12_MONTHS)
     # The length is checked before any row is looked at.
-    corrections = CorrectionIn(many=True, required=False, default=list, max_length=CORRECTIONS_MAX,
+    corrections = CorrectionIn(many=True, required=False, default=list, max_length=CORRECTIONS_MAX,  # type: ignore[call-arg]  # many=True makes a ListSerializer, which takes max_length
                                error_messages={"max_length": "Send at most {max_length} corrections in one request; describe any others under details."})
     agent = AgentIn(required=False, default=None, allow_null=True)
 
@@ -150,7 +150,7 @@ class MessageIn(serializers.Serializer):
 
 
 class RequestFilterIn(serializers.Serializer):
-    status = serializers.ChoiceField(choices=DataSubjectRequest._meta.get_field("status").choices, required=False)
+    status = serializers.ChoiceField(choices=Status.choices, required=False)
     type = serializers.ChoiceField(choices=RequestType.choices, required=False)
     regime = serializers.ChoiceField(choices=Regime.choices, required=False)
     overdue = serializers.BooleanField(required=False, allow_null=True, default=None)

@@ -12,6 +12,7 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import timezone as dt_timezone
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -19,6 +20,9 @@ from django.utils import timezone
 
 from dsr.event_types import EventType
 from dsr.models import ActorType, AuditEvent, AuditTombstone, DataSubjectRequest
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 GENESIS_HASH = "0" * 64
 LEGACY_KEY_ID = ""  # plain SHA-256, written before the chain was keyed
@@ -47,7 +51,7 @@ def canonical_json(data) -> str:
 @dataclass(frozen=True)
 class Actor:
     type: str
-    user: object | None = None
+    user: "User | None" = None
     label: str = ""
 
     @classmethod

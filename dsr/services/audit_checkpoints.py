@@ -181,7 +181,8 @@ def audit_verification_mail(result: AuditVerification) -> bool:
         subject = f"[{settings.DSR_BUSINESS_NAME}] Audit trail check FAILED: {len(result.problems)} problem(s)"
         body = "\n".join(f"{p.reference or '-'} #{p.seq}: {p.problem}" for p in result.problems)
     else:
-        subject = f"[{settings.DSR_BUSINESS_NAME}] Audit trail checkpoint {result.checkpoint_written.name}"
+        written = result.checkpoint_written.name if result.checkpoint_written else "(none written)"
+        subject = f"[{settings.DSR_BUSINESS_NAME}] Audit trail checkpoint {written}"
         body = (f"Audit trail intact: {result.checked} request(s) checked, {result.purged} purge(s) matched their "
                 "tombstones.\nKeep the attached signed checkpoint: later checks can be compared with it.")
     message = EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)

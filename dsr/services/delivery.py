@@ -50,11 +50,12 @@ def request_delivery_failed(*, email_id: int, reason: str) -> None:
     """A requester's email could not be delivered: flag the request and tell the team (once;
     never about the team's own emails, which would only loop)."""
     email = OutboundEmail.objects.select_related("request").get(pk=email_id)
-    if not email.request_id or email.template.startswith(STAFF_TEMPLATES_PREFIX) or email.to != email.request.email:
+    request = email.request
+    if request is None or email.template.startswith(STAFF_TEMPLATES_PREFIX) or email.to != request.email:
         return
-    if request_flag(request_id=email.request_id, reason=f"Email '{email.template}' to the requester failed: {reason}"[:200],
+    if request_flag(request_id=request.pk, reason=f"Email '{email.template}' to the requester failed: {reason}"[:200],
                     data={"email_id": email.pk, "template": email.template}):
-        request = DataSubjectRequest.objects.get(pk=email.request_id)
+        request = DataSubjectRequest.objects.get(pk=request.pk)
         # The team's email names the kind of failure only: the address and the provider's text
         # (which the receiving server, hence a requester, can write) are on the request page.
         failure = email.delivery_status if email.delivery_status in UNDELIVERABLE else "not accepted for sending"

@@ -104,5 +104,12 @@ def identity_documents_purge(*, request: DataSubjectRequest) -> int:
         count=len(documents), sha256=[d.sha256 for d in documents],
     ))
     storage = RequestDocument._meta.get_field("file").storage
-    transaction.on_commit(lambda: [storage.delete(name) for name in names])
+    transaction.on_commit(lambda: stored_files_delete(storage, names))
     return len(documents)
+
+
+def stored_files_delete(storage, names) -> None:
+    """After commit: remove stored files (a blank name is a file already gone)."""
+    for name in names:
+        if name:
+            storage.delete(name)

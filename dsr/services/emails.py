@@ -47,7 +47,7 @@ PRODUCT_LINKS = ("status_url", "verify_url", "staff_url", "original_status_url",
 
 
 def _render_text(name: str, context: dict, *, autoescape: bool) -> str:
-    template = get_template(name).template  # the engine's Template, so autoescape can be chosen
+    template = get_template(name).template  # type: ignore[attr-defined]  # the engine's Template, so autoescape can be chosen
     return template.render(make_context(context, autoescape=autoescape))
 
 
@@ -228,8 +228,8 @@ def _message_build(email: OutboundEmail) -> EmailMultiAlternatives:
     if email.body_html:
         message.attach_alternative(email.body_html, "text/html")
     # anymail passes these to the ESP, which returns them with each tracking event.
-    message.tags = [email.template]
-    message.metadata = {"outbound_email_id": str(email.pk)}
+    message.tags = [email.template]  # type: ignore[attr-defined]  # anymail's extensions to Django's message
+    message.metadata = {"outbound_email_id": str(email.pk)}  # type: ignore[attr-defined]
     return message
 
 

@@ -155,7 +155,7 @@ def event_clock_resumed(*, paused_from: date, paused_to: date, days: int, respon
     })
 
 
-def event_acknowledgement_due(*, acknowledge_by: date, today: date) -> Event:
+def event_acknowledgement_due(*, acknowledge_by: date | None, today: date) -> Event:
     return Event(EventType.ACKNOWLEDGEMENT_DUE, Actor.system(SWEEP), {"acknowledge_by": acknowledge_by, "today": today})
 
 

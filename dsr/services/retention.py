@@ -21,7 +21,7 @@ from dsr.models import (
     VerificationChallenge,
 )
 from dsr.services.audit import audit_chain_check, audit_tombstone_record
-from dsr.services.documents import identity_documents_purge
+from dsr.services.documents import identity_documents_purge, stored_files_delete
 from dsr.services.transitions import request_locked
 
 BATCH = 200
@@ -41,6 +41,7 @@ def retention_cutoff(now: datetime) -> datetime:
 
 
 def _stat_for(request: DataSubjectRequest) -> ClosedRequestStat:
+    assert request.closed_at is not None  # only closed requests are purged
     received_on = clock.local_date(request.received_at, settings.DSR_TIME_ZONE)
     closed_on = clock.local_date(request.closed_at, settings.DSR_TIME_ZONE)
     return ClosedRequestStat(
@@ -67,7 +68,7 @@ def _request_purge(request_id: int, cutoff: datetime) -> bool:
     _stat_for(request).save(force_insert=True)
     storage = RequestDocument._meta.get_field("file").storage
     names = [n for n in request.documents.values_list("file", flat=True) if n]
-    transaction.on_commit(lambda: [storage.delete(n) for n in names])
+    transaction.on_commit(lambda: stored_files_delete(storage, names))
     if connection.vendor == "postgresql":
         # The one way past the append-only trigger, for this transaction only.
         with connection.cursor() as cursor:

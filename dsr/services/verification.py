@@ -177,7 +177,7 @@ def identity_match_submit(
     verified = len(matched) >= check.points_required and (declared or not check.declaration)
     fallback = None if verified else identity.fallback_type(regime=locked.regime, request_type=locked.request_type)
     fallback_matched = {"email"} | assess(fallback).matched if fallback else set()
-    downgraded = bool(fallback) and len(fallback_matched) >= identity.points_required(fallback)
+    downgraded = fallback is not None and len(fallback_matched) >= identity.points_required(fallback)
     outcome = "verified" if verified else "verified_as_categories" if downgraded else "failed"
     # §7060(d): the values are not kept; which points matched, and why others did not count, is
     # what the record needs.
@@ -198,7 +198,7 @@ def identity_match_submit(
             note=f"{len(matched)} data points matched" + (", declaration signed" if declared else ""), method="data_match",
         )
         return MatchResult(True, len(matched), check.points_required)
-    if downgraded:
+    if downgraded and fallback is not None:
         locked.request_type = fallback
         locked.save(update_fields=["request_type", "updated_at"])
         audit_event_record(request=locked, event=event_treated_as_categories(

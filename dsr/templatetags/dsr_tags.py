@@ -1,3 +1,5 @@
+from typing import Any
+
 from django import template
 from django.utils.translation import gettext_lazy as _
 
@@ -7,7 +9,7 @@ from dsr.services.documents import document_download_name
 register = template.Library()
 
 # What the requester sees of the timeline; internal events (reminders, escalations) stay staff-only.
-PUBLIC_EVENT_LABELS = {
+PUBLIC_EVENT_LABELS: dict[str, Any] = {
     EventType.RECEIVED: _("We received your request"),
     EventType.VERIFICATION_STARTED: _("We asked you to confirm your identity"),
     EventType.VERIFICATION_NOT_REQUIRED: _("No identity check needed; we started work"),
@@ -27,7 +29,7 @@ PUBLIC_EVENT_LABELS = {
     EventType.IDENTITY_REVIEW_REQUIRED: _("Our team will review your request by hand"),
 }
 
-STAFF_EVENT_LABELS = {
+STAFF_EVENT_LABELS: dict[str, Any] = {
     **PUBLIC_EVENT_LABELS,
     EventType.ACKNOWLEDGEMENT_DUE: _("Acknowledgement not yet sent"),
     EventType.RESPONSE_DUE_SOON: _("Response due soon"),
