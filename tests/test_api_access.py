@@ -3,12 +3,11 @@ the second factor exactly as the dashboard does; an API token is its own credent
 
 import pytest
 from django.urls import reverse
-from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from dsr.api import urls as api_urls
-from tests.factories import officer_create, request_create, staff_token_key
+from tests.factories import officer_create, request_create, staff_token_key, totp_device_create
+from tests.support.otp import totp_code
 
 pytestmark = pytest.mark.django_db
 
@@ -44,17 +43,14 @@ def test_every_api_route_is_either_the_public_intake_or_a_staff_route():
     assert len(STAFF_ROUTES) >= 15  # list+create, detail and every action, each with its methods
 
 
-def _code(device) -> str:
-    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift):0{device.digits}d}"
-
 
 def _session(user, *, second_factor: bool) -> APIClient:
     """Sign in through the real pages: the password, then (if asked) the TOTP code."""
     client = APIClient()
     assert client.post("/accounts/login/", {"username": user.username, "password": PASSWORD}).status_code == 302
     if second_factor:
-        device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)
-        assert client.post("/accounts/otp/", {"token": _code(device), "next": "/dashboard/"}).status_code == 302
+        device = totp_device_create(user=user)
+        assert client.post("/accounts/otp/", {"token": totp_code(device), "next": "/dashboard/"}).status_code == 302
     return client
 
 

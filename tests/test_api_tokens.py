@@ -14,14 +14,13 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from dsr.errors import InvalidInput
 from dsr.models import ApiToken
 from dsr.services.tokens import LAST_USE_RESOLUTION, MAX_DAYS, MAX_TOKENS_PER_USER, api_token_create
-from tests.factories import officer_create, staff_token_key
-from tests.test_api_access import _code
+from tests.factories import officer_create, staff_token_key, totp_device_create
+from tests.support.otp import totp_code
 
 pytestmark = pytest.mark.django_db
 
@@ -351,8 +350,8 @@ def test_dashboard_token_page_needs_the_role_and_the_second_factor(officer, sett
     assert Client().get(TOKENS).status_code == 302  # to sign-in
     reviewer = officer_create(username="rob", email="rob@company.example", role="reviewer")
     reviewer_client = _signed_in(reviewer)
-    device = TOTPDevice.objects.create(user=reviewer, name="authenticator", confirmed=True)
-    assert reviewer_client.post("/accounts/otp/", {"token": _code(device)}).status_code == 302
+    device = totp_device_create(user=reviewer)
+    assert reviewer_client.post("/accounts/otp/", {"token": totp_code(device)}).status_code == 302
     assert reviewer_client.get(TOKENS).status_code == 403
     assert reviewer_client.post(TOKENS, {"name": "x", "days": "30"}).status_code == 403
     password_only = Client()
@@ -360,8 +359,8 @@ def test_dashboard_token_page_needs_the_role_and_the_second_factor(officer, sett
     gate = password_only.post(TOKENS, {"name": "x", "days": "30"})
     assert gate.status_code == 302 and gate["Location"].startswith("/accounts/otp/")
     assert not ApiToken.objects.filter(name="x").exists()
-    device = TOTPDevice.objects.create(user=officer, name="authenticator", confirmed=True)
-    password_only.post("/accounts/otp/", {"token": _code(device)})
+    device = totp_device_create(user=officer)
+    password_only.post("/accounts/otp/", {"token": totp_code(device)})
     assert password_only.get(TOKENS).status_code == 200
 
 

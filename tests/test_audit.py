@@ -10,6 +10,7 @@ from dsr.models import AuditEvent, DataSubjectRequest
 from dsr.services import requests as services
 from dsr.services.audit import Actor
 from tests.factories import request_create
+from tests.support.audit import audit_tamper
 
 pytestmark = pytest.mark.django_db
 
@@ -37,20 +38,6 @@ def test_intact_chains_pass(worked):
     assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:]))
 
 
-def _tamper(sql, params):
-    """Change rows around the app, as someone with direct database access could; on PostgreSQL that
-    first means disabling the append-only trigger."""
-    from django.db import connection
-
-    with connection.cursor() as cur:
-        if connection.vendor == "postgresql":
-            cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cur.execute("ALTER TABLE dsr_auditevent DISABLE TRIGGER dsr_auditevent_append_only")
-        cur.execute(sql, params)
-        if connection.vendor == "postgresql":
-            cur.execute("ALTER TABLE dsr_auditevent ENABLE TRIGGER dsr_auditevent_append_only")
-
-
 @pytest.mark.parametrize(
     "how",
     ["edit_data", "edit_actor", "delete_middle", "delete_last"],
@@ -59,13 +46,13 @@ def test_tampering_is_detected(worked, how):
     last = AuditEvent.objects.filter(request=worked).order_by("-seq").first()
     table = AuditEvent._meta.db_table
     if how == "edit_data":
-        _tamper(f"UPDATE {table} SET data = %s WHERE id = %s", ['{"reason_category": "exempt", "message": "changed"}', last.pk])
+        audit_tamper(f"UPDATE {table} SET data = %s WHERE id = %s", ['{"reason_category": "exempt", "message": "changed"}', last.pk])
     elif how == "edit_actor":
-        _tamper(f"UPDATE {table} SET actor_label = %s WHERE id = %s", ["someone-else", last.pk])
+        audit_tamper(f"UPDATE {table} SET actor_label = %s WHERE id = %s", ["someone-else", last.pk])
     elif how == "delete_middle":
-        _tamper(f"DELETE FROM {table} WHERE request_id = %s AND seq = 2", [worked.pk])
+        audit_tamper(f"DELETE FROM {table} WHERE request_id = %s AND seq = 2", [worked.pk])
     else:
-        _tamper(f"DELETE FROM {table} WHERE id = %s", [last.pk])
+        audit_tamper(f"DELETE FROM {table} WHERE id = %s", [last.pk])
     with pytest.raises(CommandError, match="problem"):
         _verify()
 
@@ -135,7 +122,7 @@ def _recompute_chain(request, sign, *, key_id, change=None, only_last=False):
             if key_id:
                 content["key_id"] = key_id
             e.prev_hash, e.hash, e.key_id = prev, sign(prev, canonical_json(content)), key_id
-            _tamper(f"UPDATE {table} SET data = %s, actor_label = %s, prev_hash = %s, hash = %s, key_id = %s WHERE id = %s",
+            audit_tamper(f"UPDATE {table} SET data = %s, actor_label = %s, prev_hash = %s, hash = %s, key_id = %s WHERE id = %s",
                     [json.dumps(e.data), e.actor_label, e.prev_hash, e.hash, e.key_id, e.pk])
         prev = e.hash
     DataSubjectRequest.objects.filter(pk=request.pk).update(audit_head=prev)
@@ -204,7 +191,7 @@ def test_unkeyed_chains_from_before_the_key_stay_verifiable_once_sealed(worked, 
     assert "Audit trail intact" in _verify()[0]
     # Now rewriting an old (unkeyed) event and recomputing the plain hashes breaks the keyed seal.
     first = AuditEvent.objects.get(request=worked, seq=1)
-    _tamper(f"UPDATE {AuditEvent._meta.db_table} SET actor_label = %s WHERE id = %s", ["someone-else", first.pk])
+    audit_tamper(f"UPDATE {AuditEvent._meta.db_table} SET actor_label = %s WHERE id = %s", ["someone-else", first.pk])
     with pytest.raises(CommandError):
         _verify()
 

@@ -3,11 +3,8 @@ deletion, a truncation or a forged tombstone is found; a legitimate purge is not
 
 import json
 from datetime import timedelta
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
 
@@ -24,24 +21,10 @@ from dsr.services import requests as services
 from dsr.services.audit import Actor
 from dsr.services.audit_checkpoints import checkpoint_files
 from dsr.services.retention import retention_purge
-from tests.factories import request_create
-from tests.test_audit import _tamper
+from tests.factories import request_denied_create
+from tests.support.audit import audit_tamper, audit_verify
 
 pytestmark = pytest.mark.django_db
-
-
-def _verify(*args):
-    out, err = StringIO(), StringIO()
-    try:
-        call_command("dsr_verify_audit", *args, stdout=out, stderr=err)
-    except CommandError as failed:
-        return failed.returncode, out.getvalue() + err.getvalue() + str(failed)
-    return 0, out.getvalue() + err.getvalue()
-
-
-def _closed(officer, email):
-    r = request_create(email=email)
-    return services.request_deny(request=r, actor=Actor.staff(officer), reason_category="unverifiable", message="No match.")
 
 
 def _age(request, days=800):
@@ -63,17 +46,17 @@ def _delete_outright(request):
 def _truncate(request):
     """Drop the newest event and move the head kept on the request back to match."""
     last = AuditEvent.objects.filter(request=request).order_by("-seq").first()
-    _tamper(f"DELETE FROM {AuditEvent._meta.db_table} WHERE id = %s", [last.pk])
+    audit_tamper(f"DELETE FROM {AuditEvent._meta.db_table} WHERE id = %s", [last.pk])
     DataSubjectRequest.objects.filter(pk=request.pk).update(audit_seq=last.seq - 1, audit_head=last.prev_hash)
 
 
 @pytest.fixture
 def two(officer):
-    return _closed(officer, "a@example.org"), _closed(officer, "b@example.org")
+    return request_denied_create(officer=officer, email="a@example.org"), request_denied_create(officer=officer, email="b@example.org")
 
 
 def test_first_run_writes_a_signed_checkpoint_and_growing_chains_pass(two, settings, officer):
-    code, out = _verify()
+    code, out = audit_verify()
     assert code == 0 and "Checkpoint written" in out
     [first] = checkpoint_files(settings.DSR_AUDIT_CHECKPOINT_DIR)
     document = json.loads(first.read_text())
@@ -81,14 +64,14 @@ def test_first_run_writes_a_signed_checkpoint_and_growing_chains_pass(two, setti
     assert document["heads"][a.reference] == [a.events.count(), a.events.order_by("seq").last().hash]
     assert document["key_id"] == settings.DSR_AUDIT_KEY_ID and len(document["mac"]) == 64
     services.request_reopen(request=a, actor=Actor.staff(officer), reason="More found")  # chains may grow
-    code, out = _verify()
+    code, out = audit_verify()
     assert code == 0 and f"Compared with checkpoint {first}" in out
     assert len(checkpoint_files(settings.DSR_AUDIT_CHECKPOINT_DIR)) == 2
 
 
 def test_truncation_the_chain_alone_cannot_show_is_caught_by_the_checkpoint(two, settings):
     a, _ = two
-    assert _verify()[0] == 0
+    assert audit_verify()[0] == 0
     _truncate(a)
     from dsr.services.audit import audit_chain_check
 
@@ -96,7 +79,7 @@ def test_truncation_the_chain_alone_cannot_show_is_caught_by_the_checkpoint(two,
 
     a.refresh_from_db()
     assert audit_chain_check(reference=a.reference, events=a.events.order_by("seq"), head_seq=a.audit_seq, head_hash=a.audit_head) == []
-    code, out = _verify()
+    code, out = audit_verify()
     assert code == 1
     assert f"{a.reference} event #{a.audit_seq}: chain shrank: checkpoint" in out
     assert len(checkpoint_files(settings.DSR_AUDIT_CHECKPOINT_DIR)) == 1  # a failed run writes none
@@ -104,9 +87,9 @@ def test_truncation_the_chain_alone_cannot_show_is_caught_by_the_checkpoint(two,
 
 def test_a_deleted_request_is_caught_by_the_checkpoint(two):
     a, b = two
-    assert _verify()[0] == 0
+    assert audit_verify()[0] == 0
     _delete_outright(a)
-    code, out = _verify()
+    code, out = audit_verify()
     assert code == 1
     assert f"{a.reference} event #{a.audit_seq}: request deleted: in checkpoint" in out and "no tombstone" in out
     assert b.reference not in out
@@ -114,25 +97,25 @@ def test_a_deleted_request_is_caught_by_the_checkpoint(two):
 
 def test_a_changed_checkpointed_event_is_named(two):
     a, _ = two
-    assert _verify()[0] == 0
+    assert audit_verify()[0] == 0
     first = AuditEvent.objects.get(request=a, seq=a.audit_seq)
-    _tamper(f"UPDATE {AuditEvent._meta.db_table} SET hash = %s WHERE id = %s", ["f" * 64, first.pk])
-    code, out = _verify()
+    audit_tamper(f"UPDATE {AuditEvent._meta.db_table} SET hash = %s WHERE id = %s", ["f" * 64, first.pk])
+    code, out = audit_verify()
     assert code == 1 and f"event #{a.audit_seq} changed since checkpoint" in out
 
 
 def test_a_retention_purge_with_its_tombstone_passes(two, django_capture_on_commit_callbacks):
     a, b = two
-    assert _verify()[0] == 0
+    assert audit_verify()[0] == 0
     _age(a)
     with django_capture_on_commit_callbacks(execute=True):
         assert retention_purge().requests_purged == 1
     tombstone = AuditTombstone.objects.get()
     assert (tombstone.reference, tombstone.last_seq, tombstone.head_hash) == (a.reference, a.audit_seq, a.audit_head)
-    code, out = _verify()
+    code, out = audit_verify()
     assert code == 0, out
     assert "1 purged request(s) matched their tombstones" in out
-    assert _verify()[0] == 0  # the next checkpoint no longer lists it, and that passes too
+    assert audit_verify()[0] == 0  # the next checkpoint no longer lists it, and that passes too
 
 
 @pytest.mark.parametrize("forgery", ["mac from a guessed key", "plain SHA-256", "copied from another purge"])
@@ -143,12 +126,12 @@ def test_a_deletion_dressed_up_with_a_forged_tombstone_fails(two, officer, forge
     from dsr.services.audit import tombstone_mac_payload
 
     a, b = two
-    assert _verify()[0] == 0
+    assert audit_verify()[0] == 0
     _delete_outright(a)
     purged_at = timezone.now()
     payload = tombstone_mac_payload(reference=a.reference, last_seq=a.audit_seq, head_hash=a.audit_head, purged_at=purged_at)
     if forgery == "copied from another purge":
-        old = _closed(officer, "old@example.org")
+        old = request_denied_create(officer=officer, email="old@example.org")
         _age(old)
         with django_capture_on_commit_callbacks(execute=True):
             retention_purge()
@@ -160,7 +143,7 @@ def test_a_deletion_dressed_up_with_a_forged_tombstone_fails(two, officer, forge
         key_id, mac = "test", hmac.new(b"guess", payload, hashlib.sha256).hexdigest()
     AuditTombstone.objects.create(reference=a.reference, last_seq=a.audit_seq, head_hash=a.audit_head, purged_at=purged_at,
                                   key_id=key_id, mac=mac)
-    code, out = _verify()
+    code, out = audit_verify()
     assert code == 1
     assert f"{a.reference} event #{a.audit_seq}: tombstone signature does not match" in out
     assert "tombstone forged" in out
@@ -168,18 +151,18 @@ def test_a_deletion_dressed_up_with_a_forged_tombstone_fails(two, officer, forge
 
 def test_a_purge_after_a_truncation_leaves_a_tombstone_that_does_not_continue_the_checkpoint(two, django_capture_on_commit_callbacks):
     a, _ = two
-    assert _verify()[0] == 0
+    assert audit_verify()[0] == 0
     _truncate(a)
     _age(a)
     with django_capture_on_commit_callbacks(execute=True):
         assert retention_purge().requests_purged == 1
-    code, out = _verify()
+    code, out = audit_verify()
     assert code == 1 and "does not continue checkpoint" in out
 
 
 def test_the_purge_leaves_a_broken_chain_for_investigation(two, django_capture_on_commit_callbacks):
     a, _ = two
-    _tamper(f"UPDATE {AuditEvent._meta.db_table} SET actor_label = %s WHERE request_id = %s AND seq = 1", ["x", a.pk])
+    audit_tamper(f"UPDATE {AuditEvent._meta.db_table} SET actor_label = %s WHERE request_id = %s AND seq = 1", ["x", a.pk])
     _age(a)
     with django_capture_on_commit_callbacks(execute=True):
         assert retention_purge().requests_purged == 0
@@ -189,7 +172,7 @@ def test_the_purge_leaves_a_broken_chain_for_investigation(two, django_capture_o
 @pytest.mark.parametrize("edit", ["heads changed", "signature removed", "not JSON"])
 def test_a_changed_checkpoint_file_fails(two, settings, edit):
     a, _ = two
-    assert _verify()[0] == 0
+    assert audit_verify()[0] == 0
     [path] = checkpoint_files(settings.DSR_AUDIT_CHECKPOINT_DIR)
     document = json.loads(path.read_text())
     if edit == "heads changed":
@@ -200,25 +183,25 @@ def test_a_changed_checkpoint_file_fails(two, settings, edit):
         path.write_text(json.dumps(document))
     else:
         path.write_text("{")
-    code, out = _verify()
+    code, out = audit_verify()
     assert code == 1 and f"checkpoint {path.name}:" in out
 
 
 def test_no_checkpoint_option_writes_nothing(two, settings):
-    assert _verify("--no-checkpoint")[0] == 0
+    assert audit_verify("--no-checkpoint")[0] == 0
     assert checkpoint_files(settings.DSR_AUDIT_CHECKPOINT_DIR) == []
 
 
 def test_checkpoint_and_failures_are_mailed_to_the_dpo(two, settings, mailoutbox):
     settings.DSR_AUDIT_CHECKPOINT_EMAILS = ["dpo@company.example"]
-    assert _verify()[0] == 0
+    assert audit_verify()[0] == 0
     [sent] = mailoutbox
     assert sent.to == ["dpo@company.example"] and "checkpoint" in sent.subject
     [(name, content, mimetype)] = sent.attachments
     [path] = checkpoint_files(settings.DSR_AUDIT_CHECKPOINT_DIR)
     assert name == path.name and json.loads(content) == json.loads(path.read_text())
     _delete_outright(two[0])
-    assert _verify()[0] == 1
+    assert audit_verify()[0] == 1
     assert "FAILED" in mailoutbox[1].subject and two[0].reference in mailoutbox[1].body and not mailoutbox[1].attachments
 
 

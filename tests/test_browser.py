@@ -2,19 +2,13 @@
 verification by link and by code, the status page; screenshots on a phone and a desktop viewport
 are written to tests/artifacts/ (not committed)."""
 
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 from django.core import mail
 
 from dsr.models import DataSubjectRequest, DemoCustomer, Status
-
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 900}}
+from tests.support.browser import page_open, screenshot
 
 # What a person reads and clicks, per language.
 TEXT = {
@@ -35,36 +29,6 @@ TEXT = {
            "code": "De 6-cijferige code uit onze e-mail", "confirm": "Bevestigen", "postal": "Uw postcode",
            "check": "Mijn gegevens controleren", "verified": "Geverifieerd", "subject": "Wij hebben uw privacyverzoek"},
 }
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls in these tests are
-    # made between browser steps, never concurrently with them.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    executable = os.environ.get("DSR_CHROMIUM") or shutil.which("chromium")
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield instance
-        # ORM calls made while Playwright's loop runs get a connection of their own; close it
-        # here, in the same context, so no session outlives the test database.
-        from django.db import connections
-
-        connections.close_all()
-        instance.close()
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-
-
-def _page(browser, language: str, viewport: str):
-    context = browser.new_context(viewport=VIEWPORTS[viewport], locale=language, extra_http_headers={"Accept-Language": language})
-    return context.new_page()
-
-
-def _shot(page, name: str):
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def _submit(page, live_server, t, email):
@@ -94,9 +58,9 @@ def test_submit_verify_and_follow_in_each_language(live_server, browser, setting
     t = TEXT[language]
     email = f"{language}-{viewport}@example.org"
     DemoCustomer.objects.create(email=email, full_name="Test Person", postal_code="1011 AB")
-    page = _page(browser, language, viewport)
+    page = page_open(browser, language, viewport)
     _submit(page, live_server, t, email)
-    _shot(page, f"confirmation-{language}-{viewport}")
+    screenshot(page, f"confirmation-{language}-{viewport}")
     r = DataSubjectRequest.objects.get(email=email)
     assert r.language == language and r.status == Status.AWAITING_VERIFICATION
     message = _mail_for(email)
@@ -117,29 +81,29 @@ def test_submit_verify_and_follow_in_each_language(live_server, browser, setting
     assert t["verified"] in page.content()
     r.refresh_from_db()
     assert r.status == Status.VERIFIED
-    _shot(page, f"status-{language}-{viewport}")
+    screenshot(page, f"status-{language}-{viewport}")
 
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("viewport", ["phone", "desktop"])
 def test_form_screenshots_and_errors_keep_what_was_typed(live_server, browser, viewport):
-    page = _page(browser, "en", viewport)
+    page = page_open(browser, "en", viewport)
     page.goto(live_server.url + "/")
-    _shot(page, f"form-en-{viewport}")
+    screenshot(page, f"form-en-{viewport}")
     page.get_by_label("Your email address", exact=True).fill("not-an-email")
     page.get_by_label("Your full name", exact=True).fill("Kept")
     page.get_by_role("button", name="Send my request").click()
     assert page.get_by_role("alert").first.is_visible()
     assert page.get_by_label("Your full name", exact=True).input_value() == "Kept"
-    _shot(page, f"form-errors-en-{viewport}")
+    screenshot(page, f"form-errors-en-{viewport}")
     assert DataSubjectRequest.objects.count() == 0
 
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_language_switch_and_keyboard_only_submission(live_server, browser):
-    page = _page(browser, "en", "desktop")
+    page = page_open(browser, "en", "desktop")
     page.goto(live_server.url + "/")
     page.get_by_label("Language").select_option("sv")
     page.get_by_role("button", name="Change").click()

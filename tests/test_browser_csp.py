@@ -10,8 +10,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from dsr.models import DataSubjectRequest
 from tests.factories import officer_create, request_create
-from tests.test_browser import _page, browser  # noqa: F401 - the browser fixture
-from tests.test_browser_dashboard import _code
+from tests.support.browser import page_open
+from tests.support.otp import totp_code
 
 # Runs before any page script, in every document: the browser reports each blocked thing here.
 RECORD_VIOLATIONS = """
@@ -42,11 +42,11 @@ class Watch:
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_every_page_kind_loads_under_the_policy_without_a_violation(live_server, browser, settings):  # noqa: F811
+def test_every_page_kind_loads_under_the_policy_without_a_violation(live_server, browser, settings):
     settings.DSR_REQUIRE_2FA = True
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.SITE_URL = live_server.url
-    page = _page(browser, "en", "desktop")
+    page = page_open(browser, "en", "desktop")
     watch = Watch(page)
 
     page.goto(live_server.url + "/")
@@ -80,7 +80,7 @@ def test_every_page_kind_loads_under_the_policy_without_a_violation(live_server,
     page.wait_for_url("**/accounts/otp/**")
     assert page.locator(".qr svg").is_visible()
     watch.check("second-factor page")
-    page.get_by_label("6-digit code from your authenticator app").fill(_code(TOTPDevice.objects.get(user__username="olivia")))
+    page.get_by_label("6-digit code from your authenticator app").fill(totp_code(TOTPDevice.objects.get(user__username="olivia")))
     page.get_by_role("button", name="Verify").click()
     page.wait_for_url("**/dashboard/")
     watch.check("dashboard queue")

@@ -6,16 +6,12 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from dsr.models import DataSubjectRequest, Status
 from tests.factories import officer_create, request_create
-from tests.test_browser import _page, _shot, browser  # noqa: F401 - the browser fixture
-
-
-def _code(device) -> str:
-    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift):06d}"
+from tests.support.browser import page_open, screenshot
+from tests.support.otp import totp_code
 
 
 def _act(page, summary: str, fields: dict, confirm: str):
@@ -34,7 +30,7 @@ def _act(page, summary: str, fields: dict, confirm: str):
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_officer_signs_in_with_2fa_and_works_requests(live_server, browser, settings):  # noqa: F811
+def test_officer_signs_in_with_2fa_and_works_requests(live_server, browser, settings):
     settings.DSR_REQUIRE_2FA = True
     settings.CELERY_TASK_ALWAYS_EAGER = True
     officer_create(username="olivia", email="olivia@company.example")
@@ -42,7 +38,7 @@ def test_officer_signs_in_with_2fa_and_works_requests(live_server, browser, sett
     refuse = request_create(email="refuse@example.org", request_type="erasure", regime="gdpr")
     for i in range(6):
         request_create(email=f"older{i}@example.org", received_at=timezone.now() - timedelta(days=10 * i))
-    page = _page(browser, "en", "desktop")
+    page = page_open(browser, "en", "desktop")
 
     page.goto(live_server.url + "/dashboard/")
     page.get_by_label("Username").fill("olivia")
@@ -52,11 +48,11 @@ def test_officer_signs_in_with_2fa_and_works_requests(live_server, browser, sett
     secret = page.locator("#totp-secret").inner_text()
     assert re.fullmatch(r"[A-Z2-7]+", secret)
     device = TOTPDevice.objects.get(user__username="olivia")
-    page.get_by_label("6-digit code from your authenticator app").fill(_code(device))
+    page.get_by_label("6-digit code from your authenticator app").fill(totp_code(device))
     page.get_by_role("button", name="Verify").click()
     page.wait_for_url("**/dashboard/")
     assert page.get_by_role("heading", name="Requests").is_visible()
-    _shot(page, "dashboard-queue-desktop")
+    screenshot(page, "dashboard-queue-desktop")
 
     page.get_by_role("link", name=work.reference).click()
     _act(page, "Extend the deadline", {"Reason (the requester will read it)": "Your data is in five systems."}, "Yes, extend the deadline")
@@ -64,7 +60,7 @@ def test_officer_signs_in_with_2fa_and_works_requests(live_server, browser, sett
     _act(page, "Approve and start work", {}, "Yes, approve and start work")
     _act(page, "Mark done", {"Message to the requester": "We sent you the categories of data we hold."}, "Yes, mark done")
     assert "Completed" in page.content()
-    _shot(page, "dashboard-request-desktop")
+    screenshot(page, "dashboard-request-desktop")
     work.refresh_from_db()
     assert work.status == Status.COMPLETED and work.is_extended
     assert [e for e in work.events.values_list("event_type", flat=True) if e in ("extended", "verified", "approved", "completed")] == [
@@ -88,9 +84,9 @@ def test_officer_signs_in_with_2fa_and_works_requests(live_server, browser, sett
     # The §7102 table (CCPA), then one table per other regime, each with a row per group.
     assert page.locator("#metrics-7102 table.metrics tbody tr").count() == 6
     assert page.locator("table.metrics").count() == 3
-    _shot(page, "dashboard-reports-desktop")
-    phone = _page(browser, "en", "phone")
+    screenshot(page, "dashboard-reports-desktop")
+    phone = page_open(browser, "en", "phone")
     phone.context.add_cookies(page.context.cookies())
     phone.goto(live_server.url + "/dashboard/")
-    _shot(phone, "dashboard-queue-phone")
+    screenshot(phone, "dashboard-queue-phone")
     assert DataSubjectRequest.objects.count() == 8

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -15,6 +14,7 @@ from django.test import Client, RequestFactory
 
 from dsr.ratelimit import UNKNOWN_CLIENT, client_ip
 from tests.factories import request_create
+from tests.support import ROOT
 
 PROXIES = ["10.0.0.0/8", "192.0.2.1", "fd00::/8"]
 
@@ -89,7 +89,7 @@ def test_a_wrong_trusted_proxy_entry_is_a_configuration_error(settings, tmp_path
     env = {**os.environ, "DSR_TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal", "DSR_VAR_DIR": str(tmp_path),
            "DJANGO_SETTINGS_MODULE": "config.settings"}
     run = subprocess.run([sys.executable, "-c", "import config.settings"], env=env, capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parent.parent)
+                         cwd=ROOT)
     assert run.returncode != 0 and "DSR_TRUSTED_PROXIES: 'proxy.internal'" in run.stderr
 
 

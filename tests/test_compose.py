@@ -1,10 +1,8 @@
 """docker-compose.yml and the Dockerfile, checked statically (no Docker engine runs here)."""
 
-from pathlib import Path
-
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 
 def _compose():

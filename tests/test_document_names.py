@@ -11,13 +11,9 @@ from django.utils.html import escape
 
 from dsr.models import RequestDocument
 from dsr.services import requests as services
-from tests.factories import request_create
+from tests.factories import JPEG, PDF, PNG, request_create
 
 pytestmark = pytest.mark.django_db
-
-PDF = b"%PDF-1.4\n%\xe2\xe3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
 
 HOSTILE_NAMES = [
     ("evil.html", PDF, "pdf", "application/pdf"),

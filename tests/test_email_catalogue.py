@@ -1,15 +1,14 @@
 """Every email: listed in the docs, rendered in each language with both parts and working links."""
 
 import io
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 
 from dsr.email_catalogue import CATALOGUE, sample_context
 from dsr.services.emails import email_render
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = sorted(p.name.removesuffix(".subject.txt") for p in (ROOT / "templates" / "emails").glob("*.subject.txt"))
 REQUESTER = [k for k in CATALOGUE if k.audience == "requester"]
 

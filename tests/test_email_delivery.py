@@ -3,8 +3,6 @@ its tracking webhook reporting delivery and bounces; one-click unsubscribe."""
 
 import base64
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -12,49 +10,14 @@ from dsr.models import DataSubjectRequest, EmailStatus, OutboundEmail, Status
 from dsr.services.emails import outbound_email_send
 from dsr.services.unsubscribe import unsubscribe_token
 from tests.factories import request_create
+from tests.support.esp import FakeEspApi
 
 pytestmark = pytest.mark.django_db
 
 
-class FakeEsp:
-    """Answers like Postmark's API: the first `failures` sends get a 500, the rest are accepted."""
-
-    def __init__(self, failures: int):
-        self.failures = failures
-        self.received: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.received.append({"path": self.path, "body": body, "token": self.headers.get("X-Postmark-Server-Token")})
-                if len(outer.received) <= outer.failures:
-                    self.send_response(500)
-                    self.end_headers()
-                    self.wfile.write(b'{"ErrorCode": 500, "Message": "Internal error"}')
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                reply = {"To": body["To"], "SubmittedAt": "2026-11-22T10:00:00Z", "MessageID": f"esp-{len(outer.received)}",
-                         "ErrorCode": 0, "Message": "OK"}
-                self.wfile.write(json.dumps(reply).encode())
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def esp(settings):
-    fake = FakeEsp(failures=1)
+    fake = FakeEspApi.postmark(failures=1)
     settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
     settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "server-token", "POSTMARK_API_URL": fake.url, "WEBHOOK_SECRET": "hook:secret"}
     yield fake
@@ -74,11 +37,11 @@ def test_esp_fails_then_succeeds_and_the_message_id_is_kept(esp, django_capture_
     assert (email.status, email.message_id, email.attempts) == (EmailStatus.SENT, "esp-2", 2)
     assert len(esp.received) == 2
     sent = esp.received[-1]
-    assert sent["token"] == "server-token" and sent["body"]["To"] == "esp@example.org"
-    assert sent["body"]["Subject"].startswith("Wij hebben uw privacyverzoek")
-    assert "Bevestig eerst uw e-mailadres" in sent["body"]["TextBody"]
-    assert "<a href=" in sent["body"]["HtmlBody"] and f"/r/{r.public_token}/" in sent["body"]["HtmlBody"]
-    assert sent["body"]["Tag"] == "received"
+    assert esp.headers[-1]["X-Postmark-Server-Token"] == "server-token" and sent["To"] == "esp@example.org"
+    assert sent["Subject"].startswith("Wij hebben uw privacyverzoek")
+    assert "Bevestig eerst uw e-mailadres" in sent["TextBody"]
+    assert "<a href=" in sent["HtmlBody"] and f"/r/{r.public_token}/" in sent["HtmlBody"]
+    assert sent["Tag"] == "received"
 
 
 def _webhook(client, payload, auth="hook:secret"):

@@ -4,7 +4,6 @@ Tested as a rule over every email template, with hostile values in every typed f
 
 import re
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 from django.db import models
@@ -12,8 +11,8 @@ from django.db import models
 from dsr.email_catalogue import CATALOGUE, sample_context, sample_request
 from dsr.models import DataSubjectRequest, Organisation, OutboundEmail
 from dsr.services.emails import PRODUCT_LINKS, email_render
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 
 # Every value from outside the product carries "evil.example", so it can be found wherever it went.
 REQUESTER_TYPED = {

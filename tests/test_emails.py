@@ -59,7 +59,7 @@ def test_redelivered_task_never_sends_twice(django_capture_on_commit_callbacks, 
 
 
 def test_failed_send_retries_then_fails_visibly(settings, django_capture_on_commit_callbacks):
-    settings.EMAIL_BACKEND = "tests.test_emails.FailingBackend"
+    settings.EMAIL_BACKEND = f"{__name__}.FailingBackend"
     settings.DSR_EMAIL_MAX_ATTEMPTS = 3
     with django_capture_on_commit_callbacks(execute=False):
         r = request_create()
@@ -74,7 +74,7 @@ def test_failed_send_retries_then_fails_visibly(settings, django_capture_on_comm
 
 
 def test_failed_then_succeeding_send(settings, django_capture_on_commit_callbacks):
-    settings.EMAIL_BACKEND = "tests.test_emails.FailingBackend"
+    settings.EMAIL_BACKEND = f"{__name__}.FailingBackend"
     with django_capture_on_commit_callbacks(execute=False):
         r = request_create()
     email = OutboundEmail.objects.get(request=r)

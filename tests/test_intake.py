@@ -10,12 +10,9 @@ from dsr.errors import InvalidInput
 from dsr.models import DataSubjectRequest, Organisation, OutboundEmail, RequestDocument, Status
 from dsr.services import requests as services
 from dsr.services.audit import Actor
-from tests.factories import request_create
+from tests.factories import PDF, PNG, request_create
 
 pytestmark = pytest.mark.django_db
-
-PDF = b"%PDF-1.4\n%\xe2\xe3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 def _form(**overrides):

@@ -7,15 +7,13 @@ import re
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLResolver, get_resolver
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from dsr.middleware import shows_personal_data
 from dsr.models import RequestDocument
 from dsr.services import requests as services
-from tests.factories import request_create
+from tests.factories import PNG, request_create, totp_device_create
 
 pytestmark = pytest.mark.django_db
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 # Patterns that show no personal data: the language switch, ESP webhooks (they answer the ESP
 # with nothing), the OpenAPI schema and its docs page. Static files are served before any view.
 PUBLIC = ("i18n/", "anymail/", "api/schema/", "api/docs/")
@@ -48,7 +46,7 @@ def sample(officer, settings, tmp_path, django_capture_on_commit_callbacks):
         r = request_create(intake=services.IntakeDetails(documents=(("identity", SimpleUploadedFile("id.png", PNG)),)))
     document = RequestDocument.objects.get(request=r)
     # The admin's second-factor device pages (<pk>) need a device that exists.
-    device = TOTPDevice.objects.create(user=officer, name="authenticator", confirmed=True)
+    device = totp_device_create(user=officer)
     return {"reference": r.reference, "token": r.public_token, "document_id": document.pk, "action": "verify",
             "object_id": r.pk, "content_type_id": 1, "id": officer.pk, "pk": device.pk, "uidb64": "MQ", "code": "x", "token_id": "dsr_0000000000"}
 

@@ -3,10 +3,7 @@ goes out outside any transaction, a second one records the outcome. A redelivere
 live lease sends nothing; an expired lease (the worker died) is handed over again; a crash between
 the ESP's acceptance and the record repeats only that message; the ESP gets the outbox id."""
 
-import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.conf import settings as django_settings
@@ -18,6 +15,8 @@ from dsr.services import emails as outbox
 from dsr.services.emails import outbound_email_send, outbox_key, outbox_message_id, outbox_redispatch
 from dsr.tasks import email_send
 from tests.factories import request_create
+from tests.support.esp import FakeEspApi
+from tests.support.services import postgres_backend_terminate
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +50,7 @@ class RecordingEsp:
 
 @pytest.fixture
 def esp(settings):
-    settings.EMAIL_BACKEND = "tests.test_outbox_lease.RecordingEsp"
+    settings.EMAIL_BACKEND = f"{__name__}.RecordingEsp"
     RecordingEsp.accepted = []
     RecordingEsp.during_send = None
     RecordingEsp.crash_after_accepting = set()
@@ -216,37 +215,8 @@ def test_while_the_broker_is_down_one_failed_publish_pauses_the_others(monkeypat
 
 # --- What the ESP receives ------------------------------------------------------------------------
 
-class FakeApi:
-    """An ESP's HTTP API on loopback: fails the first `failures` calls, records every body."""
-
-    def __init__(self, reply, failures=0, status=200):
-        self.received = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                outer.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                failed = len(outer.received) <= failures
-                self.send_response(500 if failed else status)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b'{"Message": "Internal error"}' if failed else json.dumps(reply(outer.received[-1])).encode())
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_the_esp_receives_the_outbox_id_and_the_same_message_id_on_every_attempt(settings):
-    api = FakeApi(lambda body: {"To": body["To"], "MessageID": "esp-1", "ErrorCode": 0, "Message": "OK",
-                                "SubmittedAt": "2026-11-22T10:00:00Z"}, failures=1)
+    api = FakeEspApi.postmark(failures=1)
     settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
     settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "token", "POSTMARK_API_URL": api.url}
     try:
@@ -265,7 +235,7 @@ def test_the_esp_receives_the_outbox_id_and_the_same_message_id_on_every_attempt
 
 
 def test_brevo_gets_the_outbox_key_as_its_idempotency_key(settings):
-    api = FakeApi(lambda body: {"messageId": "<brevo-1@smtp-relay.mailin.fr>"}, status=201)
+    api = FakeEspApi(lambda body, n: {"messageId": "<brevo-1@smtp-relay.mailin.fr>"}, status=201)
     settings.EMAIL_BACKEND = "anymail.backends.brevo.EmailBackend"
     settings.ANYMAIL = {"BREVO_API_KEY": "key", "BREVO_API_URL": api.url}
     try:
@@ -295,20 +265,8 @@ def test_every_email_gets_a_message_id_of_its_own(mailoutbox, django_capture_on_
 def test_the_database_lost_after_the_esp_accepted_does_not_send_twice(transactional_db, esp):
     """Before: the lost connection rolled the row back to queued and the message went out again.
     Now the claim is committed, and the record is written once the database answers again."""
-    import psycopg
-
     [email_id] = _queued()
-    db = connection.settings_dict
-
-    def terminate_this_connection(email_id):
-        with connection.cursor() as cur:
-            cur.execute("SELECT pg_backend_pid()")
-            pid = cur.fetchone()[0]
-        with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"],
-                             dbname=db["NAME"], autocommit=True) as other:
-            other.execute("SELECT pg_terminate_backend(%s)", [pid])
-
-    esp.during_send = terminate_this_connection
+    esp.during_send = lambda email_id: postgres_backend_terminate()
     assert outbound_email_send(email_id=email_id).outcome == "sent"
     esp.during_send = None
     assert email_send.apply(args=[email_id]).get() == "already_done"

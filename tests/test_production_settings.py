@@ -7,12 +7,12 @@ import re
 import secrets
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
+
 # What `docker compose up` is given from outside (README: Production); everything else defaults.
 PROVIDED = {"DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "DSR_AUDIT_KEY": secrets.token_urlsafe(50)}
 INTERPOLATION = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")

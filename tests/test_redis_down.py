@@ -6,77 +6,31 @@ and stored, emails queued — then starts it again and checks that the worker se
 It calls the outbox redispatch itself (what beat does every DSR_EMAIL_REDISPATCH_SECONDS) with a
 clock moved past that interval, instead of waiting a minute for beat."""
 
-import os
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from dsr.models import DataSubjectRequest, EmailStatus, OutboundEmail
-from tests.conftest import _missing
+from tests.support.services import (
+    RedisServer,
+    celery_broker,
+    celery_worker_start,
+    celery_worker_stop,
+    service_missing,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
-ROOT = Path(__file__).resolve().parent.parent
 FORM = {"request_type": "access", "regime": "ccpa", "relationship": "customer", "email": "form-down@example.org",
         "full_name": "Form Person", "access_period": "12_months"}
 API = {"type": "access", "regime": "ccpa", "email": "api-down@example.org", "full_name": "Api Person", "language": "en"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisServer:
-    def __init__(self, folder: Path):
-        self.port = _free_port()
-        self.folder = folder
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = None
-
-    def start(self):
-        import redis
-
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
-        for _ in range(100):
-            try:
-                if client.ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-        self.process = None
-
-
-def _producers_reset(app):
-    # Celery (and kombu's process-wide registry) keep connection and producer pools once made;
-    # drop them so the next publish uses the broker now configured.
-    from kombu import pools
-
-    pools.reset()
-    app._pool = None
-    app.amqp._producer_pool = None
 
 
 @pytest.fixture
@@ -84,7 +38,7 @@ def product_on_own_redis(transactional_db, settings, tmp_path):
     """The cache and the Celery broker on a redis-server of this test's own, with the production
     socket timeouts and publish policy (config/settings.py, as with REDIS_URL set)."""
     if not shutil.which("redis-server"):
-        _missing("redis-server")
+        service_missing("redis-server")
     from config.celery_app import app
 
     server = RedisServer(tmp_path)
@@ -94,48 +48,11 @@ def product_on_own_redis(transactional_db, settings, tmp_path):
         "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
     }}
     assert app.conf.broker_transport_options.get("socket_timeout") == 0.5  # the production options
-    saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url")}
-    app.conf.update(task_always_eager=False, broker_url=server.url)
-    _producers_reset(app)
     try:
-        yield server
+        with celery_broker(server.url):
+            yield server
     finally:
-        app.conf.update(saved)
-        _producers_reset(app)
         server.stop()
-
-
-def _worker_start(redis_url: str, var_dir: Path):
-    db = connection.settings_dict
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DATABASE_URL=f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        REDIS_URL=redis_url, DSR_VAR_DIR=str(var_dir), DSR_SITE_URL="http://testserver",
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-
-
-def _worker_stop(worker):
-    worker.terminate()
-    try:
-        out, _ = worker.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        out, _ = worker.communicate()
-    print(out[-4000:])
-    # The worker's database session ends just after its process does; wait for it so the test
-    # database can be dropped.
-    for _ in range(100):
-        with connection.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
-            if cur.fetchone()[0] == 0:
-                break
-        time.sleep(0.1)
 
 
 def _wait_sent(ids, seconds=90, redispatch=False):
@@ -166,7 +83,7 @@ def test_redis_down_submissions_and_sign_in_work_and_the_emails_go_out_after(pro
     """Before: with Redis stopped every submission and sign-in answered 500 and nothing was stored."""
     server = product_on_own_redis
     var_dir = tmp_path / "var"
-    worker = _worker_start(server.url, var_dir)
+    worker = celery_worker_start(redis_url=server.url, var_dir=var_dir)
     try:
         # Redis up: a first submission travels through the worker (it is up and consuming).
         api = APIClient()
@@ -196,7 +113,7 @@ def test_redis_down_submissions_and_sign_in_work_and_the_emails_go_out_after(pro
         server.start()  # same port; it comes back empty, as a restarted Redis without persistence
         _wait_sent([e.pk for e in waiting], redispatch=True)
     finally:
-        _worker_stop(worker)
+        celery_worker_stop(worker)
     sent_files = "".join(p.read_text() for p in (var_dir / "mail").glob("*.log"))
     for address in (FORM["email"], API["email"], "before@example.org"):
         assert sent_files.count(f"To: {address}") == 1, address
@@ -237,33 +154,27 @@ def test_a_hung_redis_costs_a_submission_about_a_second(transactional_db, settin
     """Measured: cache and broker on a port that never answers. Without socket timeouts a
     publish to it waited forever; now each operation gives up after half a second and the
     submission is stored."""
-    from config.celery_app import app
-
     hole = BlackHole()
     url = f"redis://127.0.0.1:{hole.port}/0"
     settings.CACHES = {"default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url,
         "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
     }}
-    saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url")}
-    app.conf.update(task_always_eager=False, broker_url=url)
-    _producers_reset(app)
     try:
-        from dsr.tasks import email_send
+        with celery_broker(url):
+            from dsr.tasks import email_send
 
-        start = time.monotonic()
-        with pytest.raises(Exception):
-            email_send.delay(0)
-        publish = time.monotonic() - start
-        from dsr.services import emails
+            start = time.monotonic()
+            with pytest.raises(Exception):
+                email_send.delay(0)
+            publish = time.monotonic() - start
+            from dsr.services import emails
 
-        emails._broker_paused_until = 0.0
-        start = time.monotonic()
-        answer = APIClient().post("/api/v1/requests/", {**API, "email": "hung@example.org"}, format="json")
-        submission = time.monotonic() - start
+            emails._broker_paused_until = 0.0
+            start = time.monotonic()
+            answer = APIClient().post("/api/v1/requests/", {**API, "email": "hung@example.org"}, format="json")
+            submission = time.monotonic() - start
     finally:
-        app.conf.update(saved)
-        _producers_reset(app)
         hole.close()
     print(f"hung Redis: one publish {publish:.2f} s; an API submission (throttle, limit, publish) {submission:.2f} s")
     assert answer.status_code == 201

@@ -8,22 +8,15 @@ from django.utils import timezone
 
 from dsr.models import AuditEvent, ClosedRequestStat, DataSubjectRequest, OutboundEmail, RequestDocument
 from dsr.services import requests as services
-from dsr.services.audit import Actor
 from dsr.services.retention import retention_purge
-from tests.factories import request_create
+from tests.factories import PNG, request_create, request_denied_create
 
 pytestmark = pytest.mark.django_db
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-
-
-def _closed(officer, **kw):
-    r = request_create(**kw)
-    return services.request_deny(request=r, actor=Actor.staff(officer), reason_category="unverifiable", message="No match.")
 
 
 def test_purge_after_24_months_keeps_only_the_figures(officer, django_capture_on_commit_callbacks):
-    old = _closed(officer, email="old@example.org")
-    recent = _closed(officer, email="recent@example.org")
+    old = request_denied_create(officer=officer, email="old@example.org")
+    recent = request_denied_create(officer=officer, email="recent@example.org")
     still_open = request_create(email="open@example.org")
     now = timezone.now()
     DataSubjectRequest.objects.filter(pk=old.pk).update(received_at=now - timedelta(days=2 * 365 + 25), closed_at=now - timedelta(days=2 * 365 + 5))
@@ -58,7 +51,7 @@ def test_identity_copies_never_outlive_their_limit(settings, tmp_path, django_ca
 def test_purge_passes_the_append_only_trigger_but_nothing_else_does(officer):
     from django.db import DatabaseError, transaction
 
-    old = _closed(officer, email="pg-old@example.org")
+    old = request_denied_create(officer=officer, email="pg-old@example.org")
     DataSubjectRequest.objects.filter(pk=old.pk).update(received_at=timezone.now() - timedelta(days=810), closed_at=timezone.now() - timedelta(days=800))
     with pytest.raises(DatabaseError, match="append-only"):
         with transaction.atomic():

@@ -1,13 +1,13 @@
 """Sign-in limits count failures per (username, client) and per client, so that nobody can lock an
 officer out from elsewhere; the second factor likewise; password-reset emails are limited."""
 
-import socket
-
 import pytest
 from django.contrib.auth.signals import user_login_failed
 from django.test import Client
-from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from tests.factories import totp_device_create
+from tests.support.otp import totp_code, totp_wrong_code
 
 pytestmark = pytest.mark.django_db
 
@@ -16,17 +16,10 @@ PASSWORD = "correct horse battery"
 OWNER = "203.0.113.10"
 
 
-def _code(device) -> str:
-    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift):0{device.digits}d}"
-
-
-def _wrong_code(device) -> str:
-    return "000000" if _code(device) != "000000" else "111111"
-
 
 @pytest.fixture
 def device(officer):
-    return TOTPDevice.objects.create(user=officer, name="authenticator", confirmed=True)
+    return totp_device_create(user=officer)
 
 
 @pytest.fixture
@@ -52,7 +45,7 @@ def _sign_in(client, device, *, addr, password=PASSWORD):
     assert res.status_code == 302, res.status_code
     # django-otp accepts each code once; a real sign-in later on comes in a later 30-second step.
     TOTPDevice.objects.filter(pk=device.pk).update(last_t=-1)
-    res = client.post("/accounts/otp/", {"token": _code(device), "next": "/dashboard/"}, REMOTE_ADDR=addr)
+    res = client.post("/accounts/otp/", {"token": totp_code(device), "next": "/dashboard/"}, REMOTE_ADDR=addr)
     assert res.status_code == 302 and res["Location"] == "/dashboard/"
     return client.get("/dashboard/", REMOTE_ADDR=addr)
 
@@ -136,10 +129,10 @@ def test_second_factor_failures_count_per_user_and_client(settings, device):
     stolen = Client()  # someone who has the password, but not the authenticator
     assert stolen.post(LOGIN, {"username": "olivia", "password": PASSWORD}, REMOTE_ADDR="198.51.100.1").status_code == 302
     for _ in range(2):
-        assert stolen.post("/accounts/otp/", {"token": _wrong_code(device)}, REMOTE_ADDR="198.51.100.1").status_code == 400
+        assert stolen.post("/accounts/otp/", {"token": totp_wrong_code(device)}, REMOTE_ADDR="198.51.100.1").status_code == 400
     # django-otp's own growing delay per device is a separate defence; let its wait pass.
     device.throttle_reset()
-    for token in (_wrong_code(device), _code(device)):
+    for token in (totp_wrong_code(device), totp_code(device)):
         res = stolen.post("/accounts/otp/", {"token": token}, REMOTE_ADDR="198.51.100.1")
         assert res.status_code == 429 and int(res["Retry-After"]) > 0
     device.refresh_from_db()
@@ -186,24 +179,7 @@ def test_the_admin_signs_in_through_the_throttled_sign_in(client, officer, setti
     assert client.get("/admin/login/?next=/admin/")["Location"] == "/accounts/otp/?next=/admin/"
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_sign_in_works_and_is_still_limited_when_the_cache_is_unreachable(settings, device):
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0",
-            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-        }
-    }
-    from django.core.cache import cache
-
-    with pytest.raises(Exception):
-        cache.get("anything")  # the shared cache really is down
+def test_sign_in_works_and_is_still_limited_when_the_cache_is_unreachable(settings, device, cache_unreachable):
     settings.DSR_REQUIRE_2FA = True
     _limits(settings, login_user_ip="2/hour", otp_user_ip="2/hour")
     assert _sign_in(Client(), device, addr=OWNER).status_code == 200

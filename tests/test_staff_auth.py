@@ -3,14 +3,12 @@
 import re
 
 import pytest
-from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from tests.support.otp import totp_code, totp_wrong_code
 
 pytestmark = pytest.mark.django_db
 
-
-def _code(device) -> str:
-    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift):0{device.digits}d}"
 
 
 def test_first_sign_in_sets_up_the_authenticator_then_it_is_required(client, officer, settings):
@@ -24,13 +22,13 @@ def test_first_sign_in_sets_up_the_authenticator_then_it_is_required(client, off
     assert "<svg" in html and re.search(r'id="totp-secret">[A-Z2-7]+<', html)
     device = TOTPDevice.objects.get(user=officer)
     assert not device.confirmed
-    wrong = client.post("/accounts/otp/", {"token": "000000" if _code(device) != "000000" else "111111", "next": "/dashboard/"})
+    wrong = client.post("/accounts/otp/", {"token": totp_wrong_code(device), "next": "/dashboard/"})
     assert wrong.status_code == 400
     # django-otp makes the device wait longer after each wrong code; let that wait pass.
     device.refresh_from_db()
     assert device.throttling_failure_count == 1
     device.throttle_reset()
-    ok = client.post("/accounts/otp/", {"token": _code(device), "next": "/dashboard/"})
+    ok = client.post("/accounts/otp/", {"token": totp_code(device), "next": "/dashboard/"})
     assert ok.status_code == 302 and ok["Location"] == "/dashboard/"
     assert client.get("/dashboard/").status_code == 200
     device.refresh_from_db()
@@ -47,7 +45,7 @@ def test_off_site_next_is_ignored(client, officer, settings):
     client.post("/accounts/login/", {"username": "olivia", "password": "correct horse battery"})
     client.get("/accounts/otp/")
     device = TOTPDevice.objects.get(user=officer)
-    res = client.post("/accounts/otp/", {"token": _code(device), "next": "https://evil.example/"})
+    res = client.post("/accounts/otp/", {"token": totp_code(device), "next": "https://evil.example/"})
     assert res["Location"] == "/dashboard/"
 
 

@@ -7,7 +7,7 @@ import pytest
 from dsr.models import DemoCustomer, Status
 from dsr.services import requests as services
 from dsr.services.audit import Actor
-from tests.factories import request_create
+from tests.factories import PNG, request_create
 
 pytestmark = pytest.mark.django_db
 
@@ -95,9 +95,6 @@ def test_rate_limit_on_verification_attempts(client, submitted, settings):
         assert client.post(url, {"action": "code", "code": "000000"}).status_code in (302, 400)
     res = client.post(url, {"action": "code", "code": "000000"})
     assert res.status_code == 429 and int(res["Retry-After"]) > 0
-
-
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 def test_officer_asks_for_an_id_the_requester_uploads_it_and_it_goes_after_the_decision(client, officer, settings, tmp_path, django_capture_on_commit_callbacks):

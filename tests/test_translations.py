@@ -5,14 +5,13 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import polib
 import pytest
 
-from tests.conftest import _missing
+from tests.support import ROOT
+from tests.support.services import service_missing
 
-ROOT = Path(__file__).resolve().parent.parent
 LANGUAGES = ("sv", "nl")
 PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
 
@@ -47,7 +46,7 @@ def test_every_string_in_the_source_is_translated(tmp_path):
     """Extract the strings from the code as it is now and merge them into a copy of the
     catalogues: anything new or changed comes out untranslated or fuzzy."""
     if not shutil.which("xgettext") or not shutil.which("msgmerge"):
-        _missing("gettext (xgettext, msgmerge)")
+        service_missing("gettext (xgettext, msgmerge)")
     for name in ("manage.py", "config", "dsr", "templates", "locale"):
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)

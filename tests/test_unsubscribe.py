@@ -4,17 +4,16 @@ repeat of any kind is answered the same way and changes nothing."""
 import base64
 import binascii
 import re
-import threading
 import time
 
 import pytest
 from django.core import signing
-from django.db import connections
 from django.test import Client
 
 from dsr.models import AuditEvent, DataSubjectRequest, MarketingUnsubscribe, OutboundEmail
 from dsr.services.unsubscribe import unsubscribe_token
 from tests.factories import request_create
+from tests.support.services import in_threads
 
 ADDRESS = "news.reader@example.org"
 
@@ -123,23 +122,7 @@ def test_links_expire_after_the_configured_days(client, settings, monkeypatch):
 @pytest.mark.postgres
 def test_two_clicks_at_the_same_moment_count_once(transactional_db):
     token = unsubscribe_token(ADDRESS)
-    barrier = threading.Barrier(4)
-    codes, errors = [], []
-
-    def click():
-        try:
-            barrier.wait(timeout=10)
-            codes.append(Client().post(_path(token), {"List-Unsubscribe": "One-Click"}).status_code)
-        except Exception as exc:  # collected and asserted on below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=click) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    codes, errors = in_threads(4, lambda i: Client().post(_path(token), {"List-Unsubscribe": "One-Click"}).status_code)
     assert errors == [] and codes == [200] * 4
     assert DataSubjectRequest.objects.filter(email=ADDRESS).count() == 1
     assert OutboundEmail.objects.filter(to=ADDRESS).count() == 1
