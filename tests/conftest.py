@@ -13,6 +13,14 @@ from tests.support.browser import CHROMIUM_ARGS, chromium_executable
 from tests.support.services import REQUIRE_SERVICES, free_port, service_missing
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _urlconf_loaded_under_the_test_settings():
+    """config/urls.py chooses the admin site's class from DSR_REQUIRE_2FA when it is first imported:
+    import it now, under the test settings, so that a test which turns the setting on does not
+    decide for every later test how the admin behaves."""
+    import config.urls  # noqa: F401
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Rate-limit counters live in the cache: each test starts with none."""

@@ -156,9 +156,15 @@ def in_threads(n: int, fn):
         finally:
             connections.close_all()
 
+    from celery import _state as celery_state
+
+    join_will_block = celery_state.task_join_will_block()
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
+    # Celery keeps "a result.get() here would block" in one process-wide flag that each eager task
+    # sets and restores; eager tasks racing in these threads can leave it set for later tests.
+    celery_state._set_task_join_will_block(join_will_block)
     return results, errors
