@@ -111,8 +111,9 @@ def test_broker_down_does_not_fail_the_request_and_the_outbox_sweep_requeues(mon
     from dsr.services.emails import email_dispatch
 
     email = OutboundEmail.objects.get(request=r)
-    email_dispatch(email_id=email.pk)  # logs, does not raise
-    assert email.status == EmailStatus.QUEUED and mailoutbox == []
+    assert email_dispatch(email_id=email.pk) is False  # logs, does not raise
+    email.refresh_from_db()
+    assert (email.status, email.attempts, email.sent_at) == (EmailStatus.QUEUED, 0, None) and mailoutbox == []
     monkeypatch.undo()
     assert outbox_redispatch() == 0  # too fresh: its task may still be on its way
     assert outbox_redispatch(now=timezone.now() + timedelta(minutes=11)) == 1
