@@ -189,13 +189,15 @@ def test_extension_refused_after_the_original_deadline(staff):
     assert _snapshot(r) == before
 
 
-def test_extension_gdpr_two_more_months(staff):
+def test_extension_gdpr_two_more_months(staff, time_machine):
+    # Today is frozen inside the request's first month, when an extension is still allowed.
+    time_machine.move_to(datetime(2026, 11, 20, 12, 0, tzinfo=LA), tick=False)
     r = request_create(regime="gdpr", received_at=datetime(2026, 11, 2, 10, 0, tzinfo=LA))
-    # Freeze nothing: the request is fresh enough only if today is within its first month.
-    if services.business_today() > r.original_respond_by:
-        pytest.skip("fixed date is in the past")
+    assert services.business_today() == date(2026, 11, 20) and r.original_respond_by == date(2026, 12, 2)
     r = services.request_extend(request=r, actor=staff, reason="Complex")
-    assert r.respond_by >= date(2027, 2, 2)
+    # Received Monday 2 November 2026: one month is Wednesday 2 December, three are Tuesday 2 February.
+    assert (r.respond_by, r.original_respond_by, r.is_extended) == (date(2027, 2, 2), date(2026, 12, 2), True)
+    assert r.events.get(event_type="extended").data["respond_by_was"] == "2026-12-02"
 
 
 def test_received_at_in_the_future_or_naive_is_refused():
