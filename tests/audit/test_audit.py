@@ -1,16 +1,12 @@
-"""The hash-chained audit trail: intact chains pass, any tampering is found."""
-
-from io import StringIO
+"""The hash-chained audit trail: intact chains pass, any tampering is found and named."""
 
 import pytest
-from django.core.management import call_command
-from django.core.management.base import CommandError
 
 from dsr.models import AuditEvent, DataSubjectRequest
 from dsr.services import requests as services
 from dsr.services.audit import Actor
 from tests.factories import request_create
-from tests.support.audit import audit_tamper
+from tests.support.audit import audit_tamper, audit_verify
 
 pytestmark = pytest.mark.django_db
 
@@ -24,26 +20,51 @@ def worked(officer):
     return r
 
 
-def _verify():
-    out, err = StringIO(), StringIO()
-    call_command("dsr_verify_audit", stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
+def _problems(request):
+    """Run the check as an operator does: the exit code, and each problem it names for `request`."""
+    code, out = audit_verify()
+    return code, [line.removeprefix(f"{request.reference} ") for line in out.splitlines() if line.startswith(request.reference)]
 
 
 def test_intact_chains_pass(worked):
-    out, _ = _verify()
-    assert "Audit trail intact: 2 request(s) checked." in out
+    code, out = audit_verify()
+    assert code == 0 and "Audit trail intact: 2 request(s) checked." in out
     events = list(AuditEvent.objects.filter(request=worked).order_by("seq"))
     assert [e.seq for e in events] == [1, 2, 3, 4]
     assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:]))
 
 
-@pytest.mark.parametrize(
-    "how",
-    ["edit_data", "edit_actor", "delete_middle", "delete_last"],
-)
+def _swap(first, second, column):
+    """Exchange one column between two events (seq through a free value: (request, seq) is unique)."""
+    table = AuditEvent._meta.db_table
+    if column == "seq":
+        steps = [(first.pk, 0), (second.pk, first.seq), (first.pk, second.seq)]
+    else:
+        steps = [(first.pk, getattr(second, column)), (second.pk, getattr(first, column))]
+    for pk, value in steps:
+        audit_tamper(f"UPDATE {table} SET {column} = %s WHERE id = %s", [value, pk])
+
+
+# How the rows are changed, and every problem the check must name (the chain has events #1-#4).
+TAMPERING = {
+    "edit_data": ["event #4: content does not match its hash"],
+    "edit_actor": ["event #4: content does not match its hash"],
+    "delete_middle": ["event #3: expected event #2, found #3", "event #3: previous-hash link broken"],
+    "delete_last": ["event #3: chain ends at #3, request records #4"],
+    # Two events swapped in the chain's order: each hash covers its seq and the previous hash.
+    "reorder": ["event #2: previous-hash link broken", "event #2: content does not match its hash",
+                "event #3: previous-hash link broken", "event #3: content does not match its hash",
+                "event #4: previous-hash link broken"],
+    # Two events' times swapped, so that a timeline sorted by time shows them the other way round.
+    "reorder_times": ["event #2: content does not match its hash", "event #3: content does not match its hash"],
+}
+
+
+@pytest.mark.parametrize("how", sorted(TAMPERING))
 def test_tampering_is_detected(worked, how):
-    last = AuditEvent.objects.filter(request=worked).order_by("-seq").first()
+    events = {e.seq: e for e in AuditEvent.objects.filter(request=worked)}
+    assert sorted(events) == [1, 2, 3, 4]
+    last = events[4]
     table = AuditEvent._meta.db_table
     if how == "edit_data":
         audit_tamper(f"UPDATE {table} SET data = %s WHERE id = %s", ['{"reason_category": "exempt", "message": "changed"}', last.pk])
@@ -51,10 +72,16 @@ def test_tampering_is_detected(worked, how):
         audit_tamper(f"UPDATE {table} SET actor_label = %s WHERE id = %s", ["someone-else", last.pk])
     elif how == "delete_middle":
         audit_tamper(f"DELETE FROM {table} WHERE request_id = %s AND seq = 2", [worked.pk])
-    else:
+    elif how == "delete_last":
         audit_tamper(f"DELETE FROM {table} WHERE id = %s", [last.pk])
-    with pytest.raises(CommandError, match="problem"):
-        _verify()
+    elif how == "reorder":
+        _swap(events[2], events[3], "seq")
+        assert list(AuditEvent.objects.filter(request=worked).order_by("seq").values_list("pk", flat=True)) == [
+            events[1].pk, events[3].pk, events[2].pk, events[4].pk]
+    else:
+        _swap(events[2], events[3], "created_at")
+    code, problems = _problems(worked)
+    assert code == 1 and problems == TAMPERING[how]
 
 
 def test_a_request_with_events_cannot_be_deleted(worked):
@@ -62,6 +89,21 @@ def test_a_request_with_events_cannot_be_deleted(worked):
 
     with pytest.raises(ProtectedError):
         DataSubjectRequest.objects.filter(pk=worked.pk).delete()
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_to_reorder_events(worked):
+    """The trigger refuses the reordering above before any check is needed: no event changes seq."""
+    from django.db import DatabaseError, transaction
+
+    order = list(AuditEvent.objects.filter(request=worked).order_by("seq").values_list("pk", "seq"))
+    second, third = order[1][0], order[2][0]
+    for pk, seq in ((second, 0), (third, 2), (second, 3)):
+        with pytest.raises(DatabaseError, match="append-only"):
+            with transaction.atomic():
+                AuditEvent.objects.filter(pk=pk).update(seq=seq)
+    assert list(AuditEvent.objects.filter(request=worked).order_by("seq").values_list("pk", "seq")) == order
+    assert audit_verify()[0] == 0
 
 
 @pytest.mark.postgres
@@ -150,21 +192,23 @@ def test_a_chain_recomputed_without_the_audit_key_is_detected(worked, settings, 
         "HMAC under the old secret key": (_hmac_under(settings.SECRET_KEY), key_id),
     }[how]
     _recompute_chain(worked, sign, key_id=marked, change=_soften)
-    with pytest.raises(CommandError, match="problem") as failed:
-        _verify()
-    assert failed.value.returncode == 1
+    code, problems = _problems(worked)
+    if marked:  # every hash recomputed without the key fails its HMAC
+        assert code == 1 and problems == [f"event #{seq}: content does not match its hash" for seq in (1, 2, 3, 4)]
+    else:  # plain hashes are valid SHA-256, but a chain with no keyed event is a rewrite
+        assert code == 1 and problems == ["event #4: chain has no keyed event (rewritten without the audit key)"]
 
 
 def test_the_same_recomputation_with_the_key_passes(worked, settings):
     """The control for the test above: the rewriting itself is sound, only the key is missing."""
     _recompute_chain(worked, _hmac_under(settings.DSR_AUDIT_KEYS[settings.DSR_AUDIT_KEY_ID]), key_id=settings.DSR_AUDIT_KEY_ID, change=_soften)
-    assert "Audit trail intact" in _verify()[0]
+    code, out = audit_verify()
+    assert code == 0 and "Audit trail intact" in out, out
 
 
 def test_one_rewritten_event_with_a_recomputed_unkeyed_hash_is_detected(worked):
     _recompute_chain(worked, _plain_sha256, key_id="", change=_soften, only_last=True)
-    with pytest.raises(CommandError):
-        _verify()
+    assert audit_verify()[0] == 1
     from dsr.services.audit import audit_chain_check
 
     worked.refresh_from_db()
@@ -182,18 +226,17 @@ def test_unkeyed_chains_from_before_the_key_stay_verifiable_once_sealed(worked, 
 
     migration = importlib.import_module("dsr.migrations.0011_audit_keys_tombstones")
     _recompute_chain(worked, _plain_sha256, key_id="")  # the rows as an older version wrote them
-    with pytest.raises(CommandError):
-        _verify()  # an unkeyed chain not sealed is what a rewrite without the key looks like
+    assert audit_verify()[0] == 1  # an unkeyed chain not sealed is what a rewrite without the key looks like
     migration.seal_unkeyed_chains(apps, None)
     worked.refresh_from_db()
     seal = worked.events.order_by("seq").last()
     assert (seal.event_type, seal.key_id, seal.data["unkeyed_events"]) == ("audit_chain_keyed", settings.DSR_AUDIT_KEY_ID, 4)
-    assert "Audit trail intact" in _verify()[0]
+    code, out = audit_verify()
+    assert code == 0 and "Audit trail intact" in out, out
     # Now rewriting an old (unkeyed) event and recomputing the plain hashes breaks the keyed seal.
     first = AuditEvent.objects.get(request=worked, seq=1)
     audit_tamper(f"UPDATE {AuditEvent._meta.db_table} SET actor_label = %s WHERE id = %s", ["someone-else", first.pk])
-    with pytest.raises(CommandError):
-        _verify()
+    assert audit_verify()[0] == 1
 
 
 def test_key_rotation_keeps_older_events_verifiable(worked, settings, officer):
@@ -202,10 +245,11 @@ def test_key_rotation_keeps_older_events_verifiable(worked, settings, officer):
     settings.DSR_AUDIT_KEYS = {old_id: old_key, "2027": "the new key"}
     services.request_reopen(request=worked, actor=Actor.staff(officer), reason="More found")
     assert list(worked.events.order_by("seq").values_list("key_id", flat=True))[-2:] == [old_id, "2027"]
-    assert "Audit trail intact" in _verify()[0]
+    code, out = audit_verify()
+    assert code == 0 and "Audit trail intact" in out, out
     settings.DSR_AUDIT_KEYS = {"2027": "the new key"}  # the retired key dropped: older events are unverifiable
-    with pytest.raises(CommandError):
-        _, err = _verify()
+    code, out = audit_verify()
+    assert code == 1 and f"signed with unknown audit key id '{old_id}'" in out
     from dsr.services.audit import audit_chain_check
 
     problems = audit_chain_check(reference=worked.reference, events=worked.events.order_by("seq"),
