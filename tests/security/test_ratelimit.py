@@ -42,7 +42,7 @@ def test_after_a_failure_the_shared_cache_is_left_alone_for_a_while(settings, mo
     settings.DSR_RATE_LIMITS = {"form_ip": "3/hour"}
     assert rate_limit_hit(scope="form_ip", key="192.0.2.7") is None
     tried = hung.calls
-    assert tried >= 1
+    assert tried == 1  # the first call failed: the shared cache is not tried again for this check
     # Each further check would have cost a socket timeout; they count in memory instead, and still limit.
     assert [rate_limit_hit(scope="form_ip", key="192.0.2.7") for _ in range(3)][-1] is not None
     assert hung.calls == tried
