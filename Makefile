@@ -40,6 +40,11 @@ run: install messages
 test: install-dev messages
 	$(PY) -m pytest
 
+## The same without the browser tests (marker `browser`), for a quicker run; CI runs them all.
+.PHONY: test-fast
+test-fast: install-dev messages
+	$(PY) -m pytest -m "not browser"
+
 ## Benchmarks: results printed and written to bench/RESULTS.md.
 bench: install-dev
 	$(PY) bench/run.py
