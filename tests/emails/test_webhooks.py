@@ -146,30 +146,30 @@ def _rsa():
     return base64.b64encode(der).decode(), lambda body: base64.b64encode(key.sign(body, padding.PKCS1v15(), hashes.SHA1())).decode()
 
 
+def _json_object(body: bytes) -> dict | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _mailgun_signed(body: bytes, content_type: str):
     """Mailgun's signature travels inside the payload: add a valid one where the body allows."""
     token, timestamp = "t" * 50, "1700000000"
     signature = hmac.new(MAILGUN_KEY.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
     block = {"token": token, "timestamp": timestamp, "signature": signature}
     if content_type == "application/json":
-        try:
-            data = json.loads(body)
-        except ValueError:
-            return None
-        if not isinstance(data, dict):
-            return None
-        return json.dumps({**data, "signature": block}).encode()
+        data = _json_object(body)
+        return None if data is None else json.dumps({**data, "signature": block}).encode()
     if content_type == "application/x-www-form-urlencoded":
         return body + b"&" + "&".join(f"{k}={v}" for k, v in block.items()).encode()
     return None
 
 
 def _unisender_signed(body: bytes, content_type: str):
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
+    data = _json_object(body)
+    if data is None:
         return None
     with_key = json.dumps({**data, "auth": UNISENDER_KEY})
     return with_key.replace(UNISENDER_KEY, hashlib.md5(with_key.encode()).hexdigest()).encode()
