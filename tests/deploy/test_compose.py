@@ -58,7 +58,7 @@ def test_dockerfile_runs_gunicorn_as_a_non_root_user():
 
 
 def test_a_migration_role_owns_the_tables_and_the_app_connects_as_a_role_that_does_not():
-    """The app's role cannot alter or drop the append-only trigger (tests/test_db_roles.py proves
+    """The app's role cannot alter or drop the append-only trigger (tests/audit/test_db_roles.py proves
     it on PostgreSQL); here: the compose file wires the two roles that way."""
     from urllib.parse import urlsplit
 

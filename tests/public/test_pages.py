@@ -77,6 +77,6 @@ def test_demo_data_loads_once(db, capsys):
     out2 = capsys.readouterr().out
     assert first >= 5 and DataSubjectRequest.objects.count() == first
     # Keys are stored as digests, so each run prints a fresh token (it replaces the last one; see
-    # tests/test_api_tokens.py).
+    # tests/api/test_api_tokens.py).
     assert out1.splitlines()[-1].startswith("Demo API token: dsr_") and out2.splitlines()[-1].startswith("Demo API token: dsr_")
     assert set(DataSubjectRequest.objects.values_list("status", flat=True)) >= {"awaiting_verification", "in_progress", "completed", "denied", "verified"}

@@ -1,5 +1,5 @@
 """A strict Content-Security-Policy: on every page, and nothing inline for it to forbid. The real
-browser proof, page by page, is tests/test_browser_csp.py."""
+browser proof, page by page, is tests/security/test_browser_csp.py."""
 
 import re
 
