@@ -8,10 +8,10 @@ export DSR_SITE_URL ?= http://127.0.0.1:$(PORT)
 # Each command picks its settings (config/settings/): run mode for `make run` and the processes it
 # starts, the test settings for `make test` (whatever the shell exports).
 run var: export DJANGO_SETTINGS_MODULE = config.settings.run
-test: export DJANGO_SETTINGS_MODULE = config.settings.test
+test test-fast: export DJANGO_SETTINGS_MODULE = config.settings.test
 LINT_PATHS := dsr config manage.py
 
-.PHONY: run var test lint bench install install-dev messages clean
+.PHONY: run var test test-fast lint bench install install-dev messages clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ run: install messages var
 ## Run the test suite (SQLite unless DATABASE_URL/REDIS_URL point at real services; CI sets them).
 test: install-dev messages
 	$(PY) -m pytest
+
+## The same without the browser tests (marker `browser`), for a quicker run; CI runs them all.
+test-fast: install-dev messages
+	$(PY) -m pytest -m "not browser"
 
 ## Lint, format check, types and missing migrations over dsr/ and config/ (pyproject.toml); every
 ## check runs, and any finding fails the target.

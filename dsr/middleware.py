@@ -7,7 +7,7 @@ from django.utils.cache import add_never_cache_headers
 # downloads, the whole API (staff responses, the public intake's answer), sign-in and its second
 # factor (the TOTP secret), the admin, unsubscribing. And two pages: the public form, which shows
 # back what was typed when it has errors, and the confirmation with the request's deadline.
-# tests/test_no_store.py walks every URL pattern: each is covered here or named there as public.
+# tests/security/test_no_store.py walks every URL pattern: each is covered here or named there as public.
 NO_STORE_PREFIXES = ("/dashboard/", "/r/", "/v/", "/staff/", "/api/v1/", "/accounts/", "/admin/", "/unsubscribe/")
 NO_STORE_PATHS = ("/", "/submitted/")
 

@@ -1,4 +1,5 @@
-"""Test data built through the real services, as the product builds it."""
+"""Test data built through the real services, as the product builds it, and the sample files a
+requester uploads."""
 
 import io
 from datetime import datetime
@@ -9,6 +10,12 @@ from django.utils import timezone
 
 from dsr.services.audit import Actor
 from dsr.services.intake import IntakeDetails, request_submit
+from dsr.services.staff_actions import request_deny
+
+# The smallest files that pass the upload check for their type (dsr checks content, not names).
+PDF = b"%PDF-1.4\n%\xe2\xe3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
 
 
 def officer_create(*, username: str, email: str, role: str = "officer"):
@@ -50,3 +57,16 @@ def request_create(
         details=details,
         intake=intake,
     )
+
+
+def request_denied_create(*, officer, **kwargs):
+    """A request closed at once: denied by `officer` as unverifiable (any request_create kwargs)."""
+    r = request_create(**kwargs)
+    return request_deny(request=r, actor=Actor.staff(officer), reason_category="unverifiable", message="No match.")
+
+
+def totp_device_create(*, user, confirmed: bool = True):
+    """The user's authenticator app, set up (tests.support.otp computes its codes)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    return TOTPDevice.objects.create(user=user, name="authenticator", confirmed=confirmed)
