@@ -5,6 +5,7 @@ one-click marketing unsubscribe; and the requester's reply to the team's questio
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -49,6 +50,8 @@ from dsr.services.events import (
 from dsr.services.emails import email_queue, requester_status_url
 from dsr.services.transitions import request_locked, request_transition
 from dsr.validators import choice_check, single_line_check
+
+EARLIEST_RECEIPT = datetime(2018, 5, 25, tzinfo=dt_timezone.utc)
 
 
 def reference_next(*, year: int) -> str:
@@ -150,6 +153,10 @@ def request_submit(
         raise InvalidInput("received_at must include a time zone offset.", field="received_at")
     if received_at > now + timedelta(minutes=5):
         raise InvalidInput("received_at cannot be in the future.", field="received_at")
+    if received_at < EARLIEST_RECEIPT:
+        # No request under these laws predates the GDPR (and CCPA came later still); the bound
+        # also keeps deadline arithmetic far from the calendar's ends.
+        raise InvalidInput("received_at cannot be before 25 May 2018, when the GDPR began to apply.", field="received_at")
     received_on = clock.local_date(received_at, settings.DSR_TIME_ZONE)
     deadlines = deadlines_for(regime=regime, request_type=request_type, received_on=received_on)
     actor = actor or Actor.requester(email)

@@ -221,3 +221,13 @@ def test_documents_reach_only_privacy_staff(client, officer, settings, tmp_path,
     assert res["Content-Type"] == "application/pdf" and "attachment" in res["Content-Disposition"]
     assert client.get(f"/staff/requests/DSR-1999-000001/documents/{doc.pk}/").status_code == 404
     assert "p.pdf" in client.get(f"/dashboard/requests/{r.reference}/").content.decode()
+
+
+@pytest.mark.parametrize("received_at", ["0001-01-01T00:00:00Z", "1999-12-31T23:00:00+00:00", "2018-05-24T12:00:00+00:00"])
+def test_staff_recorded_requests_cannot_predate_the_gdpr(staff_api, received_at):
+    res = staff_api.post("/api/v1/staff/requests/", {
+        "type": "access", "regime": "gdpr", "email": "old@example.org", "channel": "mail", "received_at": received_at,
+    }, format="json")
+    assert res.status_code == 400 and res["Content-Type"].startswith("application/problem+json")
+    assert res.json()["errors"] == {"received_at": ["received_at cannot be before 25 May 2018, when the GDPR began to apply."]}
+    assert not DataSubjectRequest.objects.filter(email="old@example.org").exists()
