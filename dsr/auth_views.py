@@ -43,7 +43,9 @@ def _account_tag(username: str) -> str:
 
 
 def _signed_in_here_before(request, username: str) -> bool:
-    value = request.get_signed_cookie(KNOWN_SIGNIN_COOKIE, default="", salt=KNOWN_SIGNIN_SALT, max_age=KNOWN_SIGNIN_SECONDS)
+    value = request.get_signed_cookie(
+        KNOWN_SIGNIN_COOKIE, default="", salt=KNOWN_SIGNIN_SALT, max_age=KNOWN_SIGNIN_SECONDS
+    )
     return bool(username) and hmac.compare_digest(value, _account_tag(username))
 
 
@@ -58,7 +60,11 @@ def password_signin_wait(request, username: str) -> int | None:
     client = client_ip(request)
     pair = f"{username}|{client}"
     wait = rate_limit_reached(scope="login_ip", key=client) or rate_limit_reached(scope="login_user_ip", key=pair)
-    if wait is None and rate_limit_reached(scope="login_user", key=username) and not _signed_in_here_before(request, username):
+    if (
+        wait is None
+        and rate_limit_reached(scope="login_user", key=username)
+        and not _signed_in_here_before(request, username)
+    ):
         wait = rate_limit_reached(scope="login_user_ip", key=pair, limit=1)
     return wait
 
@@ -86,8 +92,13 @@ class ThrottledLoginView(auth_views.LoginView):
     def form_valid(self, form):
         response = super().form_valid(form)
         response.set_signed_cookie(
-            KNOWN_SIGNIN_COOKIE, _account_tag(form.get_user().get_username()), salt=KNOWN_SIGNIN_SALT,
-            max_age=KNOWN_SIGNIN_SECONDS, httponly=True, samesite="Lax", secure=settings.SESSION_COOKIE_SECURE,
+            KNOWN_SIGNIN_COOKIE,
+            _account_tag(form.get_user().get_username()),
+            salt=KNOWN_SIGNIN_SALT,
+            max_age=KNOWN_SIGNIN_SECONDS,
+            httponly=True,
+            samesite="Lax",
+            secure=settings.SESSION_COOKIE_SECURE,
         )
         return response
 
@@ -110,13 +121,18 @@ class ThrottledPasswordResetView(auth_views.PasswordResetView):
 
 
 class TokenForm(forms.Form):
-    token = forms.CharField(label="6-digit code from your authenticator app", max_length=8,
-                            widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code", "autofocus": True}))
+    token = forms.CharField(
+        label="6-digit code from your authenticator app",
+        max_length=8,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code", "autofocus": True}),
+    )
 
 
 def _next(request) -> str:
     target = request.POST.get("next") or request.GET.get("next") or "/dashboard/"
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return "/dashboard/"
     return target
 
@@ -171,7 +187,9 @@ def admin_login(request):
     """The admin signs in through the same throttled sign-in and second factor as the dashboard
     (its own login form would be a door without limits)."""
     target = request.GET.get("next") or "/admin/"
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         target = "/admin/"
     if request.user.is_authenticated and settings.DSR_REQUIRE_2FA and not request.user.is_verified():
         return redirect(f"/accounts/otp/?next={quote(target)}")

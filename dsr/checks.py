@@ -27,12 +27,14 @@ def tracking_webhook_check(app_configs=None, **kwargs):
     if not esp:
         return []  # nothing posts to /anymail/; its endpoints refuse, which is the safe state
     if not webhook_secrets():
-        return [checks.Error(
-            f"Email goes through anymail ({esp}) but ANYMAIL_WEBHOOK_SECRET is not set: the tracking "
-            "webhook refuses every call, so deliveries, bounces and complaints are never recorded.",
-            hint="Set ANYMAIL_WEBHOOK_SECRET=user:password and put the same credentials in the ESP's webhook URL.",
-            id="dsr.E013",
-        )]
+        return [
+            checks.Error(
+                f"Email goes through anymail ({esp}) but ANYMAIL_WEBHOOK_SECRET is not set: the tracking "
+                "webhook refuses every call, so deliveries, bounces and complaints are never recorded.",
+                hint="Set ANYMAIL_WEBHOOK_SECRET=user:password and put the same credentials in the ESP's webhook URL.",
+                id="dsr.E013",
+            )
+        ]
     pattern = next((p for p in anymail_urls.urlpatterns if p.name == f"{esp}_tracking_webhook"), None)
     view_class = getattr(getattr(pattern, "callback", None), "view_class", None)
     if view_class is None:
@@ -44,9 +46,11 @@ def tracking_webhook_check(app_configs=None, **kwargs):
         if getattr(instance, "webhook_key", "") is None:  # Mandrill asks for its key only at the first call
             raise ImproperlyConfigured(f"{instance.esp_name} needs its WEBHOOK_KEY")
     except ImproperlyConfigured as exc:
-        return [checks.Error(
-            f"The {esp} tracking webhook cannot start: {exc}",
-            hint="Set the ESP's webhook signing key among the ANYMAIL_* variables (see anymail's documentation).",
-            id="dsr.E014",
-        )]
+        return [
+            checks.Error(
+                f"The {esp} tracking webhook cannot start: {exc}",
+                hint="Set the ESP's webhook signing key among the ANYMAIL_* variables (see anymail's documentation).",
+                id="dsr.E014",
+            )
+        ]
     return []

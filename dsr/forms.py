@@ -4,7 +4,6 @@ from django.utils.translation import gettext_lazy as _
 from dsr.models import AccessPeriod, Regime, Relationship, RequestType
 from dsr.validators import single_line
 
-
 CORRECTION_FIELD_CHOICES = [
     ("", _("Choose…")),
     ("full_name", _("Name")),
@@ -19,23 +18,47 @@ CORRECTION_ROWS = 3
 
 
 class PublicRequestForm(forms.Form):
-    request_type = forms.ChoiceField(label=_("What would you like us to do?"), choices=RequestType.choices, widget=forms.RadioSelect)
+    request_type = forms.ChoiceField(
+        label=_("What would you like us to do?"), choices=RequestType.choices, widget=forms.RadioSelect
+    )
     regime = forms.ChoiceField(label=_("Where do you live?"), choices=Regime.choices, widget=forms.RadioSelect)
     relationship = forms.ChoiceField(
-        label=_("How do you know us?"), choices=Relationship.choices, widget=forms.RadioSelect, initial=Relationship.CUSTOMER
+        label=_("How do you know us?"),
+        choices=Relationship.choices,
+        widget=forms.RadioSelect,
+        initial=Relationship.CUSTOMER,
     )
-    email = forms.EmailField(label=_("Your email address"), max_length=254, validators=[single_line], help_text=_("We answer here. Use the address you use with us."))
+    email = forms.EmailField(
+        label=_("Your email address"),
+        max_length=254,
+        validators=[single_line],
+        help_text=_("We answer here. Use the address you use with us."),
+    )
     full_name = forms.CharField(label=_("Your full name"), max_length=200, required=False, validators=[single_line])
     access_period = forms.ChoiceField(
-        label=_("Which period should we cover?"), choices=AccessPeriod.choices, widget=forms.RadioSelect,
-        initial=AccessPeriod.LAST_12_MONTHS, required=False,
+        label=_("Which period should we cover?"),
+        choices=AccessPeriod.choices,
+        widget=forms.RadioSelect,
+        initial=AccessPeriod.LAST_12_MONTHS,
+        required=False,
         help_text=_("Only for requests to see or copy your data."),
     )
-    details = forms.CharField(label=_("Anything we should know (optional)"), max_length=10000, required=False, widget=forms.Textarea(attrs={"rows": 4}))
+    details = forms.CharField(
+        label=_("Anything we should know (optional)"),
+        max_length=10000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+    )
     evidence = forms.FileField(label=_("Evidence for the correction (optional: PDF, PNG or JPEG)"), required=False)
-    is_agent = forms.BooleanField(label=_("I am making this request on behalf of someone else (authorised agent)"), required=False)
-    agent_name = forms.CharField(label=_("Your name (the agent)"), max_length=200, required=False, validators=[single_line])
-    agent_email = forms.EmailField(label=_("Your email address (the agent)"), max_length=254, required=False, validators=[single_line])
+    is_agent = forms.BooleanField(
+        label=_("I am making this request on behalf of someone else (authorised agent)"), required=False
+    )
+    agent_name = forms.CharField(
+        label=_("Your name (the agent)"), max_length=200, required=False, validators=[single_line]
+    )
+    agent_email = forms.EmailField(
+        label=_("Your email address (the agent)"), max_length=254, required=False, validators=[single_line]
+    )
     agent_document = forms.FileField(label=_("The consumer's signed permission (PDF, PNG or JPEG)"), required=False)
     agent_power_of_attorney = forms.BooleanField(label=_("I hold a power of attorney for the consumer"), required=False)
     # A field people never see; bots fill it in.
@@ -44,9 +67,15 @@ class PublicRequestForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for i in range(CORRECTION_ROWS):
-            self.fields[f"correction_{i}_field"] = forms.ChoiceField(label=_("What is wrong"), choices=CORRECTION_FIELD_CHOICES, required=False)
-            self.fields[f"correction_{i}_wrong"] = forms.CharField(label=_("What we have now"), max_length=500, required=False, validators=[single_line])
-            self.fields[f"correction_{i}_correct"] = forms.CharField(label=_("What it should be"), max_length=500, required=False, validators=[single_line])
+            self.fields[f"correction_{i}_field"] = forms.ChoiceField(
+                label=_("What is wrong"), choices=CORRECTION_FIELD_CHOICES, required=False
+            )
+            self.fields[f"correction_{i}_wrong"] = forms.CharField(
+                label=_("What we have now"), max_length=500, required=False, validators=[single_line]
+            )
+            self.fields[f"correction_{i}_correct"] = forms.CharField(
+                label=_("What it should be"), max_length=500, required=False, validators=[single_line]
+            )
 
     def _any(self, names) -> bool:
         return any(self[n].errors or self[n].value() for n in names)
@@ -86,13 +115,19 @@ class PublicRequestForm(forms.Form):
             if not data.get("agent_email"):
                 self.add_error("agent_email", _("Give your email address as the agent."))
             if not data.get("agent_document") and not data.get("agent_power_of_attorney"):
-                self.add_error("agent_document", _("Attach the consumer's signed permission, or confirm that you hold a power of attorney."))
+                self.add_error(
+                    "agent_document",
+                    _("Attach the consumer's signed permission, or confirm that you hold a power of attorney."),
+                )
         return data
 
 
 class CodeForm(forms.Form):
-    code = forms.CharField(label=_("The 6-digit code from our email"), max_length=12,
-                           widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}))
+    code = forms.CharField(
+        label=_("The 6-digit code from our email"),
+        max_length=12,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}),
+    )
 
 
 class IdentityForm(forms.Form):
@@ -102,11 +137,19 @@ class IdentityForm(forms.Form):
 
     CLAIMS = ("full_name", "phone", "postal_code", "customer_number")
 
-    full_name = forms.CharField(label=_("Your full name as we know it"), max_length=200, required=False, validators=[single_line])
-    phone = forms.CharField(label=_("A phone number you gave us"), max_length=40, required=False, validators=[single_line])
+    full_name = forms.CharField(
+        label=_("Your full name as we know it"), max_length=200, required=False, validators=[single_line]
+    )
+    phone = forms.CharField(
+        label=_("A phone number you gave us"), max_length=40, required=False, validators=[single_line]
+    )
     postal_code = forms.CharField(label=_("Your postal code"), max_length=20, required=False, validators=[single_line])
-    customer_number = forms.CharField(label=_("Your customer or account number"), max_length=40, required=False, validators=[single_line])
-    declaration_name = forms.CharField(label=_("Type your full name to sign"), max_length=200, required=False, validators=[single_line])
+    customer_number = forms.CharField(
+        label=_("Your customer or account number"), max_length=40, required=False, validators=[single_line]
+    )
+    declaration_name = forms.CharField(
+        label=_("Type your full name to sign"), max_length=200, required=False, validators=[single_line]
+    )
     declared = forms.BooleanField(
         label=_("I declare under penalty of perjury that I am the person whose personal information is requested."),
         required=False,
@@ -136,8 +179,12 @@ class IdentityForm(forms.Form):
 
 
 class ReplyForm(forms.Form):
-    message = forms.CharField(label=_("Your answer"), max_length=10000, required=False, widget=forms.Textarea(attrs={"rows": 5}))
-    document = forms.FileField(label=_("A copy of your ID (PDF, PNG or JPEG); we delete it once we have checked it"), required=False)
+    message = forms.CharField(
+        label=_("Your answer"), max_length=10000, required=False, widget=forms.Textarea(attrs={"rows": 5})
+    )
+    document = forms.FileField(
+        label=_("A copy of your ID (PDF, PNG or JPEG); we delete it once we have checked it"), required=False
+    )
 
     def __init__(self, *args, document_requested: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -153,4 +200,6 @@ class ReplyForm(forms.Form):
 
 
 class ReauthForm(forms.Form):
-    password = forms.CharField(label=_("Your password"), widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+    password = forms.CharField(
+        label=_("Your password"), widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )

@@ -139,7 +139,9 @@ class DataSubjectRequest(models.Model):
     # §7025: the browser sent a Global Privacy Control signal with the submission.
     gpc_signal = models.BooleanField(default=False)
     duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="duplicates")
-    organisation = models.ForeignKey("Organisation", null=True, blank=True, on_delete=models.PROTECT, related_name="requests")
+    organisation = models.ForeignKey(
+        "Organisation", null=True, blank=True, on_delete=models.PROTECT, related_name="requests"
+    )
 
     received_at = models.DateTimeField()
     # Deadlines are dates in the business time zone, computed at receipt and recomputed only by
@@ -192,8 +194,12 @@ class DataSubjectRequest(models.Model):
             models.Index(Upper("email"), name="dsr_req_email_upper"),
             models.Index(fields=["received_at"], name="dsr_req_received"),
             models.Index(fields=["ack_alert_on"], name="dsr_req_ack_alert", condition=Q(ack_alert_on__isnull=False)),
-            models.Index(fields=["verify_remind_on"], name="dsr_req_verify_remind", condition=Q(verify_remind_on__isnull=False)),
-            models.Index(fields=["verify_expire_on"], name="dsr_req_verify_expire", condition=Q(verify_expire_on__isnull=False)),
+            models.Index(
+                fields=["verify_remind_on"], name="dsr_req_verify_remind", condition=Q(verify_remind_on__isnull=False)
+            ),
+            models.Index(
+                fields=["verify_expire_on"], name="dsr_req_verify_expire", condition=Q(verify_expire_on__isnull=False)
+            ),
             models.Index(fields=["remind_on"], name="dsr_req_remind", condition=Q(remind_on__isnull=False)),
             models.Index(fields=["overdue_on"], name="dsr_req_overdue", condition=Q(overdue_on__isnull=False)),
             models.Index(fields=["closed_at"], name="dsr_req_closed", condition=Q(closed_at__isnull=False)),
@@ -233,6 +239,9 @@ class ClockPause(models.Model):
             models.UniqueConstraint(fields=["request"], condition=Q(ended_at__isnull=True), name="dsr_one_open_pause"),
         ]
 
+    def __str__(self):
+        return f"{self.request_id} paused {self.started_on}–{self.ended_on or '…'}"
+
 
 class VerificationChallenge(models.Model):
     """Proof of email ownership: a link token and a short code, either works once. Only their
@@ -249,6 +258,9 @@ class VerificationChallenge(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"challenge for {self.request_id} ({'live' if self.is_live else 'used or revoked'})"
 
     @property
     def is_live(self) -> bool:
@@ -286,6 +298,9 @@ class RequestDocument(models.Model):
     uploaded_at = models.DateTimeField()
     deleted_at = models.DateTimeField(null=True, blank=True)
 
+    def __str__(self):
+        return f"{self.get_kind_display()} for {self.request_id}"
+
 
 class ClosedRequestStat(models.Model):
     """What is left of a request after its retention period (§7101: 24 months): no personal data,
@@ -302,6 +317,9 @@ class ClosedRequestStat(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["year", "request_type"], name="dsr_stat_year_type")]
+
+    def __str__(self):
+        return f"{self.year} {self.regime} {self.request_type} {self.outcome}"
 
 
 class DemoCustomer(models.Model):
@@ -340,6 +358,9 @@ class ReferenceCounter(models.Model):
 
     year = models.PositiveIntegerField(primary_key=True)
     last = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.year}: {self.last}"
 
 
 class ActorType(models.TextChoices):

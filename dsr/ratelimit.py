@@ -51,8 +51,12 @@ def _store():
 def _unavailable(exc: Exception) -> None:
     global _shared_paused_until
     _shared_paused_until = time.monotonic() + SHARED_CACHE_PAUSE_SECONDS
-    log.warning("rate-limit cache unavailable (%s: %s); counting in this process for %d s",
-                type(exc).__name__, exc, SHARED_CACHE_PAUSE_SECONDS)
+    log.warning(
+        "rate-limit cache unavailable (%s: %s); counting in this process for %d s",
+        type(exc).__name__,
+        exc,
+        SHARED_CACHE_PAUSE_SECONDS,
+    )
 
 
 def _count_safely(cache_key: str, timeout: int) -> int:

@@ -35,7 +35,9 @@ def _zone() -> ZoneInfo:
 
 
 def _local_bounds(year: int) -> tuple[datetime, datetime]:
-    return datetime.combine(date(year, 1, 1), time.min, _zone()), datetime.combine(date(year + 1, 1, 1), time.min, _zone())
+    return datetime.combine(date(year, 1, 1), time.min, _zone()), datetime.combine(
+        date(year + 1, 1, 1), time.min, _zone()
+    )
 
 
 @dataclass
@@ -84,7 +86,9 @@ def metrics_by_regime(year: int) -> dict[str, list[MetricRow]]:
     tables = {regime: {g: MetricRow(g) for g in METRIC_GROUPS} for regime in Regime.values}
     live = DataSubjectRequest.objects.filter(received_at__gte=start, received_at__lt=end, duplicate_of__isnull=True)
     for item in live.values("regime", "request_type", "outcome", "denial_reason").annotate(n=Count("pk")).order_by():
-        _count(tables[item["regime"]][GROUP_OF[item["request_type"]]], item["outcome"], item["denial_reason"], item["n"])
+        _count(
+            tables[item["regime"]][GROUP_OF[item["request_type"]]], item["outcome"], item["denial_reason"], item["n"]
+        )
     # Days to the answer, counted in the database per (regime, type, days) — a few hundred rows at most.
     answered = live.filter(outcome__in=(Outcome.COMPLIED, Outcome.COMPLIED_IN_PART, Outcome.DENIED))
     for item in _days_to_answer(answered).values("regime", "request_type", "days").annotate(n=Count("pk")).order_by():
@@ -93,7 +97,10 @@ def metrics_by_regime(year: int) -> dict[str, list[MetricRow]]:
     for stat in stats.values("regime", "request_type", "outcome", "denial_reason", "days_to_response"):
         row = tables[stat["regime"]][GROUP_OF.get(stat["request_type"], "other")]
         _count(row, stat["outcome"], stat["denial_reason"], 1)
-        if stat["outcome"] in (Outcome.COMPLIED, Outcome.COMPLIED_IN_PART, Outcome.DENIED) and stat["days_to_response"] is not None:
+        if (
+            stat["outcome"] in (Outcome.COMPLIED, Outcome.COMPLIED_IN_PART, Outcome.DENIED)
+            and stat["days_to_response"] is not None
+        ):
             row.days.append(stat["days_to_response"])
     return {regime: list(rows.values()) for regime, rows in tables.items()}
 
@@ -116,21 +123,41 @@ def _count(row: MetricRow, outcome: str, denial_reason: str, n: int) -> None:
 
 
 METRIC_CSV_HEADER = [
-    "group", "received", "complied_in_whole", "complied_in_part", "denied_total",
-    *[f"denied_{c}" for c in DENIAL_COLUMNS], "median_days_to_response", "mean_days_to_response",
+    "group",
+    "received",
+    "complied_in_whole",
+    "complied_in_part",
+    "denied_total",
+    *[f"denied_{c}" for c in DENIAL_COLUMNS],
+    "median_days_to_response",
+    "mean_days_to_response",
 ]
 
 
 def metric_csv_rows(rows: list[MetricRow]):
     for r in rows:
-        yield [r.group, r.received, r.complied_whole, r.complied_part, r.denied_total,
-               *[r.denied[c] for c in DENIAL_COLUMNS], "" if r.median_days is None else r.median_days,
-               "" if r.mean_days is None else r.mean_days]
+        yield [
+            r.group,
+            r.received,
+            r.complied_whole,
+            r.complied_part,
+            r.denied_total,
+            *[r.denied[c] for c in DENIAL_COLUMNS],
+            "" if r.median_days is None else r.median_days,
+            "" if r.mean_days is None else r.mean_days,
+        ]
 
 
 # --- Charts -----------------------------------------------------------------------------------------
 
-PALETTE = {"know": "#0b5cad", "delete": "#b3261e", "correct": "#8a5a00", "opt-out": "#1a7f37", "limit": "#6f42c1", "other": "#4a5360"}
+PALETTE = {
+    "know": "#0b5cad",
+    "delete": "#b3261e",
+    "correct": "#8a5a00",
+    "opt-out": "#1a7f37",
+    "limit": "#6f42c1",
+    "other": "#4a5360",
+}
 
 
 @dataclass(frozen=True)
@@ -143,7 +170,8 @@ class Chart:
 
 def _svg(title: str, width: int, height: int, body: str) -> str:
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(title)}" '
+        f'viewBox="0 0 {width} {height}" '
         f'width="100%" class="chart-svg"><title>{escape(title)}</title>{body}</svg>'
     )
 
@@ -153,7 +181,9 @@ def weekly_requests_chart(*, weeks: int = 12, today: date | None = None) -> Char
     today = today or clock.local_date(timezone.now(), settings.DSR_TIME_ZONE)
     first_monday = today - timedelta(days=today.weekday()) - timedelta(weeks=weeks - 1)
     start = datetime.combine(first_monday, time.min, _zone())
-    counts: dict[date, dict[str, int]] = {first_monday + timedelta(weeks=i): dict.fromkeys(METRIC_GROUPS, 0) for i in range(weeks)}
+    counts: dict[date, dict[str, int]] = {
+        first_monday + timedelta(weeks=i): dict.fromkeys(METRIC_GROUPS, 0) for i in range(weeks)
+    }
     received = DataSubjectRequest.objects.filter(received_at__gte=start, duplicate_of__isnull=True)
     weekly = received.annotate(week=TruncWeek("received_at", tzinfo=_zone())).values("week", "request_type")
     for item in weekly.annotate(n=Count("pk")).order_by():
@@ -163,9 +193,11 @@ def weekly_requests_chart(*, weeks: int = 12, today: date | None = None) -> Char
     peak = max([sum(c.values()) for c in counts.values()] + [1])
     width, height, left, bottom, top = 640, 260, 40, 40, 20
     bar_w = (width - left - 10) / weeks
-    parts = [f'<line x1="{left}" y1="{height - bottom}" x2="{width - 5}" y2="{height - bottom}" stroke="#8c959f"/>',
-             f'<text x="{left - 6}" y="{top + 4}" text-anchor="end">{peak}</text>',
-             f'<text x="{left - 6}" y="{height - bottom}" text-anchor="end">0</text>']
+    parts = [
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - 5}" y2="{height - bottom}" stroke="#8c959f"/>',
+        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end">{peak}</text>',
+        f'<text x="{left - 6}" y="{height - bottom}" text-anchor="end">0</text>',
+    ]
     for i, (week, groups) in enumerate(counts.items()):
         x = left + i * bar_w + 3
         y: float = height - bottom
@@ -174,11 +206,19 @@ def weekly_requests_chart(*, weeks: int = 12, today: date | None = None) -> Char
                 continue
             h = (height - bottom - top) * n / peak
             y -= h
-            parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w - 6:.1f}" height="{h:.1f}" fill="{PALETTE[group]}"><title>{week:%d %b}: {n} {group}</title></rect>')
-        parts.append(f'<text x="{x + (bar_w - 6) / 2:.1f}" y="{height - bottom + 14}" text-anchor="middle">{week:%d/%m}</text>')
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w - 6:.1f}" height="{h:.1f}" fill="{PALETTE[group]}">'
+                f"<title>{week:%d %b}: {n} {group}</title></rect>"
+            )
+        parts.append(
+            f'<text x="{x + (bar_w - 6) / 2:.1f}" y="{height - bottom + 14}" text-anchor="middle">{week:%d/%m}</text>'
+        )
     for j, group in enumerate(METRIC_GROUPS):
         lx = left + j * 100
-        parts.append(f'<rect x="{lx}" y="{height - 14}" width="10" height="10" fill="{PALETTE[group]}"/><text x="{lx + 14}" y="{height - 5}">{group}</text>')
+        parts.append(
+            f'<rect x="{lx}" y="{height - 14}" width="10" height="10" fill="{PALETTE[group]}"/>'
+            f'<text x="{lx + 14}" y="{height - 5}">{group}</text>'
+        )
     title = f"Requests received per week, last {weeks} weeks"
     rows = [[f"{week:%Y-%m-%d}", *groups.values(), sum(groups.values())] for week, groups in counts.items()]
     return Chart(title, _svg(title, width, height, "".join(parts)), ["week of", *METRIC_GROUPS, "total"], rows)
@@ -193,16 +233,20 @@ def on_time_chart(*, months: int = 6, today: date | None = None) -> Chart:
     answered = DataSubjectRequest.objects.filter(
         closed_at__gte=start, outcome__in=(Outcome.COMPLIED, Outcome.COMPLIED_IN_PART, Outcome.DENIED)
     ).annotate(month=TruncMonth("closed_at", tzinfo=_zone()), closed_day=TruncDate("closed_at", tzinfo=_zone()))
-    per_month = answered.values("month").annotate(total=Count("pk"), on_time=Count("pk", filter=Q(closed_day__lte=F("respond_by"))))
+    per_month = answered.values("month").annotate(
+        total=Count("pk"), on_time=Count("pk", filter=Q(closed_day__lte=F("respond_by")))
+    )
     for item in per_month.order_by():
         month = item["month"].date() if isinstance(item["month"], datetime) else item["month"]
         if month in tally:
             tally[month] = [item["on_time"], item["total"]]
     width, height, left, bottom, top = 640, 240, 40, 30, 20
     bar_w = (width - left - 10) / months
-    parts = [f'<line x1="{left}" y1="{height - bottom}" x2="{width - 5}" y2="{height - bottom}" stroke="#8c959f"/>',
-             f'<text x="{left - 6}" y="{top + 4}" text-anchor="end">100%</text>',
-             f'<text x="{left - 6}" y="{height - bottom}" text-anchor="end">0%</text>']
+    parts = [
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - 5}" y2="{height - bottom}" stroke="#8c959f"/>',
+        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end">100%</text>',
+        f'<text x="{left - 6}" y="{height - bottom}" text-anchor="end">0%</text>',
+    ]
     rows = []
     for i, (month, (on_time, total)) in enumerate(tally.items()):
         share = on_time / total if total else None
@@ -210,22 +254,36 @@ def on_time_chart(*, months: int = 6, today: date | None = None) -> Chart:
         if share is not None:
             h = (height - bottom - top) * share
             colour = "#1a7f37" if share >= 0.95 else "#8a5a00" if share >= 0.8 else "#b3261e"
-            parts.append(f'<rect x="{x:.1f}" y="{height - bottom - h:.1f}" width="{bar_w - 16:.1f}" height="{h:.1f}" fill="{colour}"><title>{month:%B %Y}: {on_time} of {total} on time</title></rect>')
-            parts.append(f'<text x="{x + (bar_w - 16) / 2:.1f}" y="{height - bottom - h - 4:.1f}" text-anchor="middle">{share:.0%}</text>')
-        parts.append(f'<text x="{x + (bar_w - 16) / 2:.1f}" y="{height - bottom + 14}" text-anchor="middle">{month:%b %Y}</text>')
+            parts.append(
+                f'<rect x="{x:.1f}" y="{height - bottom - h:.1f}" width="{bar_w - 16:.1f}" height="{h:.1f}" '
+                f'fill="{colour}"><title>{month:%B %Y}: {on_time} of {total} on time</title></rect>'
+            )
+            parts.append(
+                f'<text x="{x + (bar_w - 16) / 2:.1f}" y="{height - bottom - h - 4:.1f}" text-anchor="middle">'
+                f"{share:.0%}</text>"
+            )
+        parts.append(
+            f'<text x="{x + (bar_w - 16) / 2:.1f}" y="{height - bottom + 14}" text-anchor="middle">{month:%b %Y}</text>'
+        )
         rows.append([f"{month:%Y-%m}", on_time, total, "" if share is None else f"{share:.0%}"])
     title = f"Share of requests answered on time, last {months} months"
     return Chart(title, _svg(title, width, height, "".join(parts)), ["month", "on time", "answered", "share"], rows)
 
 
-DAYS_LEFT_BUCKETS = (("overdue", None, -1), ("0–7 days", 0, 7), ("8–14 days", 8, 14), ("15–30 days", 15, 30), ("31+ days", 31, None))
+DAYS_LEFT_BUCKETS = (
+    ("overdue", None, -1),
+    ("0–7 days", 0, 7),
+    ("8–14 days", 8, 14),
+    ("15–30 days", 15, 30),
+    ("31+ days", 31, None),
+)
 
 
 def open_by_days_left_chart(*, today: date | None = None) -> Chart:
     """Open requests by the days left on their clock, counted in one query."""
     today = today or clock.local_date(timezone.now(), settings.DSR_TIME_ZONE)
     aggregates = {}
-    for index, (label, low, high) in enumerate(DAYS_LEFT_BUCKETS):
+    for index, (_label, low, high) in enumerate(DAYS_LEFT_BUCKETS):
         condition = Q()
         if low is not None:
             condition &= Q(respond_by__gte=today + timedelta(days=low))
@@ -242,8 +300,16 @@ def open_by_days_left_chart(*, today: date | None = None) -> Chart:
         y = 10 + i * row_h
         w = (width - left - 60) * counts[label] / peak
         parts.append(f'<text x="{left - 8}" y="{y + 18}" text-anchor="end">{label}</text>')
-        parts.append(f'<rect x="{left}" y="{y + 4}" width="{w:.1f}" height="20" fill="{colours[i]}"><title>{label}: {counts[label]}</title></rect>')
+        parts.append(
+            f'<rect x="{left}" y="{y + 4}" width="{w:.1f}" height="20" fill="{colours[i]}">'
+            f"<title>{label}: {counts[label]}</title></rect>"
+        )
         parts.append(f'<text x="{left + w + 6:.1f}" y="{y + 18}">{counts[label]}</text>')
     height = 20 + len(DAYS_LEFT_BUCKETS) * row_h
     title = "Open requests by days left on the clock"
-    return Chart(title, _svg(title, width, height, "".join(parts)), ["days left", "open requests"], [[k, v] for k, v in counts.items()])
+    return Chart(
+        title,
+        _svg(title, width, height, "".join(parts)),
+        ["days left", "open requests"],
+        [[k, v] for k, v in counts.items()],
+    )

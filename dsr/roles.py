@@ -12,9 +12,17 @@ ROLE_PERMISSIONS = {
     OFFICER: [("dsr", "work_requests"), ("dsr", "comment_requests"), ("dsr", "view_datasubjectrequest")],
     REVIEWER: [("dsr", "comment_requests"), ("dsr", "view_datasubjectrequest")],
     ADMINISTRATOR: [
-        ("dsr", "add_organisation"), ("dsr", "change_organisation"), ("dsr", "delete_organisation"), ("dsr", "view_organisation"),
-        ("dsr", "add_democustomer"), ("dsr", "change_democustomer"), ("dsr", "view_democustomer"),
-        ("auth", "add_user"), ("auth", "change_user"), ("auth", "view_user"), ("auth", "view_group"),
+        ("dsr", "add_organisation"),
+        ("dsr", "change_organisation"),
+        ("dsr", "delete_organisation"),
+        ("dsr", "view_organisation"),
+        ("dsr", "add_democustomer"),
+        ("dsr", "change_democustomer"),
+        ("dsr", "view_democustomer"),
+        ("auth", "add_user"),
+        ("auth", "change_user"),
+        ("auth", "view_user"),
+        ("auth", "view_group"),
     ],
 }
 ROLES = {"officer": OFFICER, "reviewer": REVIEWER, "administrator": ADMINISTRATOR}
@@ -35,7 +43,9 @@ def rights_of(user) -> set[str]:
     """The permissions `user` holds directly and through groups, as "app.codename" — read from the
     database whether or not the account is active (a deactivated officer still holds the role that
     reactivating it would restore)."""
-    perms = Permission.objects.filter(Q(user=user) | Q(group__user=user)).values_list("content_type__app_label", "codename")
+    perms = Permission.objects.filter(Q(user=user) | Q(group__user=user)).values_list(
+        "content_type__app_label", "codename"
+    )
     return {f"{app}.{code}" for app, code in perms}
 
 

@@ -32,7 +32,8 @@ def _search(qs, text: str | None):
 
 def request_detail(*, reference: str) -> DataSubjectRequest:
     return (
-        DataSubjectRequest.objects.select_related("assignee").prefetch_related("events", "emails", "documents")
+        DataSubjectRequest.objects.select_related("assignee")
+        .prefetch_related("events", "emails", "documents")
         .get(reference=reference)
     )
 

@@ -37,7 +37,9 @@ def email_outcome_record(result: SendResult) -> None:
         request_delivery_failed(email_id=result.email_id, reason=result.error)
 
 
-@shared_task(bind=True, max_retries=None, acks_late=True, soft_time_limit=max(10, _LEASE - 60), time_limit=max(15, _LEASE - 30))
+@shared_task(
+    bind=True, max_retries=None, acks_late=True, soft_time_limit=max(10, _LEASE - 60), time_limit=max(15, _LEASE - 30)
+)
 def email_send(self, email_id: int) -> str:
     # The row counts the attempts (DSR_EMAIL_MAX_ATTEMPTS) and sets the backoff, whichever task
     # (first, retried or handed over again) tries it.
@@ -78,5 +80,8 @@ def audit_checkpoint_run() -> dict:
     audit_verification_mail(result)
     for p in result.problems:
         log.error("audit trail: %s #%s: %s", p.reference or "-", p.seq, p.problem)
-    return {"checked": result.checked, "problems": len(result.problems),
-            "checkpoint": str(result.checkpoint_written or "")}
+    return {
+        "checked": result.checked,
+        "problems": len(result.problems),
+        "checkpoint": str(result.checkpoint_written or ""),
+    }

@@ -12,5 +12,9 @@ urlpatterns = [
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
     path("staff/", views.staff_request_list, name="staff-request-list"),
     path("staff/requests/<str:reference>/", views.staff_request_detail, name="staff-request-detail"),
-    path("staff/requests/<str:reference>/documents/<int:document_id>/", views.staff_document_download, name="staff-document"),
+    path(
+        "staff/requests/<str:reference>/documents/<int:document_id>/",
+        views.staff_document_download,
+        name="staff-document",
+    ),
 ]

@@ -3,16 +3,14 @@ staff list. Views validate input and call one service."""
 
 import sys
 
-from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse
-from django.views.decorators.csrf import csrf_exempt
 from django.shortcuts import redirect, render
 from django.utils import translation
-from django.views import defaults
-from django.views.decorators.http import require_http_methods
-
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
 
 from dsr import identity, selectors
 from dsr.api.problems import DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable, problem_response_outside_drf
@@ -83,8 +81,13 @@ def request_form(request):
         )
         try:
             created = intake.request_submit_with_gpc(
-                request_type=data["request_type"], regime=data["regime"], email=data["email"],
-                full_name=data["full_name"], details=data["details"], language=_language(request), intake=intake_details,
+                request_type=data["request_type"],
+                regime=data["regime"],
+                email=data["email"],
+                full_name=data["full_name"],
+                details=data["details"],
+                language=_language(request),
+                intake=intake_details,
             )
         except DsrError as exc:
             field = {"corrections": "correction_0_field", "documents": "evidence"}.get(exc.field or "", exc.field)
@@ -140,7 +143,9 @@ def _account_holder(request, obj) -> bool:
     return bool(user and user.is_authenticated and user.email and user.email.lower() == obj.email.lower())
 
 
-def _status_context(obj, *, request=None, code_form=None, identity_form=None, reply_form=None, reauth_form=None, notice=""):
+def _status_context(
+    obj, *, request=None, code_form=None, identity_form=None, reply_form=None, reauth_form=None, notice=""
+):
     needs_email = obj.status == Status.AWAITING_VERIFICATION and not obj.email_verified_at
     needs_identity = obj.status == Status.AWAITING_VERIFICATION and obj.email_verified_at is not None
     events = list(obj.events.all())
@@ -158,7 +163,9 @@ def _status_context(obj, *, request=None, code_form=None, identity_form=None, re
         "identity_form": identity_form or _identity_form(obj),
         "points_required": check.points_required,
         "reply_form": reply_form or ReplyForm(document_requested=_document_requested(obj)),
-        "account_holder": request is not None and obj.status == Status.AWAITING_VERIFICATION and _account_holder(request, obj),
+        "account_holder": request is not None
+        and obj.status == Status.AWAITING_VERIFICATION
+        and _account_holder(request, obj),
         "reauth_form": reauth_form or ReauthForm(),
         "notice": notice,
     }
@@ -195,7 +202,12 @@ def _request_status(request, obj):
             if code_result.ok:
                 return _back_to_status(request, obj, _("Thank you: your email address is confirmed."))
             code_form.add_error("code", code_result.message)
-        return render(request, "public/request_status.html", _status_context(obj, request=request, code_form=code_form), status=400)
+        return render(
+            request,
+            "public/request_status.html",
+            _status_context(obj, request=request, code_form=code_form),
+            status=400,
+        )
     if action == "resend":
         wait = rate_limit_hit(scope="resend_request", key=str(obj.pk))
         if wait:
@@ -210,34 +222,54 @@ def _request_status(request, obj):
         if identity_form.is_valid():
             try:
                 match = verification.identity_match_submit(
-                    request=obj, claims=identity_form.cleaned_data["claims"],
+                    request=obj,
+                    claims=identity_form.cleaned_data["claims"],
                     declaration_name=identity_form.cleaned_data.get("declaration_name", ""),
                     declared=identity_form.cleaned_data.get("declared", False),
                 )
             except DsrError:
                 return _back_to_status(request, obj, "")
             if match.verified and match.downgraded:
-                return _back_to_status(request, obj, _(
-                    "We could confirm who you are well enough to tell you what kinds of data we hold, but not to "
-                    "send a copy of the data itself. We will answer your request as a request for categories."
-                ))
+                return _back_to_status(
+                    request,
+                    obj,
+                    _(
+                        "We could confirm who you are well enough to tell you what kinds of data we hold, but not to "
+                        "send a copy of the data itself. We will answer your request as a request for categories."
+                    ),
+                )
             if match.verified:
-                return _back_to_status(request, obj, _("Thank you: we have confirmed who you are and are working on your request."))
+                return _back_to_status(
+                    request, obj, _("Thank you: we have confirmed who you are and are working on your request.")
+                )
             if match.review:
                 return _back_to_status(request, obj, "")
-            identity_form.add_error(None, _(
-                "These details did not match what we hold. Check them and try again, or write to us and we will help."
-            ))
-            identity_form.add_error(None, ngettext(
-                "You can try %(left)d more time.", "You can try %(left)d more times.", match.attempts_left
-            ) % {"left": match.attempts_left})
-        return render(request, "public/request_status.html", _status_context(obj, request=request, identity_form=identity_form), status=400)
+            identity_form.add_error(
+                None,
+                _(
+                    "These details did not match what we hold. Check them and try again, "
+                    "or write to us and we will help."
+                ),
+            )
+            identity_form.add_error(
+                None,
+                ngettext("You can try %(left)d more time.", "You can try %(left)d more times.", match.attempts_left)
+                % {"left": match.attempts_left},
+            )
+        return render(
+            request,
+            "public/request_status.html",
+            _status_context(obj, request=request, identity_form=identity_form),
+            status=400,
+        )
     if action == "reply":
         reply_form = ReplyForm(request.POST, request.FILES, document_requested=_document_requested(obj))
         if reply_form.is_valid():
             try:
                 intake.request_requester_reply(
-                    request=obj, message=reply_form.cleaned_data["message"], document=reply_form.cleaned_data.get("document")
+                    request=obj,
+                    message=reply_form.cleaned_data["message"],
+                    document=reply_form.cleaned_data.get("document"),
                 )
             except InvalidInput as exc:
                 reply_form.add_error("document" if exc.field == "document" else "message", exc.message)
@@ -245,18 +277,32 @@ def _request_status(request, obj):
                 return _back_to_status(request, obj, "")
             else:
                 return _back_to_status(request, obj, _("Thank you: we have received your answer."))
-        return render(request, "public/request_status.html", _status_context(obj, request=request, reply_form=reply_form), status=400)
+        return render(
+            request,
+            "public/request_status.html",
+            _status_context(obj, request=request, reply_form=reply_form),
+            status=400,
+        )
     if action == "reauth":
         reauth_form = ReauthForm(request.POST)
         if reauth_form.is_valid():
             try:
-                ok = verification.account_reauthenticate(request=obj, user=request.user, password=reauth_form.cleaned_data["password"])
+                ok = verification.account_reauthenticate(
+                    request=obj, user=request.user, password=reauth_form.cleaned_data["password"]
+                )
             except DsrError:
                 return _back_to_status(request, obj, "")
             if ok:
-                return _back_to_status(request, obj, _("Thank you: we have confirmed who you are and are working on your request."))
+                return _back_to_status(
+                    request, obj, _("Thank you: we have confirmed who you are and are working on your request.")
+                )
             reauth_form.add_error("password", _("That password is not right."))
-        return render(request, "public/request_status.html", _status_context(obj, request=request, reauth_form=reauth_form), status=400)
+        return render(
+            request,
+            "public/request_status.html",
+            _status_context(obj, request=request, reauth_form=reauth_form),
+            status=400,
+        )
     return _back_to_status(request, obj, "")
 
 
@@ -293,14 +339,20 @@ def staff_request_detail(request, reference):
 @staff_required("dsr.work_requests")
 def staff_document_download(request, reference, document_id):
     """Requesters' files are private: only privacy staff reach them, and only through here."""
-    document = RequestDocument.objects.select_related("request").filter(
-        pk=document_id, request__reference=reference, deleted_at__isnull=True
-    ).first()
+    document = (
+        RequestDocument.objects.select_related("request")
+        .filter(pk=document_id, request__reference=reference, deleted_at__isnull=True)
+        .first()
+    )
     if document is None or not document.file:
         raise Http404("No such document")
     # Served under a name the product makes, with the checked type: never the sender's name.
-    response = FileResponse(document.file.open("rb"), content_type=document_content_type(document), as_attachment=True,
-                            filename=document_download_name(document))
+    response = FileResponse(
+        document.file.open("rb"),
+        content_type=document_content_type(document),
+        as_attachment=True,
+        filename=document_download_name(document),
+    )
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response

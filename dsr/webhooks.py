@@ -42,8 +42,10 @@ def webhook_secrets() -> list[str]:
 
 def is_tracking_view(view_class) -> bool:
     """anymail's tracking webhooks; Mandrill has one endpoint for tracking and inbound."""
-    return isinstance(view_class, type) and issubclass(view_class, AnymailCoreWebhookView) and (
-        getattr(view_class, "signal", None) is tracking or issubclass(view_class, MandrillCombinedWebhookView)
+    return (
+        isinstance(view_class, type)
+        and issubclass(view_class, AnymailCoreWebhookView)
+        and (getattr(view_class, "signal", None) is tracking or issubclass(view_class, MandrillCombinedWebhookView))
     )
 
 
@@ -60,8 +62,10 @@ def _events_clean(events: list) -> None:
     for event in tracked:
         if isinstance(event.message_id, int) and not isinstance(event.message_id, bool):
             event.message_id = str(event.message_id)
-        if not all(_text_ok(getattr(event, name, None)) for name in
-                   ("message_id", "event_type", "recipient", "description", "reject_reason")):
+        if not all(
+            _text_ok(getattr(event, name, None))
+            for name in ("message_id", "event_type", "recipient", "description", "reject_reason")
+        ):
             raise MalformedWebhook("an event field has an unexpected type")
         if event.timestamp is not None and not isinstance(event.timestamp, datetime):
             raise MalformedWebhook("an event timestamp is not a time")
@@ -90,7 +94,9 @@ def _amazon_ses_shape(view, request) -> None:
         message = json.loads(sns.get("Message"))
     except (TypeError, ValueError):
         return  # anymail tells SNS's plain-text topic check from garbage
-    if not isinstance(message, dict) or not isinstance(message.get("eventType") or message.get("notificationType"), str):
+    if not isinstance(message, dict) or not isinstance(
+        message.get("eventType") or message.get("notificationType"), str
+    ):
         raise MalformedWebhook("an SES notification names its eventType or notificationType")
 
 
@@ -159,7 +165,9 @@ def guarded_view(view_class, initkwargs=None):
             given = get_request_basic_auth(request)
             if given is None:
                 # Amazon SNS sends credentials only after a 401 challenge; other ESPs send them at once.
-                return _refused(401, "Authentication required.", **{"WWW-Authenticate": 'Basic realm="tracking webhook"'})
+                return _refused(
+                    401, "Authentication required.", **{"WWW-Authenticate": 'Basic realm="tracking webhook"'}
+                )
             if not any(constant_time_compare(given, secret) for secret in secrets):
                 return _refused(400, "Malformed or unauthenticated webhook call.")
         try:

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from datetime import timezone as dt_timezone
+from datetime import UTC
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -109,7 +109,7 @@ def event_hash(
         "from_status": from_status,
         "to_status": to_status,
         "data": data,
-        "created_at": created_at.astimezone(dt_timezone.utc).isoformat(timespec="microseconds"),
+        "created_at": created_at.astimezone(UTC).isoformat(timespec="microseconds"),
     }
     if key_id == LEGACY_KEY_ID:
         return hashlib.sha256((prev_hash + canonical_json(content)).encode("utf-8")).hexdigest()
@@ -189,7 +189,9 @@ def audit_chain_check(*, reference: str, events, head_seq: int, head_hash: str) 
         if event.prev_hash != prev_hash:
             problems.append(ChainProblem(reference, event.seq, "previous-hash link broken"))
         if event.key_id == LEGACY_KEY_ID and keyed_seen:
-            problems.append(ChainProblem(reference, event.seq, "unkeyed hash after keyed events (rewritten without the audit key)"))
+            problems.append(
+                ChainProblem(reference, event.seq, "unkeyed hash after keyed events (rewritten without the audit key)")
+            )
         keyed_seen = keyed_seen or event.key_id != LEGACY_KEY_ID
         try:
             recomputed = event_hash(
@@ -227,7 +229,7 @@ def tombstone_mac_payload(*, reference: str, last_seq: int, head_hash: str, purg
             "reference": reference,
             "last_seq": last_seq,
             "head_hash": head_hash,
-            "purged_at": purged_at.astimezone(dt_timezone.utc).isoformat(timespec="microseconds"),
+            "purged_at": purged_at.astimezone(UTC).isoformat(timespec="microseconds"),
         }
     ).encode("utf-8")
 

@@ -36,8 +36,18 @@ log = logging.getLogger(__name__)
 
 FORMAT = "dsr-audit-checkpoint/1"
 EVENT_FIELDS = (
-    "request_id", "seq", "event_type", "actor_type", "actor_label", "from_status", "to_status", "data",
-    "created_at", "prev_hash", "hash", "key_id",
+    "request_id",
+    "seq",
+    "event_type",
+    "actor_type",
+    "actor_label",
+    "from_status",
+    "to_status",
+    "data",
+    "created_at",
+    "prev_hash",
+    "hash",
+    "key_id",
 )
 
 
@@ -138,7 +148,9 @@ def audit_trail_verify(*, write_checkpoint: bool = True) -> AuditVerification:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         for _pk, reference, head_seq, head_hash, events in _chains():
             result.checked += 1
-            result.problems.extend(audit_chain_check(reference=reference, events=events, head_seq=head_seq, head_hash=head_hash))
+            result.problems.extend(
+                audit_chain_check(reference=reference, events=events, head_seq=head_seq, head_hash=head_hash)
+            )
             if head_seq:
                 heads[reference] = (head_seq, head_hash)
             if reference in previous:
@@ -146,24 +158,37 @@ def audit_trail_verify(*, write_checkpoint: bool = True) -> AuditVerification:
                 hashes = {e.seq: e.hash for e in events}
                 last = events[-1].seq if events else 0
                 if last < seq:
-                    result.problems.append(ChainProblem(reference, last, f"chain shrank: checkpoint {name} had #{seq}, now #{last}"))
+                    result.problems.append(
+                        ChainProblem(reference, last, f"chain shrank: checkpoint {name} had #{seq}, now #{last}")
+                    )
                 elif hashes.get(seq) != head:
-                    result.problems.append(ChainProblem(reference, seq, f"event #{seq} changed since checkpoint {name}"))
+                    result.problems.append(
+                        ChainProblem(reference, seq, f"event #{seq} changed since checkpoint {name}")
+                    )
         tombstones = {t.reference: t for t in AuditTombstone.objects.order_by("pk").iterator(chunk_size=5000)}
     valid = {reference: audit_tombstone_valid(t) for reference, t in tombstones.items()}
     for reference, t in tombstones.items():
         if not valid[reference]:
-            result.problems.append(ChainProblem(reference, t.last_seq, "tombstone signature does not match (forged, or changed)"))
+            result.problems.append(
+                ChainProblem(reference, t.last_seq, "tombstone signature does not match (forged, or changed)")
+            )
     # What the checkpoint had and the database no longer has: purged (with a tombstone) or deleted.
     for reference, (seq, head) in sorted(previous.items()):
         tombstone = tombstones.get(reference)
         if tombstone is None:
-            result.problems.append(ChainProblem(reference, seq, f"request deleted: in checkpoint {name} at #{seq}, no tombstone"))
+            result.problems.append(
+                ChainProblem(reference, seq, f"request deleted: in checkpoint {name} at #{seq}, no tombstone")
+            )
         elif not valid[reference]:
-            result.problems.append(ChainProblem(reference, seq, f"request deleted: in checkpoint {name} at #{seq}, tombstone forged"))
+            result.problems.append(
+                ChainProblem(reference, seq, f"request deleted: in checkpoint {name} at #{seq}, tombstone forged")
+            )
         elif tombstone.last_seq < seq or (tombstone.last_seq == seq and tombstone.head_hash != head):
-            result.problems.append(ChainProblem(
-                reference, seq, f"tombstone at #{tombstone.last_seq} does not continue checkpoint {name} at #{seq}"))
+            result.problems.append(
+                ChainProblem(
+                    reference, seq, f"tombstone at #{tombstone.last_seq} does not continue checkpoint {name} at #{seq}"
+                )
+            )
         else:
             result.purged += 1
     if write_checkpoint and not result.problems:
@@ -183,8 +208,10 @@ def audit_verification_mail(result: AuditVerification) -> bool:
     else:
         written = result.checkpoint_written.name if result.checkpoint_written else "(none written)"
         subject = f"[{settings.DSR_BUSINESS_NAME}] Audit trail checkpoint {written}"
-        body = (f"Audit trail intact: {result.checked} request(s) checked, {result.purged} purge(s) matched their "
-                "tombstones.\nKeep the attached signed checkpoint: later checks can be compared with it.")
+        body = (
+            f"Audit trail intact: {result.checked} request(s) checked, {result.purged} purge(s) matched their "
+            "tombstones.\nKeep the attached signed checkpoint: later checks can be compared with it."
+        )
     message = EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
     if result.checkpoint_written:
         message.attach_file(str(result.checkpoint_written), "application/json")

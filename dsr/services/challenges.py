@@ -32,8 +32,11 @@ class IssuedChallenge:
     code: str
 
     def email_context(self) -> dict:
-        return {"verify_url": verify_url(self.token), "verify_code": self.code,
-                "verify_hours": settings.DSR_VERIFY_LINK_HOURS}
+        return {
+            "verify_url": verify_url(self.token),
+            "verify_code": self.code,
+            "verify_hours": settings.DSR_VERIFY_LINK_HOURS,
+        }
 
 
 def challenge_create(*, request: DataSubjectRequest) -> IssuedChallenge:

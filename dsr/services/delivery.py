@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from dsr.models import DataSubjectRequest, OutboundEmail
 from dsr.services.audit import audit_event_record
-from dsr.services.events import event_acknowledged, event_email_tracked, event_flagged
 from dsr.services.emails import email_to_staff, email_tracking_record, staff_recipients
+from dsr.services.events import event_acknowledged, event_email_tracked, event_flagged
 from dsr.services.transitions import request_locked
 
 # §7021(a): the email that confirms receipt, queued by intake with the first transition.
@@ -29,7 +29,9 @@ def request_acknowledgement_record(*, request_id: int, email_id: int) -> None:
     locked.acknowledged_at = email.sent_at or timezone.now()
     locked.ack_alert_on = None
     locked.save(update_fields=["acknowledged_at", "ack_alert_on", "updated_at"])
-    audit_event_record(request=locked, event=event_acknowledged(email_id=email.pk, to=email.to, acknowledge_by=locked.acknowledge_by))
+    audit_event_record(
+        request=locked, event=event_acknowledged(email_id=email.pk, to=email.to, acknowledge_by=locked.acknowledge_by)
+    )
 
 
 @transaction.atomic
@@ -53,31 +55,47 @@ def request_delivery_failed(*, email_id: int, reason: str) -> None:
     request = email.request
     if request is None or email.template.startswith(STAFF_TEMPLATES_PREFIX) or email.to != request.email:
         return
-    if request_flag(request_id=request.pk, reason=f"Email '{email.template}' to the requester failed: {reason}"[:200],
-                    data={"email_id": email.pk, "template": email.template}):
+    if request_flag(
+        request_id=request.pk,
+        reason=f"Email '{email.template}' to the requester failed: {reason}"[:200],
+        data={"email_id": email.pk, "template": email.template},
+    ):
         request = DataSubjectRequest.objects.get(pk=request.pk)
         # The team's email names the kind of failure only: the address and the provider's text
         # (which the receiving server, hence a requester, can write) are on the request page.
         failure = email.delivery_status if email.delivery_status in UNDELIVERABLE else "not accepted for sending"
-        email_to_staff(request=request, template="staff_delivery_failed", recipients=staff_recipients(),
-                       context={"failed": email, "failure": failure})
+        email_to_staff(
+            request=request,
+            template="staff_delivery_failed",
+            recipients=staff_recipients(),
+            context={"failed": email, "failure": failure},
+        )
 
 
-def delivery_event_record(*, message_id: str, event_type: str, recipient: str = "", description: str = "",
-                          timestamp=None) -> OutboundEmail | None:
+def delivery_event_record(
+    *, message_id: str, event_type: str, recipient: str = "", description: str = "", timestamp=None
+) -> OutboundEmail | None:
     """What the ESP reported through anymail's tracking webhook: delivered, bounced, complained…"""
     if not message_id:
         return None
     with transaction.atomic():
-        email = email_tracking_record(message_id=message_id, event_type=event_type, description=description,
-                                      timestamp=timestamp)
+        email = email_tracking_record(
+            message_id=message_id, event_type=event_type, description=description, timestamp=timestamp
+        )
         if email is None:
             return None
         if email.request_id:
             locked = request_locked(email.request_id)
-            audit_event_record(request=locked, event=event_email_tracked(
-                tracking_type=event_type, email_id=email.pk, template=email.template, to=email.to, detail=email.delivery_detail,
-            ))
+            audit_event_record(
+                request=locked,
+                event=event_email_tracked(
+                    tracking_type=event_type,
+                    email_id=email.pk,
+                    template=email.template,
+                    to=email.to,
+                    detail=email.delivery_detail,
+                ),
+            )
         if event_type in UNDELIVERABLE:
             request_delivery_failed(email_id=email.pk, reason=f"{event_type}: {description}".strip(": "))
     return email

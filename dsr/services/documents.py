@@ -85,10 +85,16 @@ def document_store(*, request: DataSubjectRequest, kind: str, checked: CheckedDo
     storage = RequestDocument._meta.get_field("file").storage
     # Written after commit: a rolled-back submission leaves no file behind.
     transaction.on_commit(lambda: storage.save(document.file.name, ContentFile(checked.content)))
-    audit_event_record(request=request, event=event_document_received(
-        actor=actor or Actor.requester(request.email), kind=kind, size=document.size, sha256=document.sha256,
-        content_type=checked.content_type,
-    ))
+    audit_event_record(
+        request=request,
+        event=event_document_received(
+            actor=actor or Actor.requester(request.email),
+            kind=kind,
+            size=document.size,
+            sha256=document.sha256,
+            content_type=checked.content_type,
+        ),
+    )
     return document
 
 
@@ -100,9 +106,13 @@ def identity_documents_purge(*, request: DataSubjectRequest) -> int:
     now = timezone.now()
     names = [d.file.name for d in documents]
     RequestDocument.objects.filter(pk__in=[d.pk for d in documents]).update(deleted_at=now, file="")
-    audit_event_record(request=request, event=event_identity_document_deleted(
-        count=len(documents), sha256=[d.sha256 for d in documents],
-    ))
+    audit_event_record(
+        request=request,
+        event=event_identity_document_deleted(
+            count=len(documents),
+            sha256=[d.sha256 for d in documents],
+        ),
+    )
     storage = RequestDocument._meta.get_field("file").storage
     transaction.on_commit(lambda: stored_files_delete(storage, names))
     return len(documents)

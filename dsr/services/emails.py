@@ -20,9 +20,9 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.template.context import make_context
 from django.template.loader import get_template, render_to_string
-from django.utils.html import format_html
 from django.utils import timezone, translation
 from django.utils.crypto import salted_hmac
+from django.utils.html import format_html
 
 from dsr.models import DataSubjectRequest, EmailStatus, OutboundEmail
 from dsr.services.unsubscribe import unsubscribe_url
@@ -73,14 +73,25 @@ def email_render(*, template: str, language: str, context: dict) -> RenderedEmai
 
 
 def email_queue(
-    *, template: str, to: str, language: str, context: dict, request: DataSubjectRequest | None = None,
+    *,
+    template: str,
+    to: str,
+    language: str,
+    context: dict,
+    request: DataSubjectRequest | None = None,
     headers: dict | None = None,
 ) -> OutboundEmail:
     """Write the email row and schedule its sending for after the surrounding commit."""
     rendered = email_render(template=template, language=language, context=context)
     email = OutboundEmail.objects.create(
-        request=request, template=template, language=language, to=to, subject=rendered.subject[:250],
-        body_text=rendered.text, body_html=rendered.html, headers=headers or {},
+        request=request,
+        template=template,
+        language=language,
+        to=to,
+        subject=rendered.subject[:250],
+        body_text=rendered.text,
+        body_html=rendered.html,
+        headers=headers or {},
     )
     transaction.on_commit(lambda: email_dispatch(email_id=email.pk))
     return email
@@ -255,8 +266,14 @@ def _send_claim(email_id: int) -> OutboundEmail | SendResult:
     if email is None:
         return SendResult(email_id, "missing")
     if email.status in (EmailStatus.SENT, EmailStatus.FAILED):
-        return SendResult(email_id, "already_done", email.last_error, email_status=email.status,
-                          request_id=email.request_id, template=email.template)
+        return SendResult(
+            email_id,
+            "already_done",
+            email.last_error,
+            email_status=email.status,
+            request_id=email.request_id,
+            template=email.template,
+        )
     if email.status == EmailStatus.SENDING and email.lease_until and email.lease_until > now:
         return SendResult(email_id, "busy")  # another sender holds a live claim
     email.status = EmailStatus.SENDING
@@ -296,8 +313,14 @@ def _failure_record(email_id: int, attempt: int, error: str) -> SendResult:
     email.save(update_fields=["last_error", "lease_until", "status", "next_attempt_at"])
     log.warning("email %s attempt %s failed: %s", email.pk, email.attempts, error)
     if final:
-        return SendResult(email_id, "failed", error, email_status=EmailStatus.FAILED,
-                          request_id=email.request_id, template=email.template)
+        return SendResult(
+            email_id,
+            "failed",
+            error,
+            email_status=EmailStatus.FAILED,
+            request_id=email.request_id,
+            template=email.template,
+        )
     return SendResult(email_id, "retry", error, retry_in)
 
 
@@ -315,14 +338,23 @@ def outbound_email_send(*, email_id: int) -> SendResult:
     status = getattr(message, "anymail_status", None)
     message_id = getattr(status, "message_id", None) if status else None
     _recorded(_sent_record, email_id, str(message_id)[:250] if message_id else "")
-    return SendResult(email_id, "sent", email_status=EmailStatus.SENT, request_id=claim.request_id, template=claim.template)
+    return SendResult(
+        email_id, "sent", email_status=EmailStatus.SENT, request_id=claim.request_id, template=claim.template
+    )
 
 
 @transaction.atomic
-def email_tracking_record(*, message_id: str, event_type: str, description: str = "", timestamp=None) -> OutboundEmail | None:
+def email_tracking_record(
+    *, message_id: str, event_type: str, description: str = "", timestamp=None
+) -> OutboundEmail | None:
     """What the ESP reported about one message through anymail's tracking webhook (delivered,
     bounced, complained…), on its row, which stays locked until the caller's transaction ends."""
-    email = OutboundEmail.objects.select_for_update(of=("self",)).select_related("request").filter(message_id=message_id).first()
+    email = (
+        OutboundEmail.objects.select_for_update(of=("self",))
+        .select_related("request")
+        .filter(message_id=message_id)
+        .first()
+    )
     if email is None:
         log.info("tracking event %s for unknown message %s", event_type, message_id)
         return None

@@ -14,12 +14,34 @@ EMAIL_PROVIDER = "email provider"
 # --- Intake ----------------------------------------------------------------------------------------
 
 
-def event_received(*, actor: Actor, request_type: str, regime: str, channel: str, relationship: str, agent: bool,
-                   gpc: bool, received_at: datetime, acknowledge_by: date | None, respond_by: date) -> Event:
-    return Event(EventType.RECEIVED, actor, {
-        "type": request_type, "regime": regime, "channel": channel, "relationship": relationship, "agent": agent,
-        "gpc": gpc, "received_at": received_at, "acknowledge_by": acknowledge_by, "respond_by": respond_by,
-    })
+def event_received(
+    *,
+    actor: Actor,
+    request_type: str,
+    regime: str,
+    channel: str,
+    relationship: str,
+    agent: bool,
+    gpc: bool,
+    received_at: datetime,
+    acknowledge_by: date | None,
+    respond_by: date,
+) -> Event:
+    return Event(
+        EventType.RECEIVED,
+        actor,
+        {
+            "type": request_type,
+            "regime": regime,
+            "channel": channel,
+            "relationship": relationship,
+            "agent": agent,
+            "gpc": gpc,
+            "received_at": received_at,
+            "acknowledge_by": acknowledge_by,
+            "respond_by": respond_by,
+        },
+    )
 
 
 def event_verification_not_required() -> Event:
@@ -49,7 +71,9 @@ def event_linked_as_duplicate(*, original: str) -> Event:
 
 
 def event_document_received(*, actor: Actor, kind: str, size: int, sha256: str, content_type: str) -> Event:
-    return Event(EventType.DOCUMENT_RECEIVED, actor, {"kind": kind, "size": size, "sha256": sha256, "content_type": content_type})
+    return Event(
+        EventType.DOCUMENT_RECEIVED, actor, {"kind": kind, "size": size, "sha256": sha256, "content_type": content_type}
+    )
 
 
 def event_requester_replied(*, email: str, message: str, document: bool) -> Event:
@@ -67,14 +91,33 @@ def event_email_verified(*, email: str, method: str) -> Event:
     return Event(EventType.EMAIL_VERIFIED, Actor.requester(email), {"method": method})
 
 
-def event_identity_checked(*, email: str, attempt: int, max_attempts: int, outcome: str, points_matched: list,
-                           points_not_counted: dict, points_offered: list, required: int, declaration: dict | None) -> Event:
+def event_identity_checked(
+    *,
+    email: str,
+    attempt: int,
+    max_attempts: int,
+    outcome: str,
+    points_matched: list,
+    points_not_counted: dict,
+    points_offered: list,
+    required: int,
+    declaration: dict | None,
+) -> Event:
     """§7060(d): which points matched and why others did not count, never the values typed."""
-    return Event(EventType.IDENTITY_CHECKED, Actor.requester(email), {
-        "attempt": attempt, "max_attempts": max_attempts, "outcome": outcome, "points_matched": points_matched,
-        "points_not_counted": points_not_counted, "points_offered": points_offered, "required": required,
-        "declaration": declaration,
-    })
+    return Event(
+        EventType.IDENTITY_CHECKED,
+        Actor.requester(email),
+        {
+            "attempt": attempt,
+            "max_attempts": max_attempts,
+            "outcome": outcome,
+            "points_matched": points_matched,
+            "points_not_counted": points_not_counted,
+            "points_offered": points_offered,
+            "required": required,
+            "declaration": declaration,
+        },
+    )
 
 
 def event_treated_as_categories(*, reason: str, from_type: str, to_type: str) -> Event:
@@ -82,7 +125,11 @@ def event_treated_as_categories(*, reason: str, from_type: str, to_type: str) ->
 
 
 def event_identity_review_required(*, failed_attempts: int, max_attempts: int) -> Event:
-    return Event(EventType.IDENTITY_REVIEW_REQUIRED, Actor.system(), {"failed_attempts": failed_attempts, "max_attempts": max_attempts})
+    return Event(
+        EventType.IDENTITY_REVIEW_REQUIRED,
+        Actor.system(),
+        {"failed_attempts": failed_attempts, "max_attempts": max_attempts},
+    )
 
 
 def event_reauthentication_failed(*, email: str) -> Event:
@@ -90,8 +137,11 @@ def event_reauthentication_failed(*, email: str) -> Event:
 
 
 def event_identity_document_deleted(*, count: int, sha256: list[str]) -> Event:
-    return Event(EventType.IDENTITY_DOCUMENT_DELETED, Actor.system(),
-                 {"count": count, "sha256": sha256, "note": "ID checked; copy deleted"})
+    return Event(
+        EventType.IDENTITY_DOCUMENT_DELETED,
+        Actor.system(),
+        {"count": count, "sha256": sha256, "note": "ID checked; copy deleted"},
+    )
 
 
 # --- The team's actions ----------------------------------------------------------------------------
@@ -105,11 +155,19 @@ def event_approved(*, actor: Actor, note: str) -> Event:
     return Event(EventType.APPROVED, actor, {"note": note})
 
 
-def event_information_requested(*, actor: Actor, message: str, for_identity: bool, id_document: bool,
-                                 clock_paused: bool) -> Event:
-    return Event(EventType.INFORMATION_REQUESTED, actor, {
-        "message": message, "for_identity": for_identity, "id_document": id_document, "clock_paused": clock_paused,
-    })
+def event_information_requested(
+    *, actor: Actor, message: str, for_identity: bool, id_document: bool, clock_paused: bool
+) -> Event:
+    return Event(
+        EventType.INFORMATION_REQUESTED,
+        actor,
+        {
+            "message": message,
+            "for_identity": for_identity,
+            "id_document": id_document,
+            "clock_paused": clock_paused,
+        },
+    )
 
 
 def event_completed(*, actor: Actor, outcome: str, message: str) -> Event:
@@ -145,14 +203,25 @@ def event_assigned(*, actor: Actor, previous: str, assignee: str) -> Event:
 
 
 def event_extended(*, actor: Actor, reason: str, respond_by_was: date, respond_by: date) -> Event:
-    return Event(EventType.EXTENDED, actor, {"reason": reason, "respond_by_was": respond_by_was, "respond_by": respond_by})
+    return Event(
+        EventType.EXTENDED, actor, {"reason": reason, "respond_by_was": respond_by_was, "respond_by": respond_by}
+    )
 
 
-def event_clock_resumed(*, paused_from: date, paused_to: date, days: int, respond_by_was: date, respond_by: date) -> Event:
-    return Event(EventType.CLOCK_RESUMED, Actor.system(), {
-        "paused_from": paused_from, "paused_to": paused_to, "days": days,
-        "respond_by_was": respond_by_was, "respond_by": respond_by,
-    })
+def event_clock_resumed(
+    *, paused_from: date, paused_to: date, days: int, respond_by_was: date, respond_by: date
+) -> Event:
+    return Event(
+        EventType.CLOCK_RESUMED,
+        Actor.system(),
+        {
+            "paused_from": paused_from,
+            "paused_to": paused_to,
+            "days": days,
+            "respond_by_was": respond_by_was,
+            "respond_by": respond_by,
+        },
+    )
 
 
 def event_acknowledgement_due(*, acknowledge_by: date | None, today: date) -> Event:
@@ -172,7 +241,9 @@ def event_overdue(*, respond_by: date, days_late: int) -> Event:
 
 def event_acknowledged(*, email_id: int, to: str, acknowledge_by: date | None) -> Event:
     """§7021(a): the acknowledgement email went out."""
-    return Event(EventType.ACKNOWLEDGED, Actor.system(), {"email_id": email_id, "to": to, "acknowledge_by": acknowledge_by})
+    return Event(
+        EventType.ACKNOWLEDGED, Actor.system(), {"email_id": email_id, "to": to, "acknowledge_by": acknowledge_by}
+    )
 
 
 def event_flagged(*, reason: str, data: dict | None = None) -> Event:
@@ -189,5 +260,8 @@ def email_event_type(tracking_type: str) -> EventType:
 
 def event_email_tracked(*, tracking_type: str, email_id: int, template: str, to: str, detail: str) -> Event:
     """What the ESP's tracking webhook reported about one of the request's emails."""
-    return Event(email_event_type(tracking_type), Actor.system(EMAIL_PROVIDER),
-                 {"email_id": email_id, "template": template, "to": to, "detail": detail})
+    return Event(
+        email_event_type(tracking_type),
+        Actor.system(EMAIL_PROVIDER),
+        {"email_id": email_id, "template": template, "to": to, "detail": detail},
+    )

@@ -4,8 +4,7 @@ the form's submission with the opt-out a Global Privacy Control signal records (
 one-click marketing unsubscribe; and the requester's reply to the team's question."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -37,6 +36,7 @@ from dsr.services.audit import Actor, audit_event_record
 from dsr.services.challenges import challenge_create
 from dsr.services.clock_events import clock_pause_end
 from dsr.services.documents import document_check, document_store
+from dsr.services.emails import email_queue, requester_status_url
 from dsr.services.events import (
     event_duplicate_received,
     event_forwarded_to_organisation,
@@ -47,11 +47,10 @@ from dsr.services.events import (
     event_verification_not_required,
     event_verification_started,
 )
-from dsr.services.emails import email_queue, requester_status_url
 from dsr.services.transitions import request_locked, request_transition
 from dsr.validators import choice_check, single_line_check
 
-EARLIEST_RECEIPT = datetime(2018, 5, 25, tzinfo=dt_timezone.utc)
+EARLIEST_RECEIPT = datetime(2018, 5, 25, tzinfo=UTC)
 
 
 def reference_next(*, year: int) -> str:
@@ -88,11 +87,18 @@ CORRECTIONS_MAX = 20
 def _corrections_clean(corrections) -> list[dict]:
     cleaned = []
     if len(corrections or ()) > CORRECTIONS_MAX:
-        raise InvalidInput(gettext("Send at most %(max)d corrections in one request; describe any others in your own words.")
-                           % {"max": CORRECTIONS_MAX}, field="corrections")
+        raise InvalidInput(
+            gettext("Send at most %(max)d corrections in one request; describe any others in your own words.")
+            % {"max": CORRECTIONS_MAX},
+            field="corrections",
+        )
     for row in corrections or ():
-        if not isinstance(row, dict) or not all(isinstance(row.get(k) or "", str) for k in ("field", "wrong", "correct")):
-            raise InvalidInput("Each correction names a field, what is wrong and what is correct, as text.", field="corrections")
+        if not isinstance(row, dict) or not all(
+            isinstance(row.get(k) or "", str) for k in ("field", "wrong", "correct")
+        ):
+            raise InvalidInput(
+                "Each correction names a field, what is wrong and what is correct, as text.", field="corrections"
+            )
         field = (row.get("field") or "").strip()
         wrong, correct = (row.get("wrong") or "").strip(), (row.get("correct") or "").strip()
         if not (wrong or correct):
@@ -143,7 +149,8 @@ def request_submit(
         raise InvalidInput(gettext("Tell us what is wrong and what is right."), field="corrections")
     if (intake.agent_name or intake.agent_email) and not (intake.agent_power_of_attorney or intake.documents):
         raise InvalidInput(
-            gettext("An authorised agent needs the consumer's signed permission or a power of attorney."), field="agent_document"
+            gettext("An authorised agent needs the consumer's signed permission or a power of attorney."),
+            field="agent_document",
         )
     documents = [(kind, document_check(upload)) for kind, upload in intake.documents]
     now = timezone.now()
@@ -156,7 +163,9 @@ def request_submit(
     if received_at < EARLIEST_RECEIPT:
         # No request under these laws predates the GDPR (and CCPA came later still); the bound
         # also keeps deadline arithmetic far from the calendar's ends.
-        raise InvalidInput("received_at cannot be before 25 May 2018, when the GDPR began to apply.", field="received_at")
+        raise InvalidInput(
+            "received_at cannot be before 25 May 2018, when the GDPR began to apply.", field="received_at"
+        )
     received_on = clock.local_date(received_at, settings.DSR_TIME_ZONE)
     deadlines = deadlines_for(regime=regime, request_type=request_type, received_on=received_on)
     actor = actor or Actor.requester(email)
@@ -233,8 +242,10 @@ def request_submit(
             to_status=Status.AWAITING_VERIFICATION,
             event=event_verification_started(),
             email_template="received",
-            email_context={**issued.email_context(),
-                           "declaration_required": identity.declaration_required(regime=regime, request_type=request_type)},
+            email_context={
+                **issued.email_context(),
+                "declaration_required": identity.declaration_required(regime=regime, request_type=request_type),
+            },
         )
     return request
 
@@ -247,12 +258,21 @@ def request_submit_with_gpc(
     of sale/sharing, so the opt-out is recorded for this person too — in the same transaction, so
     that a failure stores neither and a retry makes no duplicate."""
     created = request_submit(
-        request_type=request_type, regime=regime, email=email, full_name=full_name, details=details,
-        language=language, intake=intake,
+        request_type=request_type,
+        regime=regime,
+        email=email,
+        full_name=full_name,
+        details=details,
+        language=language,
+        intake=intake,
     )
     if intake.gpc_signal and request_type != RequestType.OPT_OUT_SALE:
         request_submit(
-            request_type=RequestType.OPT_OUT_SALE, regime=regime, email=email, full_name=full_name, language=language,
+            request_type=RequestType.OPT_OUT_SALE,
+            regime=regime,
+            email=email,
+            full_name=full_name,
+            language=language,
             details="Recorded from the browser's Global Privacy Control signal.",
             intake=IntakeDetails(relationship=intake.relationship, gpc_signal=True),
         )
@@ -314,7 +334,9 @@ def request_requester_reply(*, request: DataSubjectRequest, message: str, docume
     if locked.status != Status.AWAITING_REQUESTER:
         raise TransitionNotAllowed(f"{locked.reference} is not waiting for a reply.")
     if document is not None:
-        document_store(request=locked, kind=RequestDocument.Kind.IDENTITY, checked=document_check(document, field="document"))
+        document_store(
+            request=locked, kind=RequestDocument.Kind.IDENTITY, checked=document_check(document, field="document")
+        )
     clock_pause_end(locked)
     verified = locked.verified_at or locked.request_type in TYPES_WITHOUT_VERIFICATION
     return request_transition(
@@ -329,8 +351,12 @@ def marketing_opt_out_record(*, email: str, language: str = Language.EN) -> Data
     """One-click unsubscribe (RFC 8058): a marketing opt-out for the address, honoured without
     verification; a repeat click links to the open one (no second clock, no second email storm)."""
     return request_submit(
-        request_type=RequestType.OPT_OUT_MARKETING, regime=Regime.OTHER, email=email, language=language,
-        details="One-click unsubscribe from an email.", actor=Actor.requester(email),
+        request_type=RequestType.OPT_OUT_MARKETING,
+        regime=Regime.OTHER,
+        email=email,
+        language=language,
+        details="One-click unsubscribe from an email.",
+        actor=Actor.requester(email),
     )
 
 

@@ -26,8 +26,12 @@ def know_limit_reached(request: DataSubjectRequest) -> bool:
     since = request.received_at - timedelta(days=365)
     earlier = (
         DataSubjectRequest.objects.filter(
-            email__iexact=request.email, regime=Regime.CCPA, request_type__in=CCPA_KNOW_TYPES,
-            verified_at__isnull=False, received_at__gte=since, received_at__lt=request.received_at,
+            email__iexact=request.email,
+            regime=Regime.CCPA,
+            request_type__in=CCPA_KNOW_TYPES,
+            verified_at__isnull=False,
+            received_at__gte=since,
+            received_at__lt=request.received_at,
             duplicate_of__isnull=True,
         )
         .exclude(status__in=(Status.CANCELLED,))

@@ -45,9 +45,14 @@ def _stat_for(request: DataSubjectRequest) -> ClosedRequestStat:
     received_on = clock.local_date(request.received_at, settings.DSR_TIME_ZONE)
     closed_on = clock.local_date(request.closed_at, settings.DSR_TIME_ZONE)
     return ClosedRequestStat(
-        year=received_on.year, request_type=request.request_type, regime=request.regime, channel=request.channel,
-        outcome=request.outcome, denial_reason=request.denial_reason,
-        days_to_response=(closed_on - received_on).days, purged_at=timezone.now(),
+        year=received_on.year,
+        request_type=request.request_type,
+        regime=request.regime,
+        channel=request.channel,
+        outcome=request.outcome,
+        denial_reason=request.denial_reason,
+        days_to_response=(closed_on - received_on).days,
+        purged_at=timezone.now(),
     )
 
 
@@ -58,7 +63,10 @@ def _request_purge(request_id: int, cutoff: datetime) -> bool:
         return False
     # Only an intact chain is signed off: a broken one stays for whoever investigates it.
     problems = audit_chain_check(
-        reference=request.reference, events=request.events.order_by("seq"), head_seq=request.audit_seq, head_hash=request.audit_head
+        reference=request.reference,
+        events=request.events.order_by("seq"),
+        head_seq=request.audit_seq,
+        head_hash=request.audit_head,
     )
     if problems:
         log.error("retention purge skipped %s: its audit chain is broken (%s)", request.reference, problems[0].problem)
@@ -84,8 +92,9 @@ def identity_documents_expire(*, now: datetime) -> int:
     """Identity copies still held after DSR_ID_DOCUMENT_MAX_DAYS (no decision yet) are deleted."""
     limit = now - timedelta(days=settings.DSR_ID_DOCUMENT_MAX_DAYS)
     request_ids = set(
-        RequestDocument.objects.filter(kind=RequestDocument.Kind.IDENTITY, deleted_at__isnull=True, uploaded_at__lt=limit)
-        .values_list("request_id", flat=True)
+        RequestDocument.objects.filter(
+            kind=RequestDocument.Kind.IDENTITY, deleted_at__isnull=True, uploaded_at__lt=limit
+        ).values_list("request_id", flat=True)
     )
     deleted = 0
     for request_id in request_ids:

@@ -10,8 +10,8 @@ from django.db import connection, transaction
 from dsr.deadlines import business_today
 from dsr.models import OPEN_STATUSES, DataSubjectRequest, Status
 from dsr.services.audit import Actor, audit_event_record
-from dsr.services.events import SWEEP, event_acknowledgement_due, event_overdue, event_response_due_soon
 from dsr.services.emails import email_to_staff, staff_recipients
+from dsr.services.events import SWEEP, event_acknowledgement_due, event_overdue, event_response_due_soon
 from dsr.services.verification import challenge_resend, verification_expire
 
 
@@ -37,7 +37,9 @@ def _fire_acknowledgement_due(request: DataSubjectRequest, today: date, recipien
     request.save(update_fields=["ack_alert_on", "updated_at"])
     if request.acknowledged_at or request.status not in OPEN_STATUSES:
         return False
-    audit_event_record(request=request, event=event_acknowledgement_due(acknowledge_by=request.acknowledge_by, today=today))
+    audit_event_record(
+        request=request, event=event_acknowledgement_due(acknowledge_by=request.acknowledge_by, today=today)
+    )
     email_to_staff(request=request, template="staff_acknowledgement_due", recipients=recipients)
     return True
 
@@ -48,7 +50,9 @@ def _fire_response_due_soon(request: DataSubjectRequest, today: date, recipients
     if request.status not in OPEN_STATUSES or request.respond_by < today:
         return False  # already overdue: the overdue timer speaks instead
     days_left = (request.respond_by - today).days
-    audit_event_record(request=request, event=event_response_due_soon(respond_by=request.respond_by, days_left=days_left))
+    audit_event_record(
+        request=request, event=event_response_due_soon(respond_by=request.respond_by, days_left=days_left)
+    )
     email_to_staff(request=request, template="staff_due_soon", recipients=recipients, context={"days_left": days_left})
     return True
 
@@ -61,7 +65,8 @@ def _fire_overdue(request: DataSubjectRequest, today: date, recipients: list[str
     request.overdue_since = request.respond_by
     request.save(update_fields=["overdue_on", "overdue_since", "updated_at"])
     audit_event_record(
-        request=request, event=event_overdue(respond_by=request.respond_by, days_late=(today - request.respond_by).days),
+        request=request,
+        event=event_overdue(respond_by=request.respond_by, days_late=(today - request.respond_by).days),
     )
     email_to_staff(request=request, template="staff_overdue", recipients=recipients)
     return True

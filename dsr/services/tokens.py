@@ -58,7 +58,9 @@ def api_token_create(*, user, name: str, days: int | None = None, replace: bool 
     if ApiToken.objects.filter(user=user, expiry__gt=timezone.now()).count() >= MAX_TOKENS_PER_USER:
         raise InvalidInput(f"You already hold {MAX_TOKENS_PER_USER} live tokens; revoke one first.", field="name")
     token, key = ApiToken.objects.create(user=user, expiry=timedelta(days=days), name=name)
-    logger.info("API token %s (%s) created for %s, expires %s", token.token_key, name, user.get_username(), token.expiry.date())
+    logger.info(
+        "API token %s (%s) created for %s, expires %s", token.token_key, name, user.get_username(), token.expiry.date()
+    )
     return token, key
 
 

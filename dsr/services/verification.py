@@ -32,6 +32,7 @@ from dsr.services.staff_actions import request_deny, request_verify
 from dsr.services.transitions import request_locked
 from dsr.validators import single_line_check
 
+
 @transaction.atomic
 def challenge_resend(*, request: DataSubjectRequest, template: str = "verify_email", actor: Actor | None = None):
     locked = request_locked(request.pk)
@@ -39,7 +40,8 @@ def challenge_resend(*, request: DataSubjectRequest, template: str = "verify_ema
         raise TransitionNotAllowed(gettext("This request is not waiting for an email confirmation."))
     issued = challenge_create(request=locked)
     audit_event_record(
-        request=locked, event=event_verification_link_sent(actor=actor or Actor.requester(locked.email), template=template),
+        request=locked,
+        event=event_verification_link_sent(actor=actor or Actor.requester(locked.email), template=template),
     )
     email_to_requester(request=locked, template=template, context=issued.email_context())
     return issued
@@ -54,7 +56,9 @@ def _email_verified(locked: DataSubjectRequest, *, method: str) -> DataSubjectRe
     locked.save(update_fields=["email_verified_at", "updated_at"])
     audit_event_record(request=locked, event=event_email_verified(email=locked.email, method=method))
     if identity.points_required(locked.request_type) <= 1:
-        return request_verify(request=locked, actor=Actor.requester(locked.email), note="email address confirmed", method="email")
+        return request_verify(
+            request=locked, actor=Actor.requester(locked.email), note="email address confirmed", method="email"
+        )
     return locked
 
 
@@ -63,7 +67,9 @@ def challenge_confirm_link(*, token: str) -> DataSubjectRequest:
     """The link from the email, confirmed with a button press (never on GET: mail scanners
     follow links)."""
     challenge = (
-        VerificationChallenge.objects.select_related("request").filter(token_hash=challenge_digest("token", token or "")).first()
+        VerificationChallenge.objects.select_related("request")
+        .filter(token_hash=challenge_digest("token", token or ""))
+        .first()
     )
     if challenge is None:
         raise ChallengeRefused(gettext("This link is not valid. Use the link in the most recent email we sent you."))
@@ -72,7 +78,9 @@ def challenge_confirm_link(*, token: str) -> DataSubjectRequest:
     if locked.email_verified_at:
         return locked  # already done: a second click is harmless
     if not challenge.is_live:
-        raise ChallengeRefused(gettext("This link has been replaced by a newer one. Use the link in the most recent email."))
+        raise ChallengeRefused(
+            gettext("This link has been replaced by a newer one. Use the link in the most recent email.")
+        )
     if challenge.expires_at < timezone.now():
         raise ChallengeRefused(gettext("This link has expired. Ask for a new one on your request page."))
     if locked.status != Status.AWAITING_VERIFICATION:
@@ -98,7 +106,9 @@ def challenge_confirm_code(*, request: DataSubjectRequest, code: str) -> CodeRes
         return CodeResult(True, request=locked)
     if locked.status != Status.AWAITING_VERIFICATION:
         return CodeResult(False, gettext("This request is no longer waiting for an email confirmation."))
-    challenge = VerificationChallenge.objects.filter(request=locked, used_at__isnull=True, revoked_at__isnull=True).first()
+    challenge = VerificationChallenge.objects.filter(
+        request=locked, used_at__isnull=True, revoked_at__isnull=True
+    ).first()
     if challenge is None or challenge.expires_at < timezone.now():
         return CodeResult(False, gettext("This code has expired. Ask for a new one below."))
     if challenge.attempts >= settings.DSR_VERIFY_MAX_ATTEMPTS:
@@ -110,9 +120,15 @@ def challenge_confirm_code(*, request: DataSubjectRequest, code: str) -> CodeRes
         left = settings.DSR_VERIFY_MAX_ATTEMPTS - challenge.attempts
         if left <= 0:
             return CodeResult(False, gettext("Too many wrong codes. Ask for a new one below."))
-        return CodeResult(False, ngettext(
-            "That code is not right. You can try %(left)d more time.",
-            "That code is not right. You can try %(left)d more times.", left) % {"left": left})
+        return CodeResult(
+            False,
+            ngettext(
+                "That code is not right. You can try %(left)d more time.",
+                "That code is not right. You can try %(left)d more times.",
+                left,
+            )
+            % {"left": left},
+        )
     challenge.used_at = timezone.now()
     challenge.save(update_fields=["attempts", "used_at"])
     return CodeResult(True, request=_email_verified(locked, method="code"))
@@ -131,7 +147,9 @@ class MatchResult:
 def identity_failures(events) -> int:
     """Failed identity-detail checks among a request's events: the cap counts per request, whatever
     the address the tries came from."""
-    return sum(1 for e in events if e.event_type == EventType.IDENTITY_CHECKED and (e.data or {}).get("outcome") == "failed")
+    return sum(
+        1 for e in events if e.event_type == EventType.IDENTITY_CHECKED and (e.data or {}).get("outcome") == "failed"
+    )
 
 
 def identity_review_needed(events) -> bool:
@@ -168,7 +186,9 @@ def identity_match_submit(
         counted = identity.claims_counted(request_type=request_type, corrected_fields=corrected)
         if record is None:
             return identity.ClaimsAssessed(set(), {})
-        return identity.claims_assess(held=record.fields, claims=claims, counted=counted, supplied=supplied, corrected=corrected)
+        return identity.claims_assess(
+            held=record.fields, claims=claims, counted=counted, supplied=supplied, corrected=corrected
+        )
 
     assessed = assess(locked.request_type)
     matched = {"email"} | assessed.matched
@@ -181,30 +201,45 @@ def identity_match_submit(
     outcome = "verified" if verified else "verified_as_categories" if downgraded else "failed"
     # §7060(d): the values are not kept; which points matched, and why others did not count, is
     # what the record needs.
-    audit_event_record(request=locked, event=event_identity_checked(
-        email=locked.email,
-        attempt=attempt,
-        max_attempts=cap,
-        outcome=outcome,
-        points_matched=sorted(fallback_matched if downgraded else matched),
-        points_not_counted=assessed.not_counted,
-        points_offered=sorted(k for k, v in claims.items() if (v or "").strip()),
-        required=check.points_required,
-        declaration={"signed_as": declaration_name.strip(), "at": timezone.now()} if declared else None,
-    ))
+    audit_event_record(
+        request=locked,
+        event=event_identity_checked(
+            email=locked.email,
+            attempt=attempt,
+            max_attempts=cap,
+            outcome=outcome,
+            points_matched=sorted(fallback_matched if downgraded else matched),
+            points_not_counted=assessed.not_counted,
+            points_offered=sorted(k for k, v in claims.items() if (v or "").strip()),
+            required=check.points_required,
+            declaration={"signed_as": declaration_name.strip(), "at": timezone.now()} if declared else None,
+        ),
+    )
     if verified:
         request_verify(
-            request=locked, actor=Actor.requester(locked.email),
-            note=f"{len(matched)} data points matched" + (", declaration signed" if declared else ""), method="data_match",
+            request=locked,
+            actor=Actor.requester(locked.email),
+            note=f"{len(matched)} data points matched" + (", declaration signed" if declared else ""),
+            method="data_match",
         )
         return MatchResult(True, len(matched), check.points_required)
     if downgraded and fallback is not None:
         locked.request_type = fallback
         locked.save(update_fields=["request_type", "updated_at"])
-        audit_event_record(request=locked, event=event_treated_as_categories(
-            reason="§7024(a): specific pieces could not be verified", from_type="access_specific", to_type=fallback,
-        ))
-        request_verify(request=locked, actor=Actor.requester(locked.email), note="verified for categories only", method="data_match")
+        audit_event_record(
+            request=locked,
+            event=event_treated_as_categories(
+                reason="§7024(a): specific pieces could not be verified",
+                from_type="access_specific",
+                to_type=fallback,
+            ),
+        )
+        request_verify(
+            request=locked,
+            actor=Actor.requester(locked.email),
+            note="verified for categories only",
+            method="data_match",
+        )
         return MatchResult(True, len(fallback_matched), check.points_required, downgraded=True)
     if attempt >= cap:
         _identity_review_start(locked, attempts=attempt)
@@ -214,13 +249,21 @@ def identity_match_submit(
 
 def _identity_review_start(locked: DataSubjectRequest, *, attempts: int) -> None:
     """The cap is reached: automatic matching stops, the request is flagged and the team is told."""
-    audit_event_record(request=locked, event=event_identity_review_required(
-        failed_attempts=attempts, max_attempts=settings.DSR_IDENTITY_MAX_ATTEMPTS,
-    ))
-    request_flag(request_id=locked.pk, reason=f"Identity check failed {attempts} times: review by hand",
-                 data={"failed_attempts": attempts})
-    email_to_staff(request=locked, template="staff_identity_review", recipients=staff_recipients(),
-                   context={"attempts": attempts})
+    audit_event_record(
+        request=locked,
+        event=event_identity_review_required(
+            failed_attempts=attempts,
+            max_attempts=settings.DSR_IDENTITY_MAX_ATTEMPTS,
+        ),
+    )
+    request_flag(
+        request_id=locked.pk,
+        reason=f"Identity check failed {attempts} times: review by hand",
+        data={"failed_attempts": attempts},
+    )
+    email_to_staff(
+        request=locked, template="staff_identity_review", recipients=staff_recipients(), context={"attempts": attempts}
+    )
 
 
 def verification_expire(*, request: DataSubjectRequest) -> DataSubjectRequest:
@@ -251,5 +294,10 @@ def account_reauthenticate(*, request: DataSubjectRequest, user, password: str) 
     if not locked.email_verified_at:
         locked.email_verified_at = timezone.now()
         locked.save(update_fields=["email_verified_at", "updated_at"])
-    request_verify(request=locked, actor=Actor.requester(locked.email), note="signed-in account holder re-authenticated", method="account_reauth")
+    request_verify(
+        request=locked,
+        actor=Actor.requester(locked.email),
+        note="signed-in account holder re-authenticated",
+        method="account_reauth",
+    )
     return True

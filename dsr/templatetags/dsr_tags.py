@@ -76,10 +76,18 @@ def document_name(document) -> str:
     return document_download_name(document)
 
 
-POINT_NAMES = {"email": "email", "full_name": "name", "phone": "phone", "postal_code": "postal code",
-               "customer_number": "customer number"}
-OUTCOMES = {"verified": "verified", "verified_as_categories": "verified for categories only (§7024(a))",
-            "failed": "did not verify"}
+POINT_NAMES = {
+    "email": "email",
+    "full_name": "name",
+    "phone": "phone",
+    "postal_code": "postal code",
+    "customer_number": "customer number",
+}
+OUTCOMES = {
+    "verified": "verified",
+    "verified_as_categories": "verified for categories only (§7024(a))",
+    "failed": "did not verify",
+}
 
 
 def _points(names) -> str:
@@ -92,7 +100,10 @@ def identity_check_summary(event) -> str:
     did not count (by name, never the typed values), and the outcome."""
     data = event.data or {}
     if event.event_type == EventType.IDENTITY_REVIEW_REQUIRED:
-        return f"{data.get('failed_attempts')} failed attempts of {data.get('max_attempts')} allowed; the request is flagged"
+        return (
+            f"{data.get('failed_attempts')} failed attempts of {data.get('max_attempts')} allowed; "
+            "the request is flagged"
+        )
     parts = []
     if data.get("attempt"):
         parts.append(f"attempt {data['attempt']} of {data.get('max_attempts')}")
@@ -100,7 +111,9 @@ def identity_check_summary(event) -> str:
     parts.append(f"matched {_points(matched)} ({len(matched)} of {data.get('required')} needed)")
     not_counted = data.get("points_not_counted") or {}
     if not_counted:
-        parts.append("not counted: " + ", ".join(f"{POINT_NAMES.get(k, k)} ({why})" for k, why in sorted(not_counted.items())))
+        parts.append(
+            "not counted: " + ", ".join(f"{POINT_NAMES.get(k, k)} ({why})" for k, why in sorted(not_counted.items()))
+        )
     if data.get("declaration"):
         parts.append("declaration signed")
     if data.get("outcome"):

@@ -40,7 +40,10 @@ class Command(BaseCommand):
                 token, key = api_token_create(user=user, name=options["name"], days=options["days"])
             except InvalidInput as exc:
                 raise CommandError(exc.message, returncode=BAD_INPUT) from None
-            self.stdout.write(f"Created token {token.token_key} '{token.name}' for {username}, expires {token.expiry:%Y-%m-%d %H:%M %Z}.")
+            self.stdout.write(
+                f"Created token {token.token_key} '{token.name}' for {username}, "
+                f"expires {token.expiry:%Y-%m-%d %H:%M %Z}."
+            )
             self.stdout.write("The key is on the next line; it is shown only now.")
             self.stdout.write(key)
         elif action == "list":
@@ -52,7 +55,9 @@ class Command(BaseCommand):
             for t in tokens:
                 used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never"
                 state = "EXPIRED" if t.expiry <= now else "live"
-                self.stdout.write(f"{t.token_key}\t{t.name}\t{t.created:%Y-%m-%d}\t{t.expiry:%Y-%m-%d}\t{used}\t{state}")
+                self.stdout.write(
+                    f"{t.token_key}\t{t.name}\t{t.created:%Y-%m-%d}\t{t.expiry:%Y-%m-%d}\t{used}\t{state}"
+                )
         elif options["all"]:
             count = api_tokens_revoke_all(user=user)
             self.stdout.write(f"Revoked {count} token(s) of {username}.")
@@ -60,6 +65,7 @@ class Command(BaseCommand):
             try:
                 token = api_token_revoke(user=user, token_id=options["token_id"])
             except ApiToken.DoesNotExist:
-                raise CommandError(f"{username} holds no token '{options['token_id']}' (see `list`).", returncode=NOT_FOUND) from None
+                raise CommandError(
+                    f"{username} holds no token '{options['token_id']}' (see `list`).", returncode=NOT_FOUND
+                ) from None
             self.stdout.write(f"Revoked token {token.token_key} '{token.name}' of {username}.")
-

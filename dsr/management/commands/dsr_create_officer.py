@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
 from django.db import transaction
+
 from dsr.roles import ROLES, roles_sync
 from dsr.services.tokens import COMMAND_TOKEN_NAME, api_token_create
 
@@ -47,5 +48,7 @@ class Command(BaseCommand):
         self.stdout.write(f"{'Created' if created else 'Updated'} {role} '{username}' <{email}>.")
         if generated:
             self.stdout.write(f"Password: {generated}")
-        self.stdout.write(f"API token (id {token.token_key}, expires {token.expiry:%Y-%m-%d}) on the next line; it is shown only now.")
+        self.stdout.write(
+            f"API token (id {token.token_key}, expires {token.expiry:%Y-%m-%d}) on the next line; it is shown only now."
+        )
         self.stdout.write(key)

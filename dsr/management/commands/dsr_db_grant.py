@@ -25,7 +25,9 @@ class Command(BaseCommand):
             cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [role])
             found = cursor.fetchone()
             if found is None:
-                raise CommandError(f"Role {role!r} does not exist: create it first (CREATE ROLE {role} LOGIN PASSWORD '…').")
+                raise CommandError(
+                    f"Role {role!r} does not exist: create it first (CREATE ROLE {role} LOGIN PASSWORD '…')."
+                )
             if found[0]:
                 raise CommandError(f"Role {role!r} is a superuser: it would bypass every restriction.")
             cursor.execute("SELECT current_user, current_schema()")

@@ -25,7 +25,13 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         User = get_user_model()
         if not User.objects.filter(username=DEMO_USERNAME).exists():
-            call_command("dsr_create_officer", DEMO_USERNAME, email=f"officer@{DEMO_DOMAIN}", password=DEMO_PASSWORD, stdout=io.StringIO())
+            call_command(
+                "dsr_create_officer",
+                DEMO_USERNAME,
+                email=f"officer@{DEMO_DOMAIN}",
+                password=DEMO_PASSWORD,
+                stdout=io.StringIO(),
+            )
         user = User.objects.get(username=DEMO_USERNAME)
         # Keys are kept only as digests: each run hands out a fresh demo token, replacing the last.
         _, key = api_token_create(user=user, name=COMMAND_TOKEN_NAME, replace=True)
@@ -52,14 +58,21 @@ class Command(BaseCommand):
                 defaults={"full_name": name, "phone": phone, "postal_code": postal_code, "customer_number": number},
             )
         Organisation.objects.get_or_create(
-            email_domain="acme.example", defaults={"name": "Acme Corporation", "admin_contact_email": "it-admin@acme.example"}
+            email_domain="acme.example",
+            defaults={"name": "Acme Corporation", "admin_contact_email": "it-admin@acme.example"},
         )
 
         def submit(days_ago, request_type, regime, name, **kw):
             local = name.lower().replace(" ", ".")
             return request_submit(
-                request_type=request_type, regime=regime, email=f"{local}@{DEMO_DOMAIN}", full_name=name,
-                channel=kw.pop("channel", "web"), received_at=now - timedelta(days=days_ago), actor=actor, **kw,
+                request_type=request_type,
+                regime=regime,
+                email=f"{local}@{DEMO_DOMAIN}",
+                full_name=name,
+                channel=kw.pop("channel", "web"),
+                received_at=now - timedelta(days=days_ago),
+                actor=actor,
+                **kw,
             )
 
         submit(1, "access", "ccpa", "Ada Lovelace")
@@ -69,9 +82,22 @@ class Command(BaseCommand):
         r = submit(40, "access_specific", "ccpa", "Katherine Johnson")
         r = request_verify(request=r, actor=actor, note="Matched three data points; declaration on file.")
         request_approve(request=r, actor=actor)
-        r = submit(20, "rectification", "gdpr", "Anke de Vries", language="nl", intake=IntakeDetails(
-            corrections=({"field": "postal_address", "wrong": "Damrak 1", "correct": "Damrak 10"},)))
+        r = submit(
+            20,
+            "rectification",
+            "gdpr",
+            "Anke de Vries",
+            language="nl",
+            intake=IntakeDetails(
+                corrections=({"field": "postal_address", "wrong": "Damrak 1", "correct": "Damrak 10"},)
+            ),
+        )
         r = request_verify(request=r, actor=actor, note="Matched email and postcode.")
         request_complete(request=r, actor=actor, message="We corrected your postal address in our customer records.")
         r = submit(50, "erasure", "ccpa", "John Doe", channel="phone")
-        request_deny(request=r, actor=actor, reason_category="unverifiable", message="We could not confirm your identity with the information we hold.")
+        request_deny(
+            request=r,
+            actor=actor,
+            reason_category="unverifiable",
+            message="We could not confirm your identity with the information we hold.",
+        )

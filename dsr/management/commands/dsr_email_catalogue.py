@@ -27,6 +27,16 @@ class Command(BaseCommand):
         out += [f"| `{k.template}` | {k.audience} | {k.when} |" for k in CATALOGUE]
         for kind in CATALOGUE:
             rendered = email_render(template=kind.template, language="en", context=sample_context(kind))
-            out += ["", f"## `{kind.template}`", "", f"To: {kind.audience}. {kind.when}", "", f"**Subject:** {rendered.subject}",
-                    "", "```text", rendered.text.strip(), "```"]
+            out += [
+                "",
+                f"## `{kind.template}`",
+                "",
+                f"To: {kind.audience}. {kind.when}",
+                "",
+                f"**Subject:** {rendered.subject}",
+                "",
+                "```text",
+                rendered.text.strip(),
+                "```",
+            ]
         self.stdout.write("\n".join(out) + "\n")

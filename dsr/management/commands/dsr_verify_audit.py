@@ -20,10 +20,14 @@ class Command(BaseCommand):
             self.stderr.write(f"{p.reference} event #{p.seq}: {p.problem}" if p.reference else p.problem)
         if result.problems:
             raise CommandError(
-                f"{len(result.problems)} problem(s) in the audit trail of {result.checked} request(s); no checkpoint written."
+                f"{len(result.problems)} problem(s) in the audit trail of {result.checked} request(s); "
+                "no checkpoint written."
             )
         self.stdout.write(f"Audit trail intact: {result.checked} request(s) checked.")
         if result.checkpoint_read:
-            self.stdout.write(f"Compared with checkpoint {result.checkpoint_read}: {result.purged} purged request(s) matched their tombstones.")
+            self.stdout.write(
+                f"Compared with checkpoint {result.checkpoint_read}: {result.purged} purged request(s) "
+                "matched their tombstones."
+            )
         if result.checkpoint_written:
             self.stdout.write(f"Checkpoint written: {result.checkpoint_written}")
