@@ -1,8 +1,11 @@
 """Input validation and output shapes. No business logic: views pass validated data to a service."""
 
+import functools
+
 from rest_framework import serializers
 
-from dsr.models import AccessPeriod, AuditEvent, OutboundEmail, Channel, DataSubjectRequest, DenialReason, Language, Outcome, Regime, Relationship, RequestType
+from dsr import actions
+from dsr.models import AccessPeriod, AuditEvent, OutboundEmail, Channel, DataSubjectRequest, Language, Regime, Relationship, RequestType
 from dsr.services.intake import CORRECTABLE_FIELDS, CORRECTIONS_MAX, IntakeDetails
 from dsr.validators import single_line
 
@@ -109,44 +112,28 @@ class RequestDetailOut(serializers.ModelSerializer):
         return obj.is_open and obj.respond_by < self.context["today"]
 
 
-class ExtendIn(serializers.Serializer):
-    reason = serializers.CharField(max_length=5000)
+def _action_field(spec: actions.InputField) -> serializers.Field:
+    if isinstance(spec, actions.Flag):
+        return serializers.BooleanField(required=False, default=False)
+    if isinstance(spec, actions.Choice):
+        if spec.default:
+            return serializers.ChoiceField(choices=list(spec.choices), required=False, default=spec.default)
+        return serializers.ChoiceField(choices=list(spec.choices))
+    validators = [single_line] if spec.one_line else []
+    if spec.optional:
+        # The body may leave it out: it is "" then.
+        return serializers.CharField(max_length=spec.max_length, allow_blank=spec.blank, required=False, default="",
+                                     validators=validators, help_text=spec.help_text or None)
+    return serializers.CharField(max_length=spec.max_length, allow_blank=spec.blank, validators=validators,
+                                 help_text=spec.help_text or None)
 
 
-class DenyIn(serializers.Serializer):
-    reason_category = serializers.ChoiceField(choices=DenialReason.choices)
-    message = serializers.CharField(max_length=10000)
-
-
-class VerifyIn(serializers.Serializer):
-    note = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
-
-
-class CompleteIn(serializers.Serializer):
-    message = serializers.CharField(max_length=10000)
-    outcome = serializers.ChoiceField(
-        choices=[(Outcome.COMPLIED, Outcome.COMPLIED.label), (Outcome.COMPLIED_IN_PART, Outcome.COMPLIED_IN_PART.label)],
-        required=False,
-        default=Outcome.COMPLIED,
-    )
-
-
-class AssignIn(serializers.Serializer):
-    assignee = serializers.CharField(max_length=150, allow_blank=True, validators=[single_line], help_text="Username; blank to unassign.")
-
-
-class TeamMessageIn(serializers.Serializer):
-    message = serializers.CharField(max_length=10000)
-
-
-class ReasonIn(serializers.Serializer):
-    reason = serializers.CharField(max_length=5000)
-
-
-class MessageIn(serializers.Serializer):
-    message = serializers.CharField(max_length=10000)
-    for_identity = serializers.BooleanField(required=False, default=False)
-    id_document = serializers.BooleanField(required=False, default=False)
+@functools.cache
+def action_serializer(body: actions.Input) -> type[serializers.Serializer]:
+    """The body of an action's endpoint, built from its entry in dsr.actions (the dashboard builds
+    its form from the same fields); one class per Input, named as the schema's component."""
+    fields = {spec.name: _action_field(spec) for spec in body.fields}
+    return type(body.name, (serializers.Serializer,), {"__module__": __name__, **fields})
 
 
 class RequestFilterIn(serializers.Serializer):

@@ -65,25 +65,33 @@ def _deadline_recompute(request: DataSubjectRequest, *, paused_days: int):
     return old
 
 
+def extension_refusal(request: DataSubjectRequest) -> str | None:
+    """Why `request_extend` refuses to extend `request`'s deadline today, whatever the reason given
+    (None: it extends). The door's own guard; the dashboard reads it to offer only what would work."""
+    if request.status in CLOSED_STATUSES:
+        return f"{request.reference} is closed; its deadline cannot be extended."
+    try:
+        clock.extension_possible_check(
+            regime=request.regime,
+            request_type=request.request_type,
+            today=business_today(),
+            original_respond_by=request.original_respond_by,
+            already_extended=request.is_extended,
+        )
+    except clock.ClockError as exc:
+        return f"{request.reference}: {exc}"
+    return None
+
+
 @transaction.atomic
 def request_extend(*, request: DataSubjectRequest, actor: Actor, reason: str) -> DataSubjectRequest:
     """CCPA §1798.130(a)(2)(A): once, up to 45 more days, noticed before day 45.
     GDPR Art 12(3): two further months, the subject told within the first month."""
     reason = text_required(reason, "reason", "A reason for the extension")
     locked = request_locked(request.pk)
-    if locked.status in CLOSED_STATUSES:
-        raise TransitionNotAllowed(f"{locked.reference} is closed; its deadline cannot be extended.")
-    try:
-        clock.extension_check(
-            regime=locked.regime,
-            request_type=locked.request_type,
-            today=business_today(),
-            original_respond_by=locked.original_respond_by,
-            already_extended=locked.is_extended,
-            reason=reason,
-        )
-    except clock.ClockError as exc:
-        raise TransitionNotAllowed(f"{locked.reference}: {exc}") from exc
+    refusal = extension_refusal(locked)
+    if refusal is not None:
+        raise TransitionNotAllowed(refusal)
     received_on = clock.local_date(locked.received_at, settings.DSR_TIME_ZONE)
     deadlines = deadlines_for(
         regime=locked.regime,

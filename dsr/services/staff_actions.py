@@ -36,6 +36,11 @@ from dsr.services.know_limit import KNOW_LIMIT_MESSAGE, know_limit_reached
 from dsr.services.transitions import request_locked, request_transition
 from dsr.validators import choice_check, text_required
 
+# The states approve and reopen start from, narrower than TRANSITIONS (the dashboard offers them
+# only there): approve only a verified request, reopen only a closed one.
+APPROVE_FROM = frozenset({Status.VERIFIED})
+REOPEN_FROM = frozenset(CLOSED_STATUSES)
+
 
 def request_verify(*, request: DataSubjectRequest, actor: Actor, note: str = "", method: str = "manual"):
     verified = request_transition(
@@ -64,7 +69,7 @@ def request_approve(*, request: DataSubjectRequest, actor: Actor, note: str = ""
         to_status=Status.IN_PROGRESS,
         event=event_approved(actor=actor, note=(note or "").strip()),
         email_template="approved",
-        from_statuses=frozenset({Status.VERIFIED}),
+        from_statuses=APPROVE_FROM,
     )
 
 
@@ -113,24 +118,30 @@ def request_cancel(*, request: DataSubjectRequest, actor: Actor, reason: str):
     )
 
 
+def reopened_status(request: DataSubjectRequest) -> str:
+    """Where reopening takes a request: back to work if it was verified (or needs no verification),
+    otherwise back to verification."""
+    needs_verification = request.request_type not in TYPES_WITHOUT_VERIFICATION and not request.verified_at
+    return Status.AWAITING_VERIFICATION if needs_verification else Status.IN_PROGRESS
+
+
 @transaction.atomic
 def request_reopen(*, request: DataSubjectRequest, actor: Actor, reason: str):
     """Reopen a closed request: back to work if it was verified (or needs no verification),
     otherwise back to verification. An open request cannot be reopened."""
     reason = text_required(reason, "reason", "A reason")
     locked = request_locked(request.pk)
-    if locked.status not in CLOSED_STATUSES:
+    if locked.status not in REOPEN_FROM:
         raise TransitionNotAllowed(
             f"{locked.reference} is {locked.get_status_display().lower()}; only a closed request can be reopened."
         )
-    needs_verification = locked.request_type not in TYPES_WITHOUT_VERIFICATION and not locked.verified_at
     return request_transition(
         request=locked,
-        to_status=Status.AWAITING_VERIFICATION if needs_verification else Status.IN_PROGRESS,
+        to_status=reopened_status(locked),
         event=event_reopened(actor=actor, reason=reason),
         email_template="reopened",
         email_context={"message": reason},
-        from_statuses=frozenset(CLOSED_STATUSES),
+        from_statuses=REOPEN_FROM,
     )
 
 
