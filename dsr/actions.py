@@ -78,30 +78,47 @@ class Input:
 MESSAGE = Text("message", 10000, "Message to the requester", rows=4)
 
 NOTE_IN = Input("VerifyIn", (Text("note", 5000, "Note on the evidence", rows=2, blank=True, optional=True),))
-ASK_IN = Input("MessageIn", (
-    MESSAGE,
-    Flag("for_identity", "This is about their identity (the GDPR clock may pause)"),
-    Flag("id_document", "Ask for a copy of a government ID (deleted after the decision)"),
-))
-EXTEND_IN = Input("ExtendIn", (Text("reason", 5000, "Reason (the requester will read it)", rows=3),))
-COMPLETE_IN = Input("CompleteIn", (
-    MESSAGE,
-    Choice(
-        "outcome",
-        ((Outcome.COMPLIED, Outcome.COMPLIED.label), (Outcome.COMPLIED_IN_PART, Outcome.COMPLIED_IN_PART.label)),
-        "Outcome",
-        default=Outcome.COMPLIED,
-        form_labels=((Outcome.COMPLIED, "Done in whole"),
-                     (Outcome.COMPLIED_IN_PART, "Done in part (say what was kept and why)")),
+ASK_IN = Input(
+    "MessageIn",
+    (
+        MESSAGE,
+        Flag("for_identity", "This is about their identity (the GDPR clock may pause)"),
+        Flag("id_document", "Ask for a copy of a government ID (deleted after the decision)"),
     ),
-))
+)
+EXTEND_IN = Input("ExtendIn", (Text("reason", 5000, "Reason (the requester will read it)", rows=3),))
+COMPLETE_IN = Input(
+    "CompleteIn",
+    (
+        MESSAGE,
+        Choice(
+            "outcome",
+            ((Outcome.COMPLIED, Outcome.COMPLIED.label), (Outcome.COMPLIED_IN_PART, Outcome.COMPLIED_IN_PART.label)),
+            "Outcome",
+            default=Outcome.COMPLIED,
+            form_labels=(
+                (Outcome.COMPLIED, "Done in whole"),
+                (Outcome.COMPLIED_IN_PART, "Done in part (say what was kept and why)"),
+            ),
+        ),
+    ),
+)
 DENY_IN = Input("DenyIn", (Choice("reason_category", tuple(DenialReason.choices), "Reason category"), MESSAGE))
 REASON_IN = Input("ReasonIn", (Text("reason", 5000, "Reason", rows=2),))
 TEAM_MESSAGE_IN = Input("TeamMessageIn", (MESSAGE,))
-ASSIGN_IN = Input("AssignIn", (
-    Text("assignee", 150, "Assign to (username; blank to unassign)", blank=True, one_line=True,
-         help_text="Username; blank to unassign."),
-))
+ASSIGN_IN = Input(
+    "AssignIn",
+    (
+        Text(
+            "assignee",
+            150,
+            "Assign to (username; blank to unassign)",
+            blank=True,
+            one_line=True,
+            help_text="Username; blank to unassign.",
+        ),
+    ),
+)
 INTERNAL_NOTE_IN = Input("InternalNoteIn", (Text("text", 10000, "Internal note (staff only)", rows=3),))
 
 
@@ -176,80 +193,115 @@ class Action:
 
 
 S = Status
-ACTIONS: dict[str, Action] = {a.name: a for a in (
-    Action(
-        name="verify", label="Verify identity",
-        confirm="Record the requester's identity as verified. The requester is told by email.",
-        summary="Record the requester's identity as verified by staff, with a note on the evidence.",
-        input=NOTE_IN, service=staff_actions.request_verify, allowed_from=moves_to(S.VERIFIED),
-    ),
-    Action(
-        name="ask", label="Ask for information",
-        confirm="The requester will read this message and can answer on their status page.",
-        summary="Ask the requester for more information.",
-        input=ASK_IN, service=staff_actions.request_information_ask, allowed_from=moves_to(S.AWAITING_REQUESTER),
-    ),
-    Action(
-        name="extend", label="Extend the deadline",
-        confirm="Extend once: CCPA by 45 days, GDPR by two months. The requester reads the reason.",
-        summary="Extend the deadline once, with a reason, before the original deadline "
-                "(CCPA +45 days, GDPR +2 months).",
-        input=EXTEND_IN, service=clock_events.request_extend, refusal=clock_events.extension_refusal,
-    ),
-    Action(
-        name="approve", label="Approve and start work",
-        confirm="Start fulfilling the request. The requester is told work has started.",
-        summary="Start fulfilling a verified request.",
-        input=NOTE_IN, service=staff_actions.request_approve,
-        allowed_from=moves_to(S.IN_PROGRESS, only_from=staff_actions.APPROVE_FROM),
-    ),
-    Action(
-        name="complete", label="Mark done",
-        confirm="Close the request as done. The requester will read your summary.",
-        summary="Close the request as done, with a message to the requester saying what was done.",
-        input=COMPLETE_IN, service=staff_actions.request_complete, allowed_from=moves_to(S.COMPLETED),
-    ),
-    Action(
-        name="deny", label="Deny",
-        confirm="Refuse the request. The requester will read your message word for word; GDPR requesters are also "
-                "told of their right to complain.",
-        summary="Deny the request with a reason category and a message the requester will read.",
-        input=DENY_IN, service=staff_actions.request_deny, allowed_from=moves_to(S.DENIED),
-    ),
-    Action(
-        name="cancel", label="Cancel",
-        confirm="Cancel the request (withdrawn, duplicate). The requester is told, with the reason.",
-        summary="Cancel the request (withdrawn by the requester, duplicate), with a reason.",
-        input=REASON_IN, service=staff_actions.request_cancel, allowed_from=moves_to(S.CANCELLED),
-    ),
-    Action(
-        name="reopen", label="Reopen",
-        confirm="Reopen a closed request. The requester is told, with the reason.",
-        summary="Reopen a closed request, with a reason.",
-        input=REASON_IN, service=staff_actions.request_reopen,
-        allowed_from=staff_actions.REOPEN_FROM, refusal=_reopen_refusal,
-    ),
-    Action(
-        name="message", label="Message the requester",
-        confirm="Send this message to the requester by email. The status does not change.",
-        summary="Send the requester a message from the privacy team (no change of status).",
-        input=TEAM_MESSAGE_IN, service=staff_actions.request_message_send,
-    ),
-    Action(
-        name="assign", label="Assign",
-        confirm="Give the request to this officer, who is told by email.",
-        summary="Assign the request to a privacy officer (blank: unassign).",
-        input=ASSIGN_IN, service=staff_actions.request_assign, arguments=_assign_arguments,
-    ),
-    # Reviewers add notes on the dashboard; the API is for privacy officers (IsPrivacyStaff) and
-    # has no note endpoint.
-    Action(
-        name="note", label="Add an internal note",
-        confirm="Add a note to the timeline. Only staff see it.",
-        summary="Add an internal note to the timeline; the requester never sees it.",
-        input=INTERNAL_NOTE_IN, service=staff_actions.request_note_add, permission=COMMENT, in_api=False,
-    ),
-)}
+ACTIONS: dict[str, Action] = {
+    a.name: a
+    for a in (
+        Action(
+            name="verify",
+            label="Verify identity",
+            confirm="Record the requester's identity as verified. The requester is told by email.",
+            summary="Record the requester's identity as verified by staff, with a note on the evidence.",
+            input=NOTE_IN,
+            service=staff_actions.request_verify,
+            allowed_from=moves_to(S.VERIFIED),
+        ),
+        Action(
+            name="ask",
+            label="Ask for information",
+            confirm="The requester will read this message and can answer on their status page.",
+            summary="Ask the requester for more information.",
+            input=ASK_IN,
+            service=staff_actions.request_information_ask,
+            allowed_from=moves_to(S.AWAITING_REQUESTER),
+        ),
+        Action(
+            name="extend",
+            label="Extend the deadline",
+            confirm="Extend once: CCPA by 45 days, GDPR by two months. The requester reads the reason.",
+            summary="Extend the deadline once, with a reason, before the original deadline "
+            "(CCPA +45 days, GDPR +2 months).",
+            input=EXTEND_IN,
+            service=clock_events.request_extend,
+            refusal=clock_events.extension_refusal,
+        ),
+        Action(
+            name="approve",
+            label="Approve and start work",
+            confirm="Start fulfilling the request. The requester is told work has started.",
+            summary="Start fulfilling a verified request.",
+            input=NOTE_IN,
+            service=staff_actions.request_approve,
+            allowed_from=moves_to(S.IN_PROGRESS, only_from=staff_actions.APPROVE_FROM),
+        ),
+        Action(
+            name="complete",
+            label="Mark done",
+            confirm="Close the request as done. The requester will read your summary.",
+            summary="Close the request as done, with a message to the requester saying what was done.",
+            input=COMPLETE_IN,
+            service=staff_actions.request_complete,
+            allowed_from=moves_to(S.COMPLETED),
+        ),
+        Action(
+            name="deny",
+            label="Deny",
+            confirm="Refuse the request. The requester will read your message word for word; GDPR requesters are also "
+            "told of their right to complain.",
+            summary="Deny the request with a reason category and a message the requester will read.",
+            input=DENY_IN,
+            service=staff_actions.request_deny,
+            allowed_from=moves_to(S.DENIED),
+        ),
+        Action(
+            name="cancel",
+            label="Cancel",
+            confirm="Cancel the request (withdrawn, duplicate). The requester is told, with the reason.",
+            summary="Cancel the request (withdrawn by the requester, duplicate), with a reason.",
+            input=REASON_IN,
+            service=staff_actions.request_cancel,
+            allowed_from=moves_to(S.CANCELLED),
+        ),
+        Action(
+            name="reopen",
+            label="Reopen",
+            confirm="Reopen a closed request. The requester is told, with the reason.",
+            summary="Reopen a closed request, with a reason.",
+            input=REASON_IN,
+            service=staff_actions.request_reopen,
+            allowed_from=staff_actions.REOPEN_FROM,
+            refusal=_reopen_refusal,
+        ),
+        Action(
+            name="message",
+            label="Message the requester",
+            confirm="Send this message to the requester by email. The status does not change.",
+            summary="Send the requester a message from the privacy team (no change of status).",
+            input=TEAM_MESSAGE_IN,
+            service=staff_actions.request_message_send,
+        ),
+        Action(
+            name="assign",
+            label="Assign",
+            confirm="Give the request to this officer, who is told by email.",
+            summary="Assign the request to a privacy officer (blank: unassign).",
+            input=ASSIGN_IN,
+            service=staff_actions.request_assign,
+            arguments=_assign_arguments,
+        ),
+        # Reviewers add notes on the dashboard; the API is for privacy officers (IsPrivacyStaff) and
+        # has no note endpoint.
+        Action(
+            name="note",
+            label="Add an internal note",
+            confirm="Add a note to the timeline. Only staff see it.",
+            summary="Add an internal note to the timeline; the requester never sees it.",
+            input=INTERNAL_NOTE_IN,
+            service=staff_actions.request_note_add,
+            permission=COMMENT,
+            in_api=False,
+        ),
+    )
+}
 
 API_ACTIONS = tuple(a for a in ACTIONS.values() if a.in_api)
 
@@ -270,8 +322,13 @@ class BulkAction:
     fixed: Mapping[str, str] = field(default_factory=dict)  # input given here, not by the queue form
 
 
-BULK_ACTIONS: dict[str, BulkAction] = {b.name: b for b in (
-    BulkAction("assign", "Assign to", "assign"),
-    BulkAction("duplicate", "Close as duplicate", "cancel", {"reason": "Closed as a duplicate of another request."}),
-    BulkAction("spam", "Close as spam", "cancel", {"reason": "Closed as spam: not a genuine request."}),
-)}
+BULK_ACTIONS: dict[str, BulkAction] = {
+    b.name: b
+    for b in (
+        BulkAction("assign", "Assign to", "assign"),
+        BulkAction(
+            "duplicate", "Close as duplicate", "cancel", {"reason": "Closed as a duplicate of another request."}
+        ),
+        BulkAction("spam", "Close as spam", "cancel", {"reason": "Closed as spam: not a genuine request."}),
+    )
+}

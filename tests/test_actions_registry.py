@@ -21,7 +21,6 @@ from dsr.api.serializers import action_serializer
 from dsr.dashboard import action_form
 from dsr.errors import TransitionNotAllowed
 from dsr.models import TYPES_WITHOUT_VERIFICATION, AuditEvent, DataSubjectRequest, Organisation, OutboundEmail, Status
-from dsr.services import staff_actions
 from dsr.services.audit import Actor
 from dsr.services.intake import IntakeDetails
 from tests.factories import officer_create, request_create
@@ -64,12 +63,21 @@ def _step(name: str, r, actor):
 # awaiting it; an opt-out starts in progress (§7060(b)) and never awaits verification.
 PATHS = {
     True: {
-        S.AWAITING_VERIFICATION: [], S.VERIFIED: ["verify"], S.IN_PROGRESS: ["verify", "approve"],
-        S.AWAITING_REQUESTER: ["ask"], S.COMPLETED: ["verify", "complete"], S.DENIED: ["deny"], S.CANCELLED: ["cancel"],
+        S.AWAITING_VERIFICATION: [],
+        S.VERIFIED: ["verify"],
+        S.IN_PROGRESS: ["verify", "approve"],
+        S.AWAITING_REQUESTER: ["ask"],
+        S.COMPLETED: ["verify", "complete"],
+        S.DENIED: ["deny"],
+        S.CANCELLED: ["cancel"],
     },
     False: {
-        S.IN_PROGRESS: [], S.VERIFIED: ["ask", "verify"], S.AWAITING_REQUESTER: ["ask"], S.COMPLETED: ["complete"],
-        S.DENIED: ["deny"], S.CANCELLED: ["cancel"],
+        S.IN_PROGRESS: [],
+        S.VERIFIED: ["ask", "verify"],
+        S.AWAITING_REQUESTER: ["ask"],
+        S.COMPLETED: ["complete"],
+        S.DENIED: ["deny"],
+        S.CANCELLED: ["cancel"],
     },
 }
 VARIANTS = [("access", "ccpa"), ("erasure", "gdpr"), ("opt_out_sale", "ccpa")]
@@ -83,8 +91,12 @@ CASES = [
 def _in_status(status: str, *, request_type: str, regime: str, officer) -> DataSubjectRequest:
     if status == S.FORWARDED:
         Organisation.objects.create(name="Acme", email_domain="acme.example", admin_contact_email="admin@acme.example")
-        r = request_create(email="worker@acme.example", request_type=request_type, regime=regime,
-                           intake=IntakeDetails(relationship="org_user"))
+        r = request_create(
+            email="worker@acme.example",
+            request_type=request_type,
+            regime=regime,
+            intake=IntakeDetails(relationship="org_user"),
+        )
     else:
         r = request_create(email=f"{status}@example.org", request_type=request_type, regime=regime)
     if status == S.RECEIVED:
@@ -117,20 +129,26 @@ def _accepted(entry: actions.Action, r, actor) -> bool:
 
 # --- The table and the one door agree ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize("request_type,regime,status", CASES)
 def test_an_action_is_listed_as_available_exactly_when_its_service_accepts_it(officer, request_type, regime, status):
     r = _in_status(status, request_type=request_type, regime=regime, officer=officer)
     listed = {a.name for a in actions.actions_available(r, officer)}
     accepted = {name for name, entry in actions.ACTIONS.items() if _accepted(entry, r, Actor.staff(officer))}
-    assert listed == accepted, f"{request_type}/{regime}, {status}: only listed {listed - accepted}, only done {accepted - listed}"
+    assert listed == accepted, (
+        f"{request_type}/{regime}, {status}: only listed {listed - accepted}, only done {accepted - listed}"
+    )
 
 
 def test_the_state_matrix_covers_every_state_and_each_action_is_refused_in_some():
     """The matrix above sees every status, and cannot pass by listing everything: each action but
     message, assign and note starts from only some states or has a guard of its own."""
     assert {status for _, _, status in CASES} == set(Status.values)
-    state_free = {name for name, entry in actions.ACTIONS.items()
-                  if entry.allowed_from == actions.ALL_STATUSES and entry.refusal is None}
+    state_free = {
+        name
+        for name, entry in actions.ACTIONS.items()
+        if entry.allowed_from == actions.ALL_STATUSES and entry.refusal is None
+    }
     assert state_free == {"message", "assign", "note"}
     assert all(entry.allowed_from for entry in actions.ACTIONS.values())
 
@@ -155,11 +173,18 @@ def test_extend_is_offered_only_before_the_original_deadline_and_only_once(offic
 def test_the_api_and_the_dashboard_expose_the_same_actions(client, officer, api):
     from dsr.api import urls as api_urls
 
-    api_routes = {p.name.removeprefix("staff-request-") for p in api_urls.urlpatterns
-                  if p.name.startswith("staff-request-") and p.name != "staff-request-detail"}
+    api_routes = {
+        p.name.removeprefix("staff-request-")
+        for p in api_urls.urlpatterns
+        if p.name.startswith("staff-request-") and p.name != "staff-request-detail"
+    }
     schema = api.get("/api/schema/?format=json").json()
-    operations = {op["operationId"].removeprefix("requests_") for ops in schema["paths"].values()
-                  for op in ops.values() if op["operationId"].startswith("requests_")}
+    operations = {
+        op["operationId"].removeprefix("requests_")
+        for ops in schema["paths"].values()
+        for op in ops.values()
+        if op["operationId"].startswith("requests_")
+    }
     served = {a.name for a in actions.API_ACTIONS}
     assert api_routes == operations == served
     # The dashboard serves every entry; only the internal note is the dashboard's alone (reviewers
@@ -174,12 +199,25 @@ def test_the_api_and_the_dashboard_expose_the_same_actions(client, officer, api)
     assert {b.action for b in actions.BULK_ACTIONS.values()} == {"assign", "cancel"}
     queue = client.get("/dashboard/").content.decode()
     assert re.findall(r'<option value="(\w+)">', queue.split('id="bulk_action"', 1)[1].split("</select>", 1)[0]) == [
-        "assign", "duplicate", "spam"]
+        "assign",
+        "duplicate",
+        "spam",
+    ]
 
 
 # The status an action is tried from, and what it is done to, in the two-door test.
-FROM = {"verify": [], "ask": [], "extend": [], "approve": ["verify"], "complete": ["verify"], "deny": [], "cancel": [],
-        "reopen": ["cancel"], "message": [], "assign": []}
+FROM = {
+    "verify": [],
+    "ask": [],
+    "extend": [],
+    "approve": ["verify"],
+    "complete": ["verify"],
+    "deny": [],
+    "cancel": [],
+    "reopen": ["cancel"],
+    "message": [],
+    "assign": [],
+}
 
 
 def _recording(monkeypatch, name: str, calls: list):
@@ -195,8 +233,10 @@ def _recording(monkeypatch, name: str, calls: list):
 
 
 def _written(r, events_before: int, emails_before: int):
-    events = [(e.event_type, e.data, e.from_status, e.to_status, e.actor_label)
-              for e in AuditEvent.objects.filter(request=r).order_by("seq")[events_before:]]
+    events = [
+        (e.event_type, e.data, e.from_status, e.to_status, e.actor_label)
+        for e in AuditEvent.objects.filter(request=r).order_by("seq")[events_before:]
+    ]
     emails = [m.template for m in OutboundEmail.objects.filter(request=r).order_by("pk")[emails_before:]]
     return events, emails
 
@@ -232,7 +272,11 @@ def test_each_action_through_either_door_calls_the_same_service_and_writes_the_s
     assert written[0][0], f"{name} wrote no event"
     by_api.refresh_from_db()
     by_page.refresh_from_db()
-    assert (by_api.status, by_api.assignee_id, by_api.respond_by) == (by_page.status, by_page.assignee_id, by_page.respond_by)
+    assert (by_api.status, by_api.assignee_id, by_api.respond_by) == (
+        by_page.status,
+        by_page.assignee_id,
+        by_page.respond_by,
+    )
 
 
 def test_the_internal_note_goes_through_its_entry_on_the_dashboard(officer, client, monkeypatch):
@@ -248,7 +292,9 @@ def test_the_internal_note_goes_through_its_entry_on_the_dashboard(officer, clie
 def test_the_tables_permission_is_checked_by_both_doors(officer, staff_api, client, monkeypatch):
     """An entry's permission, not the door, decides: one no officer holds shuts both doors."""
     r = request_create()
-    monkeypatch.setitem(actions.ACTIONS, "message", dataclasses.replace(actions.ACTIONS["message"], permission="dsr.no_such_right"))
+    monkeypatch.setitem(
+        actions.ACTIONS, "message", dataclasses.replace(actions.ACTIONS["message"], permission="dsr.no_such_right")
+    )
     res = staff_api.post(f"{STAFF}{r.reference}/message/", SAMPLE["message"], format="json")
     assert res.status_code == 403 and res["Content-Type"].startswith("application/problem+json")
     client.login(username="olivia", password=PASSWORD)
@@ -301,17 +347,26 @@ def test_a_refused_action_posted_anyway_shows_its_form_with_why(officer, client)
 # --- Assign: one lookup, one wording, in every door ------------------------------------------------
 
 
-@pytest.mark.parametrize("username,message", [
-    ("ghost", "There is no user 'ghost'."),
-    ("rob", "Requests can only be assigned to an active privacy officer."),
-])
-def test_assign_answers_an_unknown_or_ineligible_user_in_the_same_words_in_every_door(officer, staff_api, client, username, message):
+@pytest.mark.parametrize(
+    "username,message",
+    [
+        ("ghost", "There is no user 'ghost'."),
+        ("rob", "Requests can only be assigned to an active privacy officer."),
+    ],
+)
+def test_assign_answers_an_unknown_or_ineligible_user_in_the_same_words_in_every_door(
+    officer, staff_api, client, username, message
+):
     officer_create(username="rob", email="rob@company.example", role="reviewer")
     r = request_create()
     res = staff_api.post(f"{STAFF}{r.reference}/assign/", {"assignee": username}, format="json")
-    assert res.status_code == 400 and res.json()["detail"] == message and res.json()["errors"] == {"assignee": [message]}
+    assert (
+        res.status_code == 400 and res.json()["detail"] == message and res.json()["errors"] == {"assignee": [message]}
+    )
     client.login(username="olivia", password=PASSWORD)
-    page = client.post(f"/dashboard/requests/{r.reference}/assign/", {"assign-assignee": username, "assign-confirmed": "True"})
+    page = client.post(
+        f"/dashboard/requests/{r.reference}/assign/", {"assign-assignee": username, "assign-confirmed": "True"}
+    )
     assert page.status_code == 400 and escape(message) in page.content.decode()
     client.post("/dashboard/bulk/", {"selected": [r.reference], "bulk_action": "assign", "assignee": username})
     assert message in client.session["dashboard_notice"]
@@ -363,8 +418,18 @@ def test_both_doors_validate_each_field_alike(body):
 # --- The schema --------------------------------------------------------------------------------------
 
 # Today's contract: each action's operation id and body component (a rename breaks clients).
-BODIES = {"verify": "VerifyIn", "approve": "VerifyIn", "ask": "MessageIn", "extend": "ExtendIn", "complete": "CompleteIn",
-          "deny": "DenyIn", "cancel": "ReasonIn", "reopen": "ReasonIn", "message": "TeamMessageIn", "assign": "AssignIn"}
+BODIES = {
+    "verify": "VerifyIn",
+    "approve": "VerifyIn",
+    "ask": "MessageIn",
+    "extend": "ExtendIn",
+    "complete": "CompleteIn",
+    "deny": "DenyIn",
+    "cancel": "ReasonIn",
+    "reopen": "ReasonIn",
+    "message": "TeamMessageIn",
+    "assign": "AssignIn",
+}
 
 
 def test_the_schema_documents_every_action_with_its_own_body(api):
@@ -379,14 +444,22 @@ def test_the_schema_documents_every_action_with_its_own_body(api):
         assert ref == f"#/components/schemas/{entry.input.name}Request"
         body = components[ref.rsplit("/", 1)[1]]
         assert list(body["properties"]) == [spec.name for spec in entry.input.fields]
-        required = [s.name for s in entry.input.fields
-                    if (isinstance(s, actions.Text) and not s.optional) or (isinstance(s, actions.Choice) and not s.default)]
+        required = [
+            s.name
+            for s in entry.input.fields
+            if (isinstance(s, actions.Text) and not s.optional) or (isinstance(s, actions.Choice) and not s.default)
+        ]
         assert sorted(body.get("required", [])) == sorted(required), entry.name
         for spec in entry.input.fields:
             if isinstance(spec, actions.Text):
                 assert body["properties"][spec.name]["maxLength"] == spec.max_length
-        assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/RequestDetailOut")
-    assert reverse("api:staff-request-verify", kwargs={"reference": "DSR-2026-000001"}) == "/api/v1/staff/requests/DSR-2026-000001/verify/"
+        assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+            "/RequestDetailOut"
+        )
+    assert (
+        reverse("api:staff-request-verify", kwargs={"reference": "DSR-2026-000001"})
+        == "/api/v1/staff/requests/DSR-2026-000001/verify/"
+    )
 
 
 # --- Where the table sits ------------------------------------------------------------------------------
@@ -406,7 +479,11 @@ def test_the_table_is_a_web_layer_module_that_services_never_import():
     package = Path(__file__).resolve().parent.parent / "dsr"
     # It names services; it writes nothing itself (no event, no status).
     assert not {i.rsplit(".", 1)[-1] for i in _dsr_imports(package / "actions.py")} & {
-        "audit_event_record", "audit_tombstone_record", "request_transition", "request_locked"}
+        "audit_event_record",
+        "audit_tombstone_record",
+        "request_transition",
+        "request_locked",
+    }
     assert all(a.service.__module__.startswith("dsr.services.") for a in actions.ACTIONS.values())
     for path in [*(package / "services").rglob("*.py"), package / "selectors.py", package / "models.py"]:
         assert "dsr.actions" not in _dsr_imports(path), path
