@@ -86,7 +86,7 @@ class BusinessCalendar:
 
 
 def calendar_from_code(code: str, years: Iterable[int]) -> BusinessCalendar:
-    """"US-CA" (country-subdivision), "SE" (country) or "" (weekends only)."""
+    """ "US-CA" (country-subdivision), "SE" (country) or "" (weekends only)."""
     code = (code or "").strip()
     if not code:
         return BusinessCalendar(name="")
@@ -204,6 +204,20 @@ def extension_check(
     GDPR Art 12(3): once, the subject told with reasons within the first month."""
     if not (reason or "").strip():
         raise ClockError("An extension needs a reason, which the requester will read.")
+    extension_possible_check(
+        regime=regime,
+        request_type=request_type,
+        today=today,
+        original_respond_by=original_respond_by,
+        already_extended=already_extended,
+    )
+
+
+def extension_possible_check(
+    *, regime: str, request_type: str, today: date, original_respond_by: date, already_extended: bool
+) -> None:
+    """The rules of `extension_check` that do not depend on the reason: whether the deadline can be
+    extended today at all (so that staff are offered an extension only when one is possible)."""
     if not is_extendable(regime, request_type):
         raise ClockError("This kind of request cannot be extended.")
     if already_extended:

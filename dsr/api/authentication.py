@@ -7,7 +7,9 @@ from rest_framework import exceptions
 
 from dsr.services.tokens import api_token_used
 
-INVALID_TOKEN = "This API token is not valid: it is wrong, expired or revoked. Create a new one on the dashboard's API tokens page."
+INVALID_TOKEN = (
+    "This API token is not valid: it is wrong, expired or revoked. Create a new one on the dashboard's API tokens page."
+)
 
 
 class ApiTokenAuthentication(TokenAuthentication):

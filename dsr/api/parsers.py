@@ -65,7 +65,9 @@ class LimitedJSONParser(BaseParser):
         try:
             data = json.loads(text, parse_constant=_constant_refused)
         except json.JSONDecodeError as exc:
-            raise exceptions.ParseError(f"The body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
+            raise exceptions.ParseError(
+                f"The body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+            ) from None
         except (ValueError, RecursionError):  # NaN, Infinity, a number of thousands of digits
             raise exceptions.ParseError("The body holds a value that is not a usable JSON number.") from None
         if not isinstance(data, dict):

@@ -32,3 +32,15 @@ class IsPrivacyStaff(BasePermission):
             if not (is_verified and is_verified()):
                 raise PermissionDenied(SECOND_FACTOR_NEEDED, code="second_factor_required")
         return user.has_perm("dsr.work_requests")
+
+
+class ActionPermission(BasePermission):
+    """An action's own permission, from its entry in dsr.actions (checked after IsPrivacyStaff)."""
+
+    message = IsPrivacyStaff.message
+
+    def __init__(self, permission: str):
+        self.permission = permission
+
+    def has_permission(self, request, view):
+        return request.user.has_perm(self.permission)

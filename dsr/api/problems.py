@@ -52,7 +52,9 @@ def problem(*, status_code: int, title: str, detail: str, code: str, errors: dic
 
 
 DATABASE_UNAVAILABLE: dict[str, Any] = {
-    "status_code": 503, "title": "Service unavailable", "code": "database_unavailable",
+    "status_code": 503,
+    "title": "Service unavailable",
+    "code": "database_unavailable",
     "detail": "The database is briefly unavailable. Try again in a moment.",
 }
 
@@ -68,13 +70,17 @@ def problem_response_outside_drf(exc) -> JsonResponse:
         response = JsonResponse(_body(**DATABASE_UNAVAILABLE), status=503, content_type="application/problem+json")
         response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
         return response
-    body = _body(status_code=500, title="Internal error", detail="Something went wrong on our side.", code="internal_error")
+    body = _body(
+        status_code=500, title="Internal error", detail="Something went wrong on our side.", code="internal_error"
+    )
     return JsonResponse(body, status=500, content_type="application/problem+json")
 
 
 def problem_exception_handler(exc, context):
     if is_database_unavailable(exc):
-        log.warning("database unavailable during %s: %s", context["request"].path if context.get("request") else "?", exc)
+        log.warning(
+            "database unavailable during %s: %s", context["request"].path if context.get("request") else "?", exc
+        )
         return problem(**DATABASE_UNAVAILABLE, headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
     if isinstance(exc, DsrError):
         errors = {exc.field: [exc.message]} if exc.field else None
@@ -90,7 +96,11 @@ def problem_exception_handler(exc, context):
         first = next(iter(errors.items()))
         detail = f"{first[0]}: {first[1][0]}" if first[0] != "non_field_errors" else first[1][0]
         return problem(
-            status_code=status.HTTP_400_BAD_REQUEST, title="Invalid input", detail=detail, code="invalid_input", errors=errors
+            status_code=status.HTTP_400_BAD_REQUEST,
+            title="Invalid input",
+            detail=detail,
+            code="invalid_input",
+            errors=errors,
         )
     detail = exc.detail if isinstance(getattr(exc, "detail", None), str) else str(getattr(exc, "detail", exc))
     if isinstance(exc, exceptions.UnsupportedMediaType):

@@ -1,15 +1,31 @@
 """Input validation and output shapes. No business logic: views pass validated data to a service."""
 
+import functools
+
 from rest_framework import serializers
 
-from dsr.models import AccessPeriod, AuditEvent, OutboundEmail, Channel, DataSubjectRequest, DenialReason, Language, Outcome, Regime, Relationship, RequestType, Status
+from dsr import actions
+from dsr.models import (
+    AccessPeriod,
+    AuditEvent,
+    Channel,
+    DataSubjectRequest,
+    Language,
+    OutboundEmail,
+    Regime,
+    Relationship,
+    RequestType,
+    Status,
+)
 from dsr.services.intake import CORRECTABLE_FIELDS, CORRECTIONS_MAX, IntakeDetails
 from dsr.validators import single_line
 
 
 class CorrectionIn(serializers.Serializer):
     field = serializers.ChoiceField(choices=[(f, f) for f in CORRECTABLE_FIELDS])
-    wrong = serializers.CharField(max_length=500, required=False, allow_blank=True, default="", validators=[single_line])
+    wrong = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, default="", validators=[single_line]
+    )
     correct = serializers.CharField(max_length=500, validators=[single_line])
 
 
@@ -22,7 +38,9 @@ class AgentIn(serializers.Serializer):
         # A signed permission is a file: it comes through the web form; the API takes agents with a
         # power of attorney (§7063(b)).
         if not value:
-            raise serializers.ValidationError("Through the API an agent needs a power of attorney; send signed permissions through the web form.")
+            raise serializers.ValidationError(
+                "Through the API an agent needs a power of attorney; send signed permissions through the web form."
+            )
         return value
 
 
@@ -30,14 +48,25 @@ class PublicRequestIn(serializers.Serializer):
     type = serializers.ChoiceField(choices=RequestType.choices)
     regime = serializers.ChoiceField(choices=Regime.choices)
     email = serializers.EmailField(max_length=254, validators=[single_line])
-    full_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="", validators=[single_line])
+    full_name = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, default="", validators=[single_line]
+    )
     language = serializers.ChoiceField(choices=Language.choices, required=False, default=Language.EN)
     details = serializers.CharField(max_length=10000, required=False, allow_blank=True, default="")
     relationship = serializers.ChoiceField(choices=Relationship.choices, required=False, default=Relationship.CUSTOMER)
-    access_period = serializers.ChoiceField(choices=AccessPeriod.choices, required=False, default=AccessPeriod.LAST_12_MONTHS)
+    access_period = serializers.ChoiceField(
+        choices=AccessPeriod.choices, required=False, default=AccessPeriod.LAST_12_MONTHS
+    )
     # The length is checked before any row is looked at.
-    corrections = CorrectionIn(many=True, required=False, default=list, max_length=CORRECTIONS_MAX,  # type: ignore[call-arg]  # many=True makes a ListSerializer, which takes max_length
-                               error_messages={"max_length": "Send at most {max_length} corrections in one request; describe any others under details."})
+    corrections = CorrectionIn(
+        many=True,
+        required=False,
+        default=list,
+        max_length=CORRECTIONS_MAX,  # type: ignore[call-arg]  # many=True makes a ListSerializer, which takes max_length
+        error_messages={
+            "max_length": "Send at most {max_length} corrections in one request; describe any others under details."
+        },
+    )
     agent = AgentIn(required=False, default=None, allow_null=True)
 
     def validate(self, data):
@@ -48,10 +77,13 @@ class PublicRequestIn(serializers.Serializer):
     def intake(self, *, gpc: bool = False):
         v, agent = self.validated_data, self.validated_data.get("agent") or {}
         return IntakeDetails(
-            relationship=v["relationship"], access_period=v["access_period"],
+            relationship=v["relationship"],
+            access_period=v["access_period"],
             corrections=tuple(dict(c) for c in v["corrections"]),
-            agent_name=agent.get("name", ""), agent_email=agent.get("email", ""),
-            agent_power_of_attorney=bool(agent.get("power_of_attorney")), gpc_signal=gpc,
+            agent_name=agent.get("name", ""),
+            agent_email=agent.get("email", ""),
+            agent_power_of_attorney=bool(agent.get("power_of_attorney")),
+            gpc_signal=gpc,
         )
 
 
@@ -84,8 +116,21 @@ class EventOut(serializers.ModelSerializer):
 class EmailOut(serializers.ModelSerializer):
     class Meta:
         model = OutboundEmail
-        fields = ["id", "template", "to", "language", "subject", "status", "attempts", "last_error", "created_at",
-                  "sent_at", "delivery_status", "delivery_detail", "delivery_updated_at"]
+        fields = [
+            "id",
+            "template",
+            "to",
+            "language",
+            "subject",
+            "status",
+            "attempts",
+            "last_error",
+            "created_at",
+            "sent_at",
+            "delivery_status",
+            "delivery_detail",
+            "delivery_updated_at",
+        ]
 
 
 class RequestDetailOut(serializers.ModelSerializer):
@@ -99,54 +144,70 @@ class RequestDetailOut(serializers.ModelSerializer):
     class Meta:
         model = DataSubjectRequest
         fields = [
-            "reference", "type", "regime", "channel", "language", "status", "email", "full_name", "details",
-            "received_at", "verified_at", "acknowledged_at", "acknowledge_by", "respond_by", "original_respond_by",
-            "extended", "extension_reason", "paused_days", "overdue", "overdue_since", "closed_at", "outcome",
-            "denial_reason", "response_message", "assignee", "flagged_at", "flag_reason", "events", "emails",
+            "reference",
+            "type",
+            "regime",
+            "channel",
+            "language",
+            "status",
+            "email",
+            "full_name",
+            "details",
+            "received_at",
+            "verified_at",
+            "acknowledged_at",
+            "acknowledge_by",
+            "respond_by",
+            "original_respond_by",
+            "extended",
+            "extension_reason",
+            "paused_days",
+            "overdue",
+            "overdue_since",
+            "closed_at",
+            "outcome",
+            "denial_reason",
+            "response_message",
+            "assignee",
+            "flagged_at",
+            "flag_reason",
+            "events",
+            "emails",
         ]
 
     def get_overdue(self, obj) -> bool:
         return obj.is_open and obj.respond_by < self.context["today"]
 
 
-class ExtendIn(serializers.Serializer):
-    reason = serializers.CharField(max_length=5000)
-
-
-class DenyIn(serializers.Serializer):
-    reason_category = serializers.ChoiceField(choices=DenialReason.choices)
-    message = serializers.CharField(max_length=10000)
-
-
-class VerifyIn(serializers.Serializer):
-    note = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
-
-
-class CompleteIn(serializers.Serializer):
-    message = serializers.CharField(max_length=10000)
-    outcome = serializers.ChoiceField(
-        choices=[(Outcome.COMPLIED, Outcome.COMPLIED.label), (Outcome.COMPLIED_IN_PART, Outcome.COMPLIED_IN_PART.label)],
-        required=False,
-        default=Outcome.COMPLIED,
+def _action_field(spec: actions.InputField) -> serializers.Field:
+    if isinstance(spec, actions.Flag):
+        return serializers.BooleanField(required=False, default=False)
+    if isinstance(spec, actions.Choice):
+        if spec.default:
+            return serializers.ChoiceField(choices=list(spec.choices), required=False, default=spec.default)
+        return serializers.ChoiceField(choices=list(spec.choices))
+    validators = [single_line] if spec.one_line else []
+    if spec.optional:
+        # The body may leave it out: it is "" then.
+        return serializers.CharField(
+            max_length=spec.max_length,
+            allow_blank=spec.blank,
+            required=False,
+            default="",
+            validators=validators,
+            help_text=spec.help_text or None,
+        )
+    return serializers.CharField(
+        max_length=spec.max_length, allow_blank=spec.blank, validators=validators, help_text=spec.help_text or None
     )
 
 
-class AssignIn(serializers.Serializer):
-    assignee = serializers.CharField(max_length=150, allow_blank=True, validators=[single_line], help_text="Username; blank to unassign.")
-
-
-class TeamMessageIn(serializers.Serializer):
-    message = serializers.CharField(max_length=10000)
-
-
-class ReasonIn(serializers.Serializer):
-    reason = serializers.CharField(max_length=5000)
-
-
-class MessageIn(serializers.Serializer):
-    message = serializers.CharField(max_length=10000)
-    for_identity = serializers.BooleanField(required=False, default=False)
-    id_document = serializers.BooleanField(required=False, default=False)
+@functools.cache
+def action_serializer(body: actions.Input) -> type[serializers.Serializer]:
+    """The body of an action's endpoint, built from its entry in dsr.actions (the dashboard builds
+    its form from the same fields); one class per Input, named as the schema's component."""
+    fields = {spec.name: _action_field(spec) for spec in body.fields}
+    return type(body.name, (serializers.Serializer,), {"__module__": __name__, **fields})
 
 
 class RequestFilterIn(serializers.Serializer):

@@ -1,21 +1,26 @@
+from typing import Any
+
 from django.urls import path
 
 from dsr.api import views
 
 app_name = "api"
 
+requests = views.StaffRequestViewSet
+# DRF's @action marks each method with its url_path, url_name, mapping and kwargs.
+extra_actions: list[Any] = list(requests.get_extra_actions())
+
 urlpatterns = [
     path("requests/", views.PublicRequestCreate.as_view(), name="public-request-create"),
-    path("staff/requests/", views.StaffRequestListCreate.as_view(), name="staff-requests"),
-    path("staff/requests/<str:reference>/", views.StaffRequestDetail.as_view(), name="staff-request-detail"),
-    path("staff/requests/<str:reference>/extend/", views.ExtendAction.as_view(), name="staff-request-extend"),
-    path("staff/requests/<str:reference>/deny/", views.DenyAction.as_view(), name="staff-request-deny"),
-    path("staff/requests/<str:reference>/verify/", views.VerifyAction.as_view(), name="staff-request-verify"),
-    path("staff/requests/<str:reference>/approve/", views.ApproveAction.as_view(), name="staff-request-approve"),
-    path("staff/requests/<str:reference>/complete/", views.CompleteAction.as_view(), name="staff-request-complete"),
-    path("staff/requests/<str:reference>/cancel/", views.CancelAction.as_view(), name="staff-request-cancel"),
-    path("staff/requests/<str:reference>/reopen/", views.ReopenAction.as_view(), name="staff-request-reopen"),
-    path("staff/requests/<str:reference>/ask/", views.AskAction.as_view(), name="staff-request-ask"),
-    path("staff/requests/<str:reference>/message/", views.MessageAction.as_view(), name="staff-request-message"),
-    path("staff/requests/<str:reference>/assign/", views.AssignAction.as_view(), name="staff-request-assign"),
+    path("staff/requests/", requests.as_view({"get": "list", "post": "create"}), name="staff-requests"),
+    path("staff/requests/<str:reference>/", requests.as_view({"get": "retrieve"}), name="staff-request-detail"),
+    # One route per @action of the viewset, i.e. per entry of dsr.actions the API serves.
+    *(
+        path(
+            f"staff/requests/<str:reference>/{extra.url_path}/",
+            requests.as_view(dict(extra.mapping), detail=True, basename="staff-request", **extra.kwargs),
+            name=f"staff-request-{extra.url_name}",
+        )
+        for extra in extra_actions
+    ),
 ]

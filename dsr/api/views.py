@@ -1,23 +1,23 @@
 """The REST API. Each view validates input, calls one service, and serialises the result."""
 
-from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.generics import GenericAPIView
+from rest_framework.decorators import action
+from rest_framework.exceptions import Throttled
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
+from rest_framework.viewsets import GenericViewSet
 
-from dsr import selectors
+from dsr import actions, selectors
 from dsr.api import serializers as s
+from dsr.api.permissions import ActionPermission
 from dsr.deadlines import business_today
-from dsr.errors import InvalidInput
 from dsr.models import DataSubjectRequest
 from dsr.ratelimit import client_ip, rate_limit_hit
-from dsr.services import clock_events, intake, staff_actions
+from dsr.services import intake
 from dsr.services.audit import Actor
 
 SUBMITTED_MESSAGE = (
@@ -57,33 +57,15 @@ class PublicRequestCreate(APIView):
             raise Throttled(wait=wait)
         gpc = request.headers.get("Sec-GPC", "").strip() == "1"
         created = intake.request_submit(
-            request_type=v["type"], regime=v["regime"], email=v["email"], full_name=v["full_name"],
-            language=v["language"], details=v["details"], intake=data.intake(gpc=gpc),
+            request_type=v["type"],
+            regime=v["regime"],
+            email=v["email"],
+            full_name=v["full_name"],
+            language=v["language"],
+            details=v["details"],
+            intake=data.intake(gpc=gpc),
         )
         return Response({"reference": created.reference, "message": SUBMITTED_MESSAGE}, status=status.HTTP_201_CREATED)
-
-
-class StaffRequestListCreate(GenericAPIView):
-    serializer_class = s.RequestListOut
-
-    @extend_schema(parameters=[s.RequestFilterIn], responses=s.RequestListOut(many=True), tags=["staff"])
-    def get(self, request):
-        filters = s.RequestFilterIn(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        page = self.paginate_queryset(selectors.requests_list(filters=filters.validated_data))
-        return self.get_paginated_response(s.RequestListOut(page, many=True).data)
-
-    @extend_schema(request=s.StaffRequestIn, responses={201: s.RequestDetailOut}, tags=["staff"])
-    def post(self, request):
-        data = s.StaffRequestIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
-        created = intake.request_submit(
-            request_type=v["type"], regime=v["regime"], email=v["email"], full_name=v["full_name"],
-            language=v["language"], details=v["details"], channel=v["channel"], received_at=v.get("received_at"),
-            actor=Actor.staff(request.user), intake=data.intake(),
-        )
-        return _detail_response(created.reference, status.HTTP_201_CREATED)
 
 
 def _detail_response(reference: str, code=status.HTTP_200_OK) -> Response:
@@ -91,94 +73,80 @@ def _detail_response(reference: str, code=status.HTTP_200_OK) -> Response:
     return Response(s.RequestDetailOut(obj, context={"today": business_today()}).data, status=code)
 
 
-class StaffRequestDetail(APIView):
-    @extend_schema(responses=s.RequestDetailOut, tags=["staff"])
-    def get(self, request, reference):
-        return _detail_response(reference)
+# Staff: the list, recording a request, one request, and one POST endpoint per action in
+# dsr.actions (added below the class, each documented with its own body and operation id).
+class StaffRequestViewSet(GenericViewSet):
+    lookup_field = "reference"
 
+    def get_permissions(self):
+        entry = actions.ACTIONS.get(self.action or "")
+        if entry is None:
+            return super().get_permissions()
+        # The action's own permission from the table, after IsPrivacyStaff (role, second factor).
+        return [*super().get_permissions(), ActionPermission(entry.permission)]
 
-class _Action(APIView):
-    """POST {reference}/<action>/: validate, call the one service, answer with the request."""
+    def get_serializer_class(self):
+        # An action route's body (what OPTIONS describes); the list's rows elsewhere.
+        entry = actions.ACTIONS.get(self.action_map.get("post", ""))
+        return s.action_serializer(entry.input) if entry is not None else s.RequestListOut
 
-    input_serializer = None
+    @extend_schema(parameters=[s.RequestFilterIn], responses=s.RequestListOut(many=True), tags=["staff"])
+    def list(self, request):
+        filters = s.RequestFilterIn(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        page = self.paginate_queryset(selectors.requests_list(filters=filters.validated_data))
+        return self.get_paginated_response(s.RequestListOut(page, many=True).data)
 
-    def act(self, obj: DataSubjectRequest, actor: Actor, data: dict):  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def post(self, request, reference):
-        obj = get_object_or_404(DataSubjectRequest, reference=reference)
-        data = self.input_serializer(data=request.data)
+    @extend_schema(request=s.StaffRequestIn, responses={201: s.RequestDetailOut}, tags=["staff"])
+    def create(self, request):
+        data = s.StaffRequestIn(data=request.data)
         data.is_valid(raise_exception=True)
-        self.act(obj, Actor.staff(request.user), data.validated_data)
+        v = data.validated_data
+        created = intake.request_submit(
+            request_type=v["type"],
+            regime=v["regime"],
+            email=v["email"],
+            full_name=v["full_name"],
+            language=v["language"],
+            details=v["details"],
+            channel=v["channel"],
+            received_at=v.get("received_at"),
+            actor=Actor.staff(request.user),
+            intake=data.intake(),
+        )
+        return _detail_response(created.reference, status.HTTP_201_CREATED)
+
+    @extend_schema(responses=s.RequestDetailOut, tags=["staff"])
+    def retrieve(self, request, reference):
+        return _detail_response(reference)
+
+    def act(self, name: str, request, reference: str) -> Response:
+        """POST {reference}/<name>/: validate the body, call the action's service, answer with the request."""
+        entry = actions.ACTIONS[name]
+        obj = get_object_or_404(DataSubjectRequest, reference=reference)
+        data = s.action_serializer(entry.input)(data=request.data)
+        data.is_valid(raise_exception=True)
+        entry.run(request=obj, actor=Actor.staff(request.user), arguments=entry.prepare(data.validated_data))
         return _detail_response(reference)
 
 
-def _action(name, serializer, fn, doc):
-    view = type(
-        f"{name.title().replace('_', '')}Action",
-        (_Action,),
-        {"input_serializer": serializer, "act": lambda self, obj, actor, d: fn(obj, actor, d), "__doc__": doc},
-    )
+def _action_endpoint(entry: actions.Action):
+    """The @action for one entry of the table: its name, its body, its operation id."""
+    name = entry.name
 
-    def post(self, request, reference):  # a function of its own, so each action gets its own schema
-        return _Action.post(self, request, reference)
+    def endpoint(self, request, reference):
+        return self.act(name, request, reference)
 
-    view.post = extend_schema(request=serializer, responses=s.RequestDetailOut, tags=["staff"], operation_id=f"requests_{name}")(post)
-    return view
-
-
-ExtendAction = _action(
-    "extend", s.ExtendIn, lambda o, a, d: clock_events.request_extend(request=o, actor=a, reason=d["reason"]),
-    "Extend the deadline once, with a reason, before the original deadline (CCPA +45 days, GDPR +2 months).",
-)
-DenyAction = _action(
-    "deny", s.DenyIn,
-    lambda o, a, d: staff_actions.request_deny(request=o, actor=a, reason_category=d["reason_category"], message=d["message"]),
-    "Deny the request with a reason category and a message the requester will read.",
-)
-VerifyAction = _action(
-    "verify", s.VerifyIn, lambda o, a, d: staff_actions.request_verify(request=o, actor=a, note=d["note"]),
-    "Record the requester's identity as verified by staff, with a note on the evidence.",
-)
-ApproveAction = _action(
-    "approve", s.VerifyIn, lambda o, a, d: staff_actions.request_approve(request=o, actor=a, note=d["note"]),
-    "Start fulfilling a verified request.",
-)
-CompleteAction = _action(
-    "complete", s.CompleteIn,
-    lambda o, a, d: staff_actions.request_complete(request=o, actor=a, message=d["message"], outcome=d["outcome"]),
-    "Close the request as done, with a message to the requester saying what was done.",
-)
-CancelAction = _action(
-    "cancel", s.ReasonIn, lambda o, a, d: staff_actions.request_cancel(request=o, actor=a, reason=d["reason"]),
-    "Cancel the request (withdrawn by the requester, duplicate), with a reason.",
-)
-ReopenAction = _action(
-    "reopen", s.ReasonIn, lambda o, a, d: staff_actions.request_reopen(request=o, actor=a, reason=d["reason"]),
-    "Reopen a closed request, with a reason.",
-)
-AskAction = _action(
-    "ask", s.MessageIn,
-    lambda o, a, d: staff_actions.request_information_ask(
-        request=o, actor=a, message=d["message"], for_identity=d["for_identity"], id_document=d["id_document"]
-    ),
-    "Ask the requester for more information.",
-)
-MessageAction = _action(
-    "message", s.TeamMessageIn,
-    lambda o, a, d: staff_actions.request_message_send(request=o, actor=a, message=d["message"]),
-    "Send the requester a message from the privacy team (no change of status).",
-)
+    endpoint.__name__ = endpoint.__qualname__ = name
+    endpoint.__doc__ = entry.summary
+    routed = action(detail=True, methods=["post"], url_path=name, url_name=name)(endpoint)
+    return extend_schema(
+        request=s.action_serializer(entry.input),
+        responses=s.RequestDetailOut,
+        tags=["staff"],
+        operation_id=f"requests_{name}",
+    )(routed)
 
 
-def _assign(obj, actor, data):
-    username = data["assignee"].strip()
-    assignee = None
-    if username:
-        assignee = get_user_model().objects.filter(username=username).first()
-        if assignee is None:
-            raise InvalidInput(f"There is no user '{username}'.", field="assignee")
-    return staff_actions.request_assign(request=obj, actor=actor, assignee=assignee)
-
-
-AssignAction = _action("assign", s.AssignIn, _assign, "Assign the request to a privacy officer (blank: unassign).")
+for _entry in actions.API_ACTIONS:
+    setattr(StaffRequestViewSet, _entry.name, _action_endpoint(_entry))

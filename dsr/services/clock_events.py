@@ -11,8 +11,8 @@ from dsr.deadlines import TIMER_FIELDS, business_today, deadlines_for, timers_ar
 from dsr.errors import TransitionNotAllowed
 from dsr.models import CLOSED_STATUSES, ClockPause, DataSubjectRequest, Regime
 from dsr.services.audit import Actor, audit_event_record
-from dsr.services.events import event_clock_resumed, event_extended
 from dsr.services.emails import email_to_requester
+from dsr.services.events import event_clock_resumed, event_extended
 from dsr.services.transitions import request_locked
 from dsr.validators import text_required
 
@@ -27,7 +27,9 @@ def clock_pause_start(request: DataSubjectRequest) -> ClockPause:
     """The team asked for identity information: the clock stops today. The caller holds the
     request's lock and has checked `clock_pause_allowed`."""
     now = timezone.now()
-    return ClockPause.objects.create(request=request, started_at=now, started_on=clock.local_date(now, settings.DSR_TIME_ZONE))
+    return ClockPause.objects.create(
+        request=request, started_at=now, started_on=clock.local_date(now, settings.DSR_TIME_ZONE)
+    )
 
 
 def clock_pause_end(request: DataSubjectRequest) -> None:
@@ -42,9 +44,16 @@ def clock_pause_end(request: DataSubjectRequest) -> None:
     pause.save(update_fields=["ended_at", "ended_on"])
     paused = (pause.ended_on - pause.started_on).days
     old = _deadline_recompute(request, paused_days=request.paused_days + paused)
-    audit_event_record(request=request, event=event_clock_resumed(
-        paused_from=pause.started_on, paused_to=pause.ended_on, days=paused, respond_by_was=old, respond_by=request.respond_by,
-    ))
+    audit_event_record(
+        request=request,
+        event=event_clock_resumed(
+            paused_from=pause.started_on,
+            paused_to=pause.ended_on,
+            days=paused,
+            respond_by_was=old,
+            respond_by=request.respond_by,
+        ),
+    )
 
 
 def _deadline_recompute(request: DataSubjectRequest, *, paused_days: int):
@@ -65,25 +74,33 @@ def _deadline_recompute(request: DataSubjectRequest, *, paused_days: int):
     return old
 
 
+def extension_refusal(request: DataSubjectRequest) -> str | None:
+    """Why `request_extend` refuses to extend `request`'s deadline today, whatever the reason given
+    (None: it extends). The door's own guard; the dashboard reads it to offer only what would work."""
+    if request.status in CLOSED_STATUSES:
+        return f"{request.reference} is closed; its deadline cannot be extended."
+    try:
+        clock.extension_possible_check(
+            regime=request.regime,
+            request_type=request.request_type,
+            today=business_today(),
+            original_respond_by=request.original_respond_by,
+            already_extended=request.is_extended,
+        )
+    except clock.ClockError as exc:
+        return f"{request.reference}: {exc}"
+    return None
+
+
 @transaction.atomic
 def request_extend(*, request: DataSubjectRequest, actor: Actor, reason: str) -> DataSubjectRequest:
     """CCPA §1798.130(a)(2)(A): once, up to 45 more days, noticed before day 45.
     GDPR Art 12(3): two further months, the subject told within the first month."""
     reason = text_required(reason, "reason", "A reason for the extension")
     locked = request_locked(request.pk)
-    if locked.status in CLOSED_STATUSES:
-        raise TransitionNotAllowed(f"{locked.reference} is closed; its deadline cannot be extended.")
-    try:
-        clock.extension_check(
-            regime=locked.regime,
-            request_type=locked.request_type,
-            today=business_today(),
-            original_respond_by=locked.original_respond_by,
-            already_extended=locked.is_extended,
-            reason=reason,
-        )
-    except clock.ClockError as exc:
-        raise TransitionNotAllowed(f"{locked.reference}: {exc}") from exc
+    refusal = extension_refusal(locked)
+    if refusal is not None:
+        raise TransitionNotAllowed(refusal)
     received_on = clock.local_date(locked.received_at, settings.DSR_TIME_ZONE)
     deadlines = deadlines_for(
         regime=locked.regime,
@@ -99,7 +116,8 @@ def request_extend(*, request: DataSubjectRequest, actor: Actor, reason: str) ->
     timers_arm(locked)
     locked.save(update_fields=["respond_by", "extended_at", "extension_reason", "updated_at", *TIMER_FIELDS])
     audit_event_record(
-        request=locked, event=event_extended(actor=actor, reason=reason, respond_by_was=old, respond_by=locked.respond_by),
+        request=locked,
+        event=event_extended(actor=actor, reason=reason, respond_by_was=old, respond_by=locked.respond_by),
     )
     email_to_requester(request=locked, template="extended", context={"reason": reason, "previous_deadline": old})
     return locked

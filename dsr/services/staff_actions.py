@@ -18,6 +18,8 @@ from dsr.models import (
     Status,
 )
 from dsr.services.audit import Actor, audit_event_record
+from dsr.services.clock_events import clock_pause_allowed, clock_pause_start
+from dsr.services.emails import email_to_requester, email_to_staff, staff_recipients
 from dsr.services.events import (
     event_approved,
     event_assigned,
@@ -30,11 +32,14 @@ from dsr.services.events import (
     event_team_message,
     event_verified,
 )
-from dsr.services.clock_events import clock_pause_allowed, clock_pause_start
-from dsr.services.emails import email_to_requester, email_to_staff, staff_recipients
 from dsr.services.know_limit import KNOW_LIMIT_MESSAGE, know_limit_reached
 from dsr.services.transitions import request_locked, request_transition
 from dsr.validators import choice_check, text_required
+
+# The states approve and reopen start from, narrower than TRANSITIONS (the dashboard offers them
+# only there): approve only a verified request, reopen only a closed one.
+APPROVE_FROM = frozenset({Status.VERIFIED})
+REOPEN_FROM = frozenset(CLOSED_STATUSES)
 
 
 def request_verify(*, request: DataSubjectRequest, actor: Actor, note: str = "", method: str = "manual"):
@@ -64,7 +69,7 @@ def request_approve(*, request: DataSubjectRequest, actor: Actor, note: str = ""
         to_status=Status.IN_PROGRESS,
         event=event_approved(actor=actor, note=(note or "").strip()),
         email_template="approved",
-        from_statuses=frozenset({Status.VERIFIED}),
+        from_statuses=APPROVE_FROM,
     )
 
 
@@ -95,7 +100,8 @@ def request_deny(*, request: DataSubjectRequest, actor: Actor, reason_category: 
         email_context={
             "message": message,
             # §7022: refusing a deletion, a business that sells or shares offers the opt-out.
-            "offer_opt_out": request.regime == Regime.CCPA and request.request_type == RequestType.ERASURE
+            "offer_opt_out": request.regime == Regime.CCPA
+            and request.request_type == RequestType.ERASURE
             and settings.DSR_BUSINESS_SELLS_OR_SHARES,
         },
     )
@@ -113,24 +119,30 @@ def request_cancel(*, request: DataSubjectRequest, actor: Actor, reason: str):
     )
 
 
+def reopened_status(request: DataSubjectRequest) -> str:
+    """Where reopening takes a request: back to work if it was verified (or needs no verification),
+    otherwise back to verification."""
+    needs_verification = request.request_type not in TYPES_WITHOUT_VERIFICATION and not request.verified_at
+    return Status.AWAITING_VERIFICATION if needs_verification else Status.IN_PROGRESS
+
+
 @transaction.atomic
 def request_reopen(*, request: DataSubjectRequest, actor: Actor, reason: str):
     """Reopen a closed request: back to work if it was verified (or needs no verification),
     otherwise back to verification. An open request cannot be reopened."""
     reason = text_required(reason, "reason", "A reason")
     locked = request_locked(request.pk)
-    if locked.status not in CLOSED_STATUSES:
+    if locked.status not in REOPEN_FROM:
         raise TransitionNotAllowed(
             f"{locked.reference} is {locked.get_status_display().lower()}; only a closed request can be reopened."
         )
-    needs_verification = locked.request_type not in TYPES_WITHOUT_VERIFICATION and not locked.verified_at
     return request_transition(
         request=locked,
-        to_status=Status.AWAITING_VERIFICATION if needs_verification else Status.IN_PROGRESS,
+        to_status=reopened_status(locked),
         event=event_reopened(actor=actor, reason=reason),
         email_template="reopened",
         email_context={"message": reason},
-        from_statuses=frozenset(CLOSED_STATUSES),
+        from_statuses=REOPEN_FROM,
     )
 
 
@@ -147,7 +159,10 @@ def request_information_ask(
             request=request,
             to_status=Status.AWAITING_REQUESTER,
             event=event_information_requested(
-                actor=actor, message=message, for_identity=for_identity, id_document=id_document,
+                actor=actor,
+                message=message,
+                for_identity=for_identity,
+                id_document=id_document,
                 clock_paused=clock_pause_allowed(request, for_identity=for_identity),
             ),
             email_template="information_requested",
@@ -190,8 +205,14 @@ def request_assign(*, request: DataSubjectRequest, actor: Actor, assignee) -> Da
     locked.assignee = assignee
     locked.save(update_fields=["assignee", "updated_at"])
     audit_event_record(
-        request=locked, event=event_assigned(actor=actor, previous=previous, assignee=assignee.get_username() if assignee else ""),
+        request=locked,
+        event=event_assigned(actor=actor, previous=previous, assignee=assignee.get_username() if assignee else ""),
     )
     if assignee is not None and assignee.email and assignee != actor.user:
-        email_to_staff(request=locked, template="staff_assigned", recipients=[assignee.email], context={"assignee": assignee, "by": actor.label})
+        email_to_staff(
+            request=locked,
+            template="staff_assigned",
+            recipients=[assignee.email],
+            context={"assignee": assignee, "by": actor.label},
+        )
     return locked

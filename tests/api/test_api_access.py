@@ -15,8 +15,11 @@ PASSWORD = "correct horse battery"
 PUBLIC_ROUTES = {"requests/"}
 
 
-def _methods(view_class) -> list[str]:
-    methods = [m for m in ("get", "post", "put", "patch", "delete") if hasattr(view_class, m)]
+def _methods(callback) -> list[str]:
+    # A ViewSet's route serves the methods of its action map; another view, those its class has.
+    actions = getattr(callback, "actions", None)
+    methods = [m for m in ("get", "post", "put", "patch", "delete")
+               if (m in actions if actions is not None else hasattr(callback.view_class, m))]
     if "get" in methods:
         methods.append("head")
     return [*methods, "options"]
@@ -28,7 +31,7 @@ def _staff_routes() -> list[tuple[str, str]]:
         route = str(pattern.pattern)
         if route in PUBLIC_ROUTES:
             continue
-        for method in _methods(pattern.callback.view_class):
+        for method in _methods(pattern.callback):
             routes.append((pattern.name, method))
     return routes
 

@@ -24,7 +24,8 @@ def _post_endpoints():
     for pattern in api.url_patterns:
         assert isinstance(pattern, URLPattern)
         view = getattr(pattern.callback, "cls", None)
-        if view is not None and hasattr(view, "post"):
+        # A ViewSet's route posts when its action map says so.
+        if view is not None and (hasattr(view, "post") or "post" in getattr(pattern.callback, "actions", {})):
             found.append((pattern.name, "reference" in pattern.pattern.converters))
     return found
 
