@@ -52,7 +52,12 @@ def var_init() -> list[str]:
             folder.mkdir(parents=True, exist_ok=True)
             created.append(str(folder))
     # Keys given in the environment win (config/settings/run.py); no file is written for them.
-    for variable, file_name in (("DJANGO_SECRET_KEY", "secret_key"), ("DSR_AUDIT_KEY", "audit_key")):
+    keys = (
+        ("DJANGO_SECRET_KEY", "secret_key"),
+        ("DSR_AUDIT_KEY", "audit_key"),
+        ("DSR_PACKAGE_KEY", "package_key"),
+    )
+    for variable, file_name in keys:
         if not os.environ.get(variable) and key_write(base.VAR_DIR / file_name):
             created.append(str(base.VAR_DIR / file_name))
     return created

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from dsr import actions, reports, selectors
+from dsr import actions, hooks, reports, selectors
 from dsr.csv_export import csv_writer
 from dsr.deadlines import business_today
 from dsr.errors import DsrError
@@ -280,6 +280,7 @@ def request_page(request, reference, forms_by_action=None):
             "clock": _clock(obj, today),
             "actions": shown,
             "notice": request.session.pop("dashboard_notice", ""),
+            "panels": hooks.panels_render("staff_request_panel", request, obj),
         },
         status=400 if forms_by_action else 200,
     )

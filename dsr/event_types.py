@@ -59,6 +59,20 @@ class EventType(models.TextChoices):
     EMAIL_UNSUBSCRIBED = "email_unsubscribed"
     EMAIL_SUBSCRIBED = "email_subscribed"
     EMAIL_UNKNOWN = "email_unknown"
+    # Fulfilment (dsr/fulfilment/): the search across the business's systems and the access package
+    FULFILMENT_STARTED = "fulfilment_started"
+    FULFILMENT_SYSTEM_REQUESTED = "fulfilment_system_requested"
+    FULFILMENT_SYSTEM_DONE = "fulfilment_system_done"
+    FULFILMENT_SYSTEM_FAILED = "fulfilment_system_failed"
+    FULFILMENT_SYSTEM_RETRIED = "fulfilment_system_retried"
+    FULFILMENT_SYSTEM_SWITCHED_TO_MANUAL = "fulfilment_system_switched_to_manual"
+    FULFILMENT_MANUAL_ANSWERED = "fulfilment_manual_answered"
+    FULFILMENT_FINISHED = "fulfilment_finished"
+    PACKAGE_BUILT = "package_built"
+    PACKAGE_CODE_SENT = "package_code_sent"
+    PACKAGE_DOWNLOADED = "package_downloaded"
+    PACKAGE_PURGED = "package_purged"
+    PACKAGE_REISSUED = "package_reissued"
     # Written once by migration 0011 to seal each chain that existed before the chain was keyed.
     AUDIT_CHAIN_KEYED = "audit_chain_keyed"
 

@@ -12,7 +12,7 @@ from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from dsr import identity, selectors
+from dsr import hooks, identity, selectors
 from dsr.api.problems import DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable, problem_response_outside_drf
 from dsr.dashboard import staff_required
 from dsr.deadlines import business_today, deadlines_for
@@ -168,6 +168,7 @@ def _status_context(
         and _account_holder(request, obj),
         "reauth_form": reauth_form or ReauthForm(),
         "notice": notice,
+        "panels": hooks.panels_render("status_page_panel", request, obj) if request is not None else [],
     }
 
 

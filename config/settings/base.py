@@ -336,6 +336,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "dsr.tasks.audit_checkpoint_run",
         "schedule": timedelta(hours=24),
     },
+    # Fulfilment: expired packages deleted, manual owners reminded, stalled systems retried, and
+    # every system's health checked (dsr/fulfilment/tasks.py).
+    "fulfilment-sweep": {
+        "task": "dsr.fulfilment.tasks.fulfilment_sweep_run",
+        "schedule": timedelta(seconds=env.int("DSR_FULFILMENT_SWEEP_SECONDS", default=300)),
+    },
+    "fulfilment-health": {
+        "task": "dsr.fulfilment.tasks.systems_health_run",
+        "schedule": timedelta(seconds=env.int("DSR_HEALTH_CHECK_SECONDS", default=3600)),
+    },
 }
 
 # --- The product ----------------------------------------------------------------------------------
@@ -416,3 +426,30 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
 }
+
+# --- Fulfilment (dsr/fulfilment/) -----------------------------------------------------------------
+# The data map: where the business keeps personal data (README "The data map"). The default is the
+# demo map `make run` uses; a deployment points this at its own reviewed file.
+DSR_DATAMAP = env.str("DSR_DATAMAP", default=str(BASE_DIR / "config" / "datamap.yaml"))
+# Start the search when a verified access or portability request is approved (else the officer
+# starts it from the request's page or the API).
+DSR_FULFILMENT_AUTO_START = env.bool("DSR_FULFILMENT_AUTO_START", default=True)
+# A failing system is retried this many times, after 30 s, 60 s, 120 s … (capped at 15 minutes).
+DSR_FULFILMENT_RETRIES = env.int("DSR_FULFILMENT_RETRIES", default=3)
+DSR_FULFILMENT_RETRY_SECONDS = env.int("DSR_FULFILMENT_RETRY_SECONDS", default=30)
+# A system task claims its system for this long; a redelivered copy inside it does nothing.
+DSR_FULFILMENT_LEASE_SECONDS = env.int("DSR_FULFILMENT_LEASE_SECONDS", default=600)
+# Access packages: kept this many days, downloaded at most this many times by the requester, each
+# download after a fresh emailed code (valid DSR_PACKAGE_CODE_MINUTES; the download it opens, for
+# DSR_PACKAGE_GRANT_MINUTES). Encrypted at rest under DSR_PACKAGE_KEY, which is never in the database.
+DSR_PACKAGE_DAYS = env.int("DSR_PACKAGE_DAYS", default=30)
+DSR_PACKAGE_MAX_DOWNLOADS = env.int("DSR_PACKAGE_MAX_DOWNLOADS", default=5)
+DSR_PACKAGE_CODE_MINUTES = env.int("DSR_PACKAGE_CODE_MINUTES", default=15)
+DSR_PACKAGE_GRANT_MINUTES = env.int("DSR_PACKAGE_GRANT_MINUTES", default=10)
+DSR_PACKAGE_KEY = env.str("DSR_PACKAGE_KEY", default="")
+# HTTP systems: a request older than this (seconds) or seen before is refused (replay).
+DSR_HTTP_SIGNATURE_MAX_AGE = env.int("DSR_HTTP_SIGNATURE_MAX_AGE", default=300)
+# Manual systems: the owner is reminded after this many days without an answer.
+DSR_MANUAL_REMIND_DAYS = env.int("DSR_MANUAL_REMIND_DAYS", default=3)
+# The demo processor (an HTTP system served by the product itself, /demo/processor/): run mode only.
+DSR_DEMO_SYSTEMS = env.bool("DSR_DEMO_SYSTEMS", default=False)

@@ -18,3 +18,5 @@ def key_required(variable: str) -> str:
 SECRET_KEY = key_required("DJANGO_SECRET_KEY")
 # Kept outside the database and its backups: without it the audit chains cannot be verified.
 DSR_AUDIT_KEYS = audit_keys(key_required("DSR_AUDIT_KEY"))
+# Access packages and per-system results are encrypted under it; also kept outside the database.
+DSR_PACKAGE_KEY = key_required("DSR_PACKAGE_KEY")

@@ -3,10 +3,13 @@ kombu's filesystem transport, mail as files under var/mail/ — with two-factor 
 demo. The keys come from the environment or from var/secret_key and var/audit_key, which
 `python -m config.var_init` (the first step of `make run`) writes; loading this module writes nothing."""
 
+import hashlib
+import os
+
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import DEBUG, VAR_DIR, audit_keys, env
+from .base import DEBUG, SITE_URL, VAR_DIR, audit_keys, env
 
 
 def key_read(variable: str, file_name: str) -> str:
@@ -31,6 +34,18 @@ def key_read(variable: str, file_name: str) -> str:
 
 SECRET_KEY = key_read("DJANGO_SECRET_KEY", "secret_key")
 DSR_AUDIT_KEYS = audit_keys(key_read("DSR_AUDIT_KEY", "audit_key"))
+DSR_PACKAGE_KEY = key_read("DSR_PACKAGE_KEY", "package_key")
+
+# The demo systems of the shipped data map (config/datamap.yaml): the shop's SQLite database under
+# var/ (made by `manage.py dsr_demo_shop`) and a processor served by the product itself. The map
+# names only environment variables; run mode gives them their demo values unless the shell does.
+DSR_DEMO_SYSTEMS = env.bool("DSR_DEMO_SYSTEMS", default=True)
+os.environ.setdefault("DSR_DEMO_SHOP_DSN", f"sqlite:///{VAR_DIR / 'demo_shop.sqlite3'}")
+os.environ.setdefault("DSR_DEMO_PROCESSOR_URL", f"{SITE_URL}/demo/processor/")
+# The demo processor's signing secret, derived from the secret key (both ends are this product).
+os.environ.setdefault(
+    "DSR_DEMO_PROCESSOR_SECRET", hashlib.sha256(b"demo processor\x00" + SECRET_KEY.encode()).hexdigest()
+)
 
 # The demo signs in without an authenticator app; production keeps two-factor sign-in on.
 DSR_REQUIRE_2FA = env.bool("DSR_REQUIRE_2FA", default=False)

@@ -21,3 +21,5 @@ DSR_REQUIRE_2FA = False
 # A fixed audit key, so tests can recompute (and forge) what an attacker could.
 DSR_AUDIT_KEY_ID = "test"
 DSR_AUDIT_KEYS = {"test": "test-audit-key, not secret"}
+DSR_PACKAGE_KEY = "test-package-key, not secret"
+DSR_FULFILMENT_RETRY_SECONDS = 0

@@ -6,3 +6,14 @@ class FulfilmentConfig(AppConfig):
     label = "fulfilment"
     verbose_name = "Fulfilment"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # Once the registry is ready (they use the models): the connectors register by kind, the
+        # tasks by name, the system checks (the data map guard) with Django, and fulfilment's
+        # functions with the request core's hooks (the core never imports fulfilment).
+        from dsr import hooks
+        from dsr.fulfilment import checks, connectors, tasks  # noqa: F401
+        from dsr.fulfilment.services import hooks as fulfilment_hooks
+
+        for name, function in fulfilment_hooks.HOOKS.items():
+            hooks.hook_register(name, function)

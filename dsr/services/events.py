@@ -10,6 +10,7 @@ from dsr.services.audit import Actor, Event
 
 SWEEP = "deadline sweep"
 EMAIL_PROVIDER = "email provider"
+FULFILMENT = "fulfilment"
 
 # --- Intake ----------------------------------------------------------------------------------------
 
@@ -248,6 +249,106 @@ def event_acknowledged(*, email_id: int, to: str, acknowledge_by: date | None) -
 
 def event_flagged(*, reason: str, data: dict | None = None) -> Event:
     return Event(EventType.FLAGGED, Actor.system(), {"reason": reason, **(data or {})})
+
+
+# --- Fulfilment (dsr/fulfilment/) ------------------------------------------------------------------
+
+
+def event_fulfilment_started(
+    *, actor: Actor, run_id: int, datamap_version: str, systems: list[str], package_kind: str, since: datetime | None
+) -> Event:
+    return Event(
+        EventType.FULFILMENT_STARTED,
+        actor,
+        {
+            "run": run_id,
+            "datamap_version": datamap_version,
+            "systems": systems,
+            "package_kind": package_kind,
+            "since": since,
+        },
+    )
+
+
+def event_fulfilment_system_requested(*, run_id: int, system: str, kind: str, asked: str) -> Event:
+    """An asynchronous system (a processor's callback, a manual owner) was asked and answers later."""
+    return Event(
+        EventType.FULFILMENT_SYSTEM_REQUESTED,
+        Actor.system(FULFILMENT),
+        {"run": run_id, "system": system, "kind": kind, "note": asked},
+    )
+
+
+def event_fulfilment_system_done(*, run_id: int, system: str, kind: str, records: int, counts: dict) -> Event:
+    return Event(
+        EventType.FULFILMENT_SYSTEM_DONE,
+        Actor.system(FULFILMENT),
+        {"run": run_id, "system": system, "kind": kind, "records": records, "counts": counts},
+    )
+
+
+def event_fulfilment_system_failed(
+    *, run_id: int, system: str, kind: str, error: str, attempts: int, final: bool
+) -> Event:
+    return Event(
+        EventType.FULFILMENT_SYSTEM_FAILED,
+        Actor.system(FULFILMENT),
+        {"run": run_id, "system": system, "kind": kind, "reason": error, "attempts": attempts, "final": final},
+    )
+
+
+def event_fulfilment_system_retried(*, actor: Actor, run_id: int, system: str) -> Event:
+    return Event(EventType.FULFILMENT_SYSTEM_RETRIED, actor, {"run": run_id, "system": system})
+
+
+def event_fulfilment_system_switched_to_manual(*, actor: Actor, run_id: int, system: str, owner: str) -> Event:
+    return Event(
+        EventType.FULFILMENT_SYSTEM_SWITCHED_TO_MANUAL, actor, {"run": run_id, "system": system, "owner": owner}
+    )
+
+
+def event_fulfilment_manual_answered(
+    *, run_id: int, system: str, owner: str, nothing_held: bool, records: int
+) -> Event:
+    return Event(
+        EventType.FULFILMENT_MANUAL_ANSWERED,
+        Actor.system(owner),
+        {"run": run_id, "system": system, "nothing_held": nothing_held, "records": records},
+    )
+
+
+def event_fulfilment_finished(*, run_id: int, state: str, records: int, failed: list[str]) -> Event:
+    return Event(
+        EventType.FULFILMENT_FINISHED,
+        Actor.system(FULFILMENT),
+        {"run": run_id, "state": state, "records": records, "failed": failed},
+    )
+
+
+def event_package_built(*, run_id: int, kind: str, files: int, size: int, sha256: str, expires_at: datetime) -> Event:
+    return Event(
+        EventType.PACKAGE_BUILT,
+        Actor.system(FULFILMENT),
+        {"run": run_id, "kind": kind, "files": files, "bytes": size, "sha256": sha256, "expires_at": expires_at},
+    )
+
+
+def event_package_code_sent(*, package_id: int) -> Event:
+    return Event(EventType.PACKAGE_CODE_SENT, Actor.system(FULFILMENT), {"package": package_id})
+
+
+def event_package_downloaded(*, actor: Actor, package_id: int, by: str, downloads: int) -> Event:
+    return Event(EventType.PACKAGE_DOWNLOADED, actor, {"package": package_id, "by": by, "downloads": downloads})
+
+
+def event_package_purged(*, package_id: int | None, run_id: int, reason: str) -> Event:
+    return Event(
+        EventType.PACKAGE_PURGED, Actor.system(FULFILMENT), {"package": package_id, "run": run_id, "reason": reason}
+    )
+
+
+def event_package_reissued(*, actor: Actor, package_id: int, expires_at: datetime) -> Event:
+    return Event(EventType.PACKAGE_REISSUED, actor, {"package": package_id, "expires_at": expires_at})
 
 
 def email_event_type(tracking_type: str) -> EventType:

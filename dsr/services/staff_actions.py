@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from dsr import hooks
 from dsr.errors import InvalidInput, TransitionNotAllowed
 from dsr.models import (
     CLOSED_STATUSES,
@@ -64,13 +65,16 @@ def request_verify(*, request: DataSubjectRequest, actor: Actor, note: str = "",
 def request_approve(*, request: DataSubjectRequest, actor: Actor, note: str = ""):
     """Start work on a verified request. Only from `verified`: a closed request is reopened
     first, a waiting one is answered first."""
-    return request_transition(
+    approved = request_transition(
         request=request,
         to_status=Status.IN_PROGRESS,
         event=event_approved(actor=actor, note=(note or "").strip()),
         email_template="approved",
         from_statuses=APPROVE_FROM,
     )
+    # Fulfilment (when installed) starts the search across the business's systems once this commits.
+    transaction.on_commit(lambda: hooks.hooks_notify("request_approved", approved.pk))
+    return approved
 
 
 def request_complete(*, request: DataSubjectRequest, actor: Actor, message: str, outcome: str = Outcome.COMPLIED):

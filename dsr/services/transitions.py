@@ -6,6 +6,7 @@ the dashboard, the API, the admin and the tasks all reach it through the service
 from django.db import transaction
 from django.utils import timezone
 
+from dsr import hooks
 from dsr.deadlines import TIMER_FIELDS, timers_arm, timers_clear, verification_timers_set
 from dsr.errors import TransitionNotAllowed
 from dsr.models import CLOSED_STATUSES, TYPES_WITHOUT_VERIFICATION, DataSubjectRequest, Status
@@ -93,4 +94,7 @@ def request_transition(
         email_to_requester(request=locked, template=email_template, context=email_context)
     if to_status == Status.VERIFIED or to_status in CLOSED_STATUSES:
         identity_documents_purge(request=locked)
+    if to_status in CLOSED_STATUSES:
+        # Apps built on the core (fulfilment) purge what they hold for a closed request.
+        transaction.on_commit(lambda: hooks.hooks_notify("request_closed", locked.pk, to_status))
     return locked

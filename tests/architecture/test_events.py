@@ -27,6 +27,11 @@ WRITTEN_BEFORE = {
     "email_verified", "identity_checked", "treated_as_categories", "identity_review_required",
     "reauthentication_failed", "document_received", "identity_document_deleted", "acknowledgement_due",
     "response_due_soon", "overdue", "audit_chain_keyed",
+    # Fulfilment (issue 10)
+    "fulfilment_started", "fulfilment_system_requested", "fulfilment_system_done", "fulfilment_system_failed",
+    "fulfilment_system_retried", "fulfilment_system_switched_to_manual", "fulfilment_manual_answered",
+    "fulfilment_finished", "package_built", "package_code_sent", "package_downloaded", "package_purged",
+    "package_reissued",
 }
 # What the tracking webhook wrote: "email_" + anymail's normalised type (inbound is not served).
 TRACKING_TYPES = {v for k, v in vars(AnymailEventType).items() if k.isupper()} - {"inbound", "inbound_failed"}

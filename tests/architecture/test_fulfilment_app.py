@@ -1,4 +1,4 @@
-"""Fulfilment's home: an installed Django app of its own (label, migrations), empty for now."""
+"""Fulfilment's home: an installed Django app of its own (label, migrations, tables)."""
 
 import importlib
 import io
@@ -12,7 +12,8 @@ def test_fulfilment_is_an_installed_app_of_its_own():
     config = apps.get_app_config("fulfilment")
     assert config.name == "dsr.fulfilment" and config.label == "fulfilment"
     assert config.label != apps.get_app_config("dsr").label
-    assert list(config.get_models()) == []
+    models = list(config.get_models())
+    assert models and all(m._meta.app_label == "fulfilment" and m._meta.db_table.startswith("fulfilment_") for m in models)
     assert (Path(config.path) / "migrations" / "__init__.py").is_file()
     assert importlib.import_module("dsr.fulfilment.services")
 

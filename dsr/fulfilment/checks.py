@@ -1,0 +1,1 @@
+"""The data map's system checks (filled in by the guard commit of this issue)."""

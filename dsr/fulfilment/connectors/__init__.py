@@ -1,0 +1,31 @@
+"""The connectors, one module per kind, each registering itself on import (see base.py)."""
+
+from dsr.fulfilment.connectors.base import (
+    CONNECTORS,
+    AmbiguousIdentity,
+    Connector,
+    ConnectorError,
+    ConnectorMisconfigured,
+    Exported,
+    Found,
+    Health,
+    RecordSink,
+    Subject,
+    connector_for,
+    connector_register,
+)
+
+__all__ = [
+    "CONNECTORS",
+    "AmbiguousIdentity",
+    "Connector",
+    "ConnectorError",
+    "ConnectorMisconfigured",
+    "Exported",
+    "Found",
+    "Health",
+    "RecordSink",
+    "Subject",
+    "connector_for",
+    "connector_register",
+]

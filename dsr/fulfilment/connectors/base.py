@@ -1,0 +1,119 @@
+"""The one small interface every connector implements (the model: Saleor's plugins — one base
+class, many implementations, a registry): `find` says which records of a person a system holds,
+`export` streams them into a sink, `health` says whether the system can be reached. Part 2 adds
+`erase` and `correct`. A connector is built from its system's entry in the data map; adding a kind
+of system is one class registered here and a kind name in the map."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, ClassVar, Protocol
+
+from dsr.fulfilment.datamap import System
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Who is searched for, and where an asynchronous system answers."""
+
+    reference: str  # the request's reference (sent to processors; never the requester's name)
+    identities: dict[str, str]  # identity kind -> value, e.g. {"email": "ann@example.com"}
+    request_type: str = "access_specific"
+    due_date: date | None = None  # the request's legal due date, sent to processors and owners
+    callback_url: str = ""  # where an http system posts its records later
+    task_key: str = ""  # the system run's idempotency key, sent with every call
+
+
+class RecordSink(Protocol):
+    def write(self, collection: str, record: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class Found:
+    """The primary keys of the person's records, per collection (every collection searched is a
+    key, with an empty list where nothing was found)."""
+
+    keys: dict[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(len(v) for v in self.keys.values())
+
+
+@dataclass
+class Exported:
+    counts: dict[str, int] = field(default_factory=dict)
+    # Non-empty when the system answers later (an http callback, a manual owner): what was asked.
+    pending: str = ""
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass
+class Health:
+    ok: bool
+    detail: str = ""
+    latency_ms: float | None = None
+
+
+class ConnectorError(Exception):
+    """The system could not answer. `retry` says whether trying again may help (a timeout, a
+    refused connection) or not (a misconfiguration, an ambiguous identity)."""
+
+    retry = True
+
+
+class ConnectorMisconfigured(ConnectorError):
+    retry = False
+
+
+class AmbiguousIdentity(ConnectorError):
+    """One identity matched several people: the system stops for the officer to resolve rather
+    than merge strangers' data into one package."""
+
+    retry = False
+
+
+class Connector(ABC):
+    kind: ClassVar[str]
+
+    def __init__(self, system: System):
+        self.system = system
+
+    @abstractmethod
+    def find(self, subject: Subject) -> Found: ...
+
+    @abstractmethod
+    def export(self, subject: Subject, sink: RecordSink) -> Exported: ...
+
+    @abstractmethod
+    def health(self) -> Health: ...
+
+
+CONNECTORS: dict[str, type[Connector]] = {}
+
+
+def connector_register(cls: type[Connector]) -> type[Connector]:
+    CONNECTORS[cls.kind] = cls
+    return cls
+
+
+def connector_for(system: System) -> Connector:
+    try:
+        return CONNECTORS[system.kind](system)
+    except KeyError:
+        raise ConnectorMisconfigured(f"no connector for kind '{system.kind}'") from None
+
+
+def ambiguity_check(system: System, collection: str, identity: str, matches: int) -> None:
+    """A collection that other collections are found through (the person's own record) must match
+    one row per identity: two customers with one email would merge two people's data."""
+    if matches > 1 and any(r.source == collection for r in system.references):
+        raise AmbiguousIdentity(
+            f"{identity} matches {matches} records in {system.name}.{collection}; resolve which person "
+            "this is before the search goes on"
+        )
