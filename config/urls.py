@@ -30,6 +30,8 @@ urlpatterns = [
     # refuses them without ANYMAIL_WEBHOOK_SECRET and answers 400 to bodies it cannot read.
     path("anymail/", include("dsr.webhooks")),
     path("api/v1/", include("dsr.api.urls")),
+    path("api/v1/", include("dsr.fulfilment.api_urls")),
+    path("dashboard/fulfilment/", include("dsr.fulfilment.dashboard_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script from ?script, not inline (the CSP).
     path(

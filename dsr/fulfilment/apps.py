@@ -12,8 +12,7 @@ class FulfilmentConfig(AppConfig):
         # tasks by name, the system checks (the data map guard) with Django, and fulfilment's
         # functions with the request core's hooks (the core never imports fulfilment).
         from dsr import hooks
-        from dsr.fulfilment import checks, connectors, tasks  # noqa: F401
-        from dsr.fulfilment.services import hooks as fulfilment_hooks
+        from dsr.fulfilment import checks, connectors, tasks, wiring  # noqa: F401
 
-        for name, function in fulfilment_hooks.HOOKS.items():
+        for name, function in wiring.HOOKS.items():
             hooks.hook_register(name, function)

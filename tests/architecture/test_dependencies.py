@@ -35,7 +35,7 @@ FUNCTION_LEVEL_ALLOWED = {
     ("dsr.fulfilment.apps", "dsr.fulfilment.checks"),
     ("dsr.fulfilment.apps", "dsr.fulfilment.connectors"),
     ("dsr.fulfilment.apps", "dsr.fulfilment.tasks"),
-    ("dsr.fulfilment.apps", "dsr.fulfilment.services.hooks"),
+    ("dsr.fulfilment.apps", "dsr.fulfilment.wiring"),
     # A migration module loads on every migrate; only this step needs the live hash function.
     ("dsr.migrations.0011_audit_keys_tombstones", "dsr.services.audit"),
 }

@@ -20,7 +20,8 @@ PUBLIC = ("i18n/", "anymail/", "api/schema/", "api/docs/")
 # These must answer 200 (as a signed-in officer), so the header is seen on real content too.
 MUST_SHOW = {"dashboard:queue", "dashboard:queue-csv", "dashboard:request", "dashboard:reports", "dashboard:reports-csv",
              "dsr:request-status", "dsr:staff-document", "api:staff-requests",
-             "api:staff-request-detail", "dsr-auth:otp", "admin:dsr_datasubjectrequest_change"}
+             "api:staff-request-detail", "dsr-auth:otp", "admin:dsr_datasubjectrequest_change",
+             "fulfilment-api:status", "fulfilment-api:systems", "fulfilment-dashboard:systems"}
 
 
 def _patterns(patterns, prefix="", namespace=None):
@@ -48,7 +49,8 @@ def sample(officer, settings, tmp_path, django_capture_on_commit_callbacks):
     # The admin's second-factor device pages (<pk>) need a device that exists.
     device = totp_device_create(user=officer)
     return {"reference": r.reference, "token": r.public_token, "document_id": document.pk, "action": "verify",
-            "object_id": r.pk, "content_type_id": 1, "id": officer.pk, "pk": device.pk, "uidb64": "MQ", "code": "x", "token_id": "dsr_0000000000"}
+            "object_id": r.pk, "content_type_id": 1, "id": officer.pk, "pk": device.pk, "uidb64": "MQ", "code": "x", "token_id": "dsr_0000000000",
+            "system": "shop"}
 
 
 def test_every_url_pattern_with_personal_data_answers_no_store(client, officer, sample):

@@ -1,4 +1,5 @@
-"""What fulfilment registers with the request core's hooks (dsr.hooks)."""
+"""What fulfilment's services register with the request core's hooks (dsr.hooks); the panels are
+registered by dsr.fulfilment.wiring."""
 
 from dsr.fulfilment.services import runs
 

@@ -1,0 +1,209 @@
+"""Fulfilment's staff API: start a request's search, read its progress, retry or switch a system,
+build the package now, download it; and the data map, read-only. Each view checks the role
+(IsPrivacyStaff: role and second factor) and the permission, calls one service, and serialises."""
+
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dsr.api.permissions import ActionPermission, IsPrivacyStaff
+from dsr.fulfilment import selectors
+from dsr.fulfilment.datamap import DataMapError, datamap_load
+from dsr.fulfilment.models import PackageKind, RunState, SystemStatus
+from dsr.fulfilment.services import package_staff, runs
+from dsr.models import DataSubjectRequest
+from dsr.services.audit import Actor
+
+WORK = "dsr.work_requests"
+VIEW = "dsr.view_datasubjectrequest"
+
+
+class PackageOut(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=PackageKind.choices)
+    files = serializers.IntegerField()
+    bytes = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    downloads = serializers.IntegerField()
+    max_downloads = serializers.IntegerField()
+
+
+class SystemRunOut(serializers.Serializer):
+    system = serializers.CharField()
+    kind = serializers.CharField()
+    status = serializers.ChoiceField(choices=SystemStatus.choices)
+    records = serializers.IntegerField()
+    counts = serializers.DictField(child=serializers.IntegerField())
+    error = serializers.CharField(allow_blank=True)
+    attempts = serializers.IntegerField()
+    requested_at = serializers.DateTimeField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    waiting_for = serializers.CharField(allow_blank=True)
+
+
+class FulfilmentOut(serializers.Serializer):
+    state = serializers.ChoiceField(choices=[selectors.NOT_STARTED, *RunState.values])
+    datamap_version = serializers.CharField(allow_null=True)
+    package_kind = serializers.CharField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    systems = SystemRunOut(many=True)
+    package = PackageOut(allow_null=True)
+
+
+class EmptyIn(serializers.Serializer):
+    pass
+
+
+class HealthOut(serializers.Serializer):
+    ok = serializers.BooleanField()
+    detail = serializers.CharField(allow_blank=True)
+    latency_ms = serializers.FloatField(allow_null=True)
+    checked_at = serializers.DateTimeField()
+
+
+class FieldOut(serializers.Serializer):
+    name = serializers.CharField()
+    category = serializers.CharField()
+    provided = serializers.BooleanField()
+    never_disclose = serializers.BooleanField()
+    others_data = serializers.BooleanField()
+
+
+class CollectionOut(serializers.Serializer):
+    name = serializers.CharField()
+    identities = serializers.DictField(child=serializers.CharField())
+    dated_by = serializers.CharField(allow_null=True)
+    categories = serializers.ListField(child=serializers.CharField())
+    fields = FieldOut(many=True)  # type: ignore[assignment]  # a record's fields, not DRF's own
+
+
+class RecipientOut(serializers.Serializer):
+    name = serializers.CharField()
+    category = serializers.CharField()
+    purpose = serializers.CharField(allow_blank=True)
+    sold = serializers.BooleanField()
+    shared = serializers.BooleanField()
+
+
+class SystemOut(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    owner = serializers.EmailField()
+    description = serializers.CharField(allow_blank=True)
+    categories = serializers.ListField(child=serializers.CharField())
+    category_labels = serializers.ListField(child=serializers.CharField())
+    sources = serializers.ListField(child=serializers.CharField())
+    purposes = serializers.ListField(child=serializers.CharField())
+    recipients = RecipientOut(many=True)
+    retention = serializers.CharField(allow_blank=True)
+    references = serializers.ListField(child=serializers.CharField())
+    collections = CollectionOut(many=True)
+    health = HealthOut(allow_null=True)
+
+
+def _request(reference: str) -> DataSubjectRequest:
+    return get_object_or_404(DataSubjectRequest, reference=reference)
+
+
+def _status(obj: DataSubjectRequest, code=status.HTTP_200_OK) -> Response:
+    return Response(FulfilmentOut(selectors.fulfilment_status(obj)).data, status=code)
+
+
+class _Staff(APIView):
+    permission = VIEW
+
+    def get_permissions(self):
+        return [IsPrivacyStaff(), ActionPermission(self.permission)]
+
+
+class FulfilmentStatus(_Staff):
+    @extend_schema(responses=FulfilmentOut, tags=["fulfilment"], operation_id="fulfilment_status")
+    def get(self, request, reference):
+        return _status(_request(reference))
+
+
+class FulfilmentStart(_Staff):
+    permission = WORK
+
+    @extend_schema(
+        request=EmptyIn,
+        responses={202: FulfilmentOut, 409: OpenApiResponse(description="Not verified, closed, or a search runs")},
+        tags=["fulfilment"],
+        operation_id="fulfilment_start",
+    )
+    def post(self, request, reference):
+        obj = _request(reference)
+        runs.fulfilment_start(request=obj, actor=Actor.staff(request.user))
+        return _status(obj, status.HTTP_202_ACCEPTED)
+
+
+class SystemRetry(_Staff):
+    permission = WORK
+
+    @extend_schema(request=EmptyIn, responses=FulfilmentOut, tags=["fulfilment"], operation_id="fulfilment_retry")
+    def post(self, request, reference, system):
+        obj = _request(reference)
+        runs.system_run_retry(request=obj, system=system, actor=Actor.staff(request.user))
+        return _status(obj)
+
+
+class SystemSwitchToManual(_Staff):
+    permission = WORK
+
+    @extend_schema(request=EmptyIn, responses=FulfilmentOut, tags=["fulfilment"], operation_id="fulfilment_manual")
+    def post(self, request, reference, system):
+        obj = _request(reference)
+        runs.system_run_switch_to_manual(request=obj, system=system, actor=Actor.staff(request.user))
+        return _status(obj)
+
+
+class PackageBuildNow(_Staff):
+    """Build the package with what the systems have answered so far (a slow processor is listed as
+    "requested from X on date" instead of holding the answer past the deadline)."""
+
+    permission = WORK
+
+    @extend_schema(
+        request=EmptyIn, responses=FulfilmentOut, tags=["fulfilment"], operation_id="fulfilment_package_build"
+    )
+    def post(self, request, reference):
+        obj = _request(reference)
+        package_staff.package_build_now(request=obj, actor=Actor.staff(request.user))
+        return _status(obj)
+
+
+class PackageDownload(_Staff):
+    permission = WORK
+
+    @extend_schema(
+        responses={(200, "application/zip"): OpenApiResponse(description="The access package (ZIP)")},
+        tags=["fulfilment"],
+        operation_id="fulfilment_package_download",
+    )
+    def get(self, request, reference):
+        obj = _request(reference)
+        package = selectors.package_of(selectors.latest_run(obj))
+        if package is None:
+            raise NotFound(f"No access package has been built for {obj.reference}.")
+        chunks = package_staff.package_download(package=package, actor=Actor.staff(request.user), by="staff")
+        response = StreamingHttpResponse(chunks, content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{obj.reference}-data.zip"'
+        response["Content-Length"] = str(package.bytes)
+        return response
+
+
+class SystemsList(_Staff):
+    @extend_schema(responses=SystemOut(many=True), tags=["fulfilment"], operation_id="systems_list")
+    def get(self, request):
+        try:
+            datamap = datamap_load()
+        except DataMapError as error:
+            raise runs.FulfilmentUnavailable(str(error)) from None
+        return Response(SystemOut(selectors.systems_of(datamap), many=True).data)

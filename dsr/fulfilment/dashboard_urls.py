@@ -1,0 +1,16 @@
+from django.urls import path
+
+from dsr.fulfilment import dashboard_views as views
+
+app_name = "fulfilment-dashboard"
+
+urlpatterns = [
+    path("systems/", views.systems_page, name="systems"),
+    path("systems/check/", views.systems_check, name="systems-check"),
+    path("requests/<str:reference>/start/", views.start, name="start"),
+    path("requests/<str:reference>/package/", views.package_download, name="package"),
+    path("requests/<str:reference>/package/build/", views.build_now, name="build-now"),
+    path("requests/<str:reference>/answer/", views.send_answer, name="answer"),
+    path("requests/<str:reference>/systems/<str:system>/retry/", views.retry, name="retry"),
+    path("requests/<str:reference>/systems/<str:system>/manual/", views.switch_to_manual, name="manual"),
+]

@@ -1,0 +1,177 @@
+"""Fulfilment on the staff dashboard: the panel on a request's page (progress, each system's state,
+who is still to answer, the package), its buttons (start, retry, switch to the owner, build now,
+send the answer), and the data map page. Every view checks role, second factor and permission
+(dsr.dashboard.staff_required) and calls one service."""
+
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_POST
+
+from dsr.dashboard import staff_required
+from dsr.errors import DsrError
+from dsr.fulfilment import selectors
+from dsr.fulfilment.datamap import DataMapError, datamap_load
+from dsr.fulfilment.models import SystemStatus
+from dsr.fulfilment.services import health, package_staff, runs
+from dsr.models import DataSubjectRequest
+from dsr.services.audit import Actor
+
+WORK = "dsr.work_requests"
+VIEW = "dsr.view_datasubjectrequest"
+STATUS_LABELS = {
+    SystemStatus.PENDING: "Queued",
+    SystemStatus.RUNNING: "Searching",
+    SystemStatus.DONE: "Done",
+    SystemStatus.FAILED: "Failed",
+    SystemStatus.WAITING_MANUAL: "Waiting for the owner",
+    SystemStatus.SKIPPED: "Skipped",
+}
+
+
+def staff_panel(http_request, obj: DataSubjectRequest) -> str:
+    """The `staff_request_panel` hook: fulfilment's section of the request page."""
+    if obj.request_type not in runs.PACKAGE_KINDS:
+        return ""
+    status = selectors.fulfilment_status(obj)
+    finished, total = selectors.progress(status)
+    for system in status["systems"]:
+        system["label"] = STATUS_LABELS.get(system["status"], system["status"])
+        if system["status"] == SystemStatus.RUNNING and system["requested_at"]:
+            system["label"] = f"Requested {system['requested_at']:%Y-%m-%d}, waiting for its answer"
+    may_work = http_request.user.has_perm(WORK)
+    return render_to_string(
+        "fulfilment/staff_panel.html",
+        {
+            "req": obj,
+            "status": status,
+            "finished": finished,
+            "total": total,
+            "may_work": may_work,
+            "startable": may_work and obj.is_open and obj.verified_at is not None and status["state"] != "running",
+            "waiting": [
+                s
+                for s in status["systems"]
+                if s["status"] == SystemStatus.WAITING_MANUAL
+                or s["requested_at"]
+                and s["status"] == SystemStatus.RUNNING
+            ],
+        },
+        request=http_request,
+    )
+
+
+def _obj(reference: str) -> DataSubjectRequest:
+    try:
+        return DataSubjectRequest.objects.get(reference=reference)
+    except DataSubjectRequest.DoesNotExist:
+        raise Http404("No such request") from None
+
+
+def _done(request, reference: str, notice: str):
+    request.session["dashboard_notice"] = notice
+    return redirect("dashboard:request", reference=reference)
+
+
+def _act(request, reference: str, label: str, call):
+    obj = _obj(reference)
+    try:
+        call(obj, Actor.staff(request.user))
+    except DsrError as refused:
+        return _done(request, reference, f"{label}: {refused.message}")
+    return _done(request, reference, f"{label}: done.")
+
+
+@require_POST
+@staff_required(WORK)
+def start(request, reference):
+    return _act(request, reference, "Search the systems", lambda o, a: runs.fulfilment_start(request=o, actor=a))
+
+
+@require_POST
+@staff_required(WORK)
+def retry(request, reference, system):
+    return _act(
+        request, reference, f"Retry {system}", lambda o, a: runs.system_run_retry(request=o, system=system, actor=a)
+    )
+
+
+@require_POST
+@staff_required(WORK)
+def switch_to_manual(request, reference, system):
+    return _act(
+        request,
+        reference,
+        f"Ask the owner of {system}",
+        lambda o, a: runs.system_run_switch_to_manual(request=o, system=system, actor=a),
+    )
+
+
+@require_POST
+@staff_required(WORK)
+def build_now(request, reference):
+    return _act(
+        request, reference, "Build the package now", lambda o, a: package_staff.package_build_now(request=o, actor=a)
+    )
+
+
+@require_POST
+@staff_required(WORK)
+def send_answer(request, reference):
+    return _act(
+        request, reference, "Send the answer", lambda o, a: package_staff.package_answer_send(request=o, actor=a)
+    )
+
+
+@staff_required(WORK)
+def package_download(request, reference):
+    obj = _obj(reference)
+    package = selectors.package_of(selectors.latest_run(obj))
+    if package is None:
+        raise Http404("No package")
+    try:
+        chunks = package_staff.package_download(package=package, actor=Actor.staff(request.user), by="staff")
+    except DsrError as refused:
+        return _done(request, reference, f"Download: {refused.message}")
+    response = StreamingHttpResponse(chunks, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{obj.reference}-data.zip"'
+    response["Content-Length"] = str(package.bytes)
+    return response
+
+
+@staff_required(VIEW)
+def systems_page(request):
+    problems, systems, version = [], [], ""
+    try:
+        datamap = datamap_load()
+    except DataMapError as error:
+        problems = [str(p) for p in error.problems]
+    else:
+        systems, version = selectors.systems_of(datamap), datamap.version
+    return render(
+        request,
+        "fulfilment/systems.html",
+        {
+            "systems": systems,
+            "version": version,
+            "problems": problems,
+            "may_work": request.user.has_perm(WORK),
+            "notice": request.session.pop("dashboard_notice", ""),
+        },
+        status=200 if not problems else 500,
+    )
+
+
+@require_POST
+@staff_required(WORK)
+def systems_check(request):
+    try:
+        results = health.systems_health_check()
+    except DataMapError:
+        return redirect("fulfilment-dashboard:systems")
+    failing = [name for name, result in results.items() if not result.ok]
+    request.session["dashboard_notice"] = (
+        f"Health check: {len(results) - len(failing)} of {len(results)} systems answer"
+        + (f"; failing: {', '.join(failing)}." if failing else ".")
+    )
+    return redirect("fulfilment-dashboard:systems")
