@@ -37,6 +37,20 @@ STAFF_EVENT_LABELS: dict[str, Any] = {
     EventType.CLOCK_RESUMED: _("Clock resumed"),
     EventType.IDENTITY_CHECKED: "Identity details checked",
     EventType.IDENTITY_REVIEW_REQUIRED: "Identity check stopped: review by hand",
+    # Fulfilment: the search across the systems and the access package (staff wording).
+    EventType.FULFILMENT_STARTED: "Search across the systems started",
+    EventType.FULFILMENT_SYSTEM_REQUESTED: "System asked; it answers later",
+    EventType.FULFILMENT_SYSTEM_DONE: "System searched",
+    EventType.FULFILMENT_SYSTEM_FAILED: "System failed",
+    EventType.FULFILMENT_SYSTEM_RETRIED: "System retried",
+    EventType.FULFILMENT_SYSTEM_SWITCHED_TO_MANUAL: "System asked of its owner",
+    EventType.FULFILMENT_MANUAL_ANSWERED: "Owner answered",
+    EventType.FULFILMENT_FINISHED: "Search finished",
+    EventType.PACKAGE_BUILT: "Access package built",
+    EventType.PACKAGE_CODE_SENT: "Download code sent to the requester",
+    EventType.PACKAGE_DOWNLOADED: "Access package downloaded",
+    EventType.PACKAGE_PURGED: "Access package deleted",
+    EventType.PACKAGE_REISSUED: "Access package re-issued",
 }
 
 # Staff lines summarised by identity_check_summary rather than by their message or reason.
