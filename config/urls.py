@@ -32,6 +32,8 @@ urlpatterns = [
     path("api/v1/", include("dsr.api.urls")),
     path("api/v1/", include("dsr.fulfilment.api_urls")),
     path("dashboard/fulfilment/", include("dsr.fulfilment.dashboard_urls")),
+    path("", include("dsr.fulfilment.urls_requester")),
+    path("", include("dsr.fulfilment.urls_systems")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script from ?script, not inline (the CSP).
     path(
