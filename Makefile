@@ -11,7 +11,7 @@ run var: export DJANGO_SETTINGS_MODULE = config.settings.run
 test test-fast: export DJANGO_SETTINGS_MODULE = config.settings.test
 LINT_PATHS := dsr config manage.py
 
-.PHONY: run var test test-fast lint bench install install-dev messages clean
+.PHONY: run var test test-fast lint bench bench-fulfilment install install-dev messages clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,14 @@ lint: install-dev
 ## Benchmarks: results printed and written to bench/RESULTS.md.
 bench: install-dev
 	$(PY) bench/run.py
+	@case "$$DATABASE_URL" in postgres*) [ -n "$$REDIS_URL" ] && $(MAKE) --no-print-directory bench-fulfilment || \
+	  echo "bench-fulfilment skipped: it needs DATABASE_URL (PostgreSQL) and REDIS_URL";; \
+	  *) echo "bench-fulfilment skipped: it needs DATABASE_URL (PostgreSQL) and REDIS_URL";; esac
+
+## Fulfilment (issue 10): the SQL connector, one request end to end with a real worker, a batch of
+## 100, a person with 100,000 rows; on PostgreSQL loaded with ../shared/bench/customers.sql + Redis.
+bench-fulfilment: install-dev
+	$(PY) bench/fulfilment.py
 
 clean:
 	rm -rf var/celery var/static
