@@ -76,7 +76,7 @@ def shop_load() -> str:
             )
             conn.execute(
                 "INSERT INTO orders (customer_id, ordered_at, status, total_cents, shipping_name, shipping_address) "
-                "SELECT %s, now() - (g || ' minutes')::interval, 'delivered', 1000 + g % 9000, 'Big Buyer', "
+                "SELECT %s, now() - (g || ' minutes')::interval, 'delivered', 1000 + g %% 9000, 'Big Buyer', "
                 "'Street ' || g FROM generate_series(1, %s) g",
                 (BIG_ID, BIG_ROWS),
             )
