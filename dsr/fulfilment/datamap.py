@@ -390,8 +390,8 @@ def _field(reader: _Reader, place: _Place, fields: dict, name: Any, spec: Any) -
     never_disclose = reader.flag(place, spec, "never_disclose")
     others_data = reader.flag(place, spec, "others_data")
     if category == NOT_PERSONAL and (never_disclose or others_data):
-        flag_name = "never-disclosed" if never_disclose else "others_data"
-        reader.problem(place, f"a {flag_name} field is personal information: give its category")
+        what = "a never-disclosed field" if never_disclose else "a field that may hold others' data (others_data)"
+        reader.problem(place, f"{what} is personal information: give its category")
     return Field(
         name=name,
         category=category,
