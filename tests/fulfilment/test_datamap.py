@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 from django.conf import settings
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from dsr.fulfilment import datamap as datamap_module
 from dsr.fulfilment.categories import CCPA_CATEGORIES
