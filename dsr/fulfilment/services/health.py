@@ -13,11 +13,11 @@ from dsr.fulfilment.models import SystemHealth
 def system_health(system: System) -> Health:
     if system.kind not in CONNECTORS:
         if system.kind == "manual":  # nothing to reach: its owner answers each request by hand
-            return Health(ok=True, detail=f"answered by its owner, {system.owner}", latency_ms=0.0)
+            return Health(ok=True, detail=f"answered by its owner, {system.owner}", latency_ms=None)
         return Health(
             ok=False,
             detail=f"no connector is installed for kind '{system.kind}', so this system cannot be searched",
-            latency_ms=0.0,
+            latency_ms=None,
         )
     started = time.perf_counter()
     try:
