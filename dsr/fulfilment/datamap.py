@@ -33,9 +33,10 @@ import os
 import re
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 from django.conf import settings
@@ -186,13 +187,43 @@ class DataMap:
         return tuple(s.name for s in self.systems)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Problem:
-    where: str
+    """One thing wrong with the map and exactly where: the system, collection and field it is about
+    (each "" when it concerns something wider), a detail of the place (`connection`, `reference
+    '…'`, `recipient #2`) and the line of the file the YAML puts it on."""
+
     message: str
+    system: str = ""
+    collection: str = ""
+    field: str = ""
+    detail: str = ""
+    line: int | None = None
+
+    @property
+    def where(self) -> str:
+        parts = [
+            f"system '{self.system}'" if self.system else "",
+            f"collection '{self.collection}'" if self.collection else "",
+            f"field '{self.field}'" if self.field else "",
+            self.detail,
+        ]
+        return " › ".join(p for p in parts if p)
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.message}" if self.where else self.message
+        place = self.where
+        prefix = f"line {self.line}: " if self.line else ""
+        return f"{prefix}{place}: {self.message}" if place else f"{prefix}{self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "system": self.system,
+            "collection": self.collection,
+            "field": self.field,
+            "detail": self.detail,
+            "message": self.message,
+        }
 
 
 class DataMapError(Exception):
@@ -205,217 +236,360 @@ class DataMapError(Exception):
         super().__init__("The data map does not validate:\n" + "\n".join(lines))
 
 
-# --- Validation -----------------------------------------------------------------------------------
+# --- Reading the YAML, with the line of every key --------------------------------------------------
+
+
+class _MapLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, which also remembers where each mapping and each key is and which keys
+    a mapping repeats (plain PyYAML keeps the last silently: a field named twice would vanish)."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.starts: dict[int, int] = {}  # id(mapping) -> its first line
+        self.key_lines: dict[int, dict[Any, int]] = {}  # id(mapping) -> key -> line
+        self.repeated: dict[int, list[tuple[Any, int, int]]] = {}  # id(mapping) -> (key, first, again)
+
+
+def _mapping_construct(loader: _MapLoader, node: yaml.MappingNode):
+    data: dict[Any, Any] = {}
+    yield data
+    lines: dict[Any, int] = {}
+    # A key written twice in this mapping (not one merged in by `<<: *anchor`, which a later key
+    # may override on purpose).
+    for key_node, _value_node in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping", node.start_mark, "a key must be text", key_node.start_mark
+            ) from None
+        if key in lines:
+            loader.repeated.setdefault(id(data), []).append((key, lines[key], key_node.start_mark.line + 1))
+        else:
+            lines[key] = key_node.start_mark.line + 1
+    loader.flatten_mapping(node)
+    for key_node, value_node in node.value:  # a repeated key is reported above; the map will not load
+        data[loader.construct_object(key_node, deep=True)] = loader.construct_object(value_node, deep=False)
+    loader.starts[id(data)] = node.start_mark.line + 1
+    loader.key_lines[id(data)] = lines
+
+
+_MapLoader.add_constructor("tag:yaml.org,2002:map", _mapping_construct)
+
+
+@dataclass(frozen=True)
+class _Place:
+    system: str = ""
+    collection: str = ""
+    field: str = ""
+    detail: str = ""
+    line: int | None = None
+
+    def but(self, **changes: Any) -> _Place:
+        return replace(self, **changes)
 
 
 @dataclass
 class _Reader:
+    starts: dict[int, int] = field(default_factory=dict)
+    key_lines: dict[int, dict[Any, int]] = field(default_factory=dict)
+    repeated: dict[int, list[tuple[Any, int, int]]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
-    def problem(self, where: str, message: str) -> None:
-        self.problems.append(Problem(where, message))
+    def problem(self, place: _Place, message: str) -> None:
+        self.problems.append(
+            Problem(
+                message=message,
+                system=place.system,
+                collection=place.collection,
+                field=place.field,
+                detail=place.detail,
+                line=place.line,
+            )
+        )
 
-    def unknown_keys(self, where: str, value: dict, allowed: set[str]) -> None:
+    def start(self, place: _Place, mapping: Any) -> _Place:
+        """The place, on the line where `mapping` starts."""
+        return place.but(line=self.starts.get(id(mapping), place.line))
+
+    def at(self, place: _Place, mapping: Any, key: Any) -> _Place:
+        """The place, on the line of `key` in `mapping`."""
+        return place.but(line=self.key_lines.get(id(mapping), {}).get(key, place.line))
+
+    def keys_check(self, place: _Place, value: dict, allowed: set[str] | None) -> None:
+        """Unknown keys (when `allowed` is given) and keys written twice in one mapping."""
+        for key, first, again in self.repeated.pop(id(value), []):
+            self.problem(place.but(line=again), f"'{key}' is given twice (first on line {first})")
+        if allowed is None:
+            return
         for key in value:
             if key not in allowed:
-                self.problem(where, f"unknown key '{key}' (expected one of: {', '.join(sorted(allowed))})")
+                self.problem(
+                    self.at(place, value, key), f"unknown key '{key}' (expected one of: {', '.join(sorted(allowed))})"
+                )
 
-    def text(self, where: str, value: Any, key: str, *, required: bool = False, default: str = "") -> str:
+    def text(self, place: _Place, value: dict, key: str, *, required: bool = False, default: str = "") -> str:
         item = value.get(key, None)
         if item is None or item == "":
             if required:
-                self.problem(where, f"'{key}' is required")
+                self.problem(place, f"'{key}' is required")
             return default
         if not isinstance(item, (str, int, float)) or isinstance(item, bool):
-            self.problem(where, f"'{key}' must be text")
+            self.problem(self.at(place, value, key), f"'{key}' must be text")
             return default
         return str(item).strip()
 
-    def flag(self, where: str, value: dict, key: str) -> bool:
+    def flag(self, place: _Place, value: dict, key: str) -> bool:
         item = value.get(key, False)
         if not isinstance(item, bool):
-            self.problem(where, f"'{key}' must be true or false, not {item!r}")
+            self.problem(self.at(place, value, key), f"'{key}' must be true or false, not {item!r}")
             return False
         return item
 
-    def texts(self, where: str, value: dict, key: str) -> tuple[str, ...]:
+    def texts(self, place: _Place, value: dict, key: str) -> tuple[str, ...]:
         item = value.get(key, [])
         if item is None:
             return ()
         if isinstance(item, str):
             item = [item]
         if not isinstance(item, list) or not all(isinstance(i, str) and i.strip() for i in item):
-            self.problem(where, f"'{key}' must be a list of texts")
+            self.problem(self.at(place, value, key), f"'{key}' must be a list of texts")
             return ()
         return tuple(i.strip() for i in item)
 
 
-def _where(*parts: str) -> str:
-    return " › ".join(p for p in parts if p)
-
-
-def _field(reader: _Reader, where: str, name: Any, spec: Any) -> Field | None:
-    where = _where(where, f"field '{name}'")
+def _field(reader: _Reader, place: _Place, fields: dict, name: Any, spec: Any) -> Field | None:
+    place = reader.at(place.but(field=str(name)), fields, name)
     if not isinstance(name, str) or not COLUMN_RE.match(name):
-        reader.problem(where, "a field name is letters, digits and underscores")
+        reader.problem(place, "a field name is letters, digits and underscores (at most 63)")
         return None
     if isinstance(spec, str):
         spec = {"category": spec}
     if not isinstance(spec, dict):
-        reader.problem(where, "give the field's category, or a mapping with 'category' and its flags")
+        reader.problem(place, "give the field's category, or a mapping with 'category' and its flags")
         return None
-    reader.unknown_keys(where, spec, FIELD_KEYS)
-    category = reader.text(where, spec, "category", required=True)
+    reader.keys_check(place, spec, FIELD_KEYS)
+    category = reader.text(place, spec, "category", required=True)
     if category and category != NOT_PERSONAL and category not in CCPA_CATEGORIES:
         reader.problem(
-            where,
+            place,
             f"unknown category '{category}' (one of: {', '.join(CCPA_CATEGORIES)}, or '{NOT_PERSONAL}' "
             "for a field that is not personal information)",
         )
-    erasure = reader.text(where, spec, "erasure")
+    erasure = reader.text(place, spec, "erasure")
     if erasure and erasure not in ERASURE_STRATEGIES:
-        reader.problem(where, f"unknown erasure strategy '{erasure}' (one of: {', '.join(ERASURE_STRATEGIES)})")
-    keep_reason = reader.text(where, spec, "keep_reason")
+        reader.problem(place, f"unknown erasure strategy '{erasure}' (one of: {', '.join(ERASURE_STRATEGIES)})")
+    keep_reason = reader.text(place, spec, "keep_reason")
     if erasure == "keep" and not keep_reason:
-        reader.problem(where, "'erasure: keep' needs a 'keep_reason' (the legal basis for keeping it)")
-    never_disclose = reader.flag(where, spec, "never_disclose")
-    if never_disclose and category == NOT_PERSONAL:
-        reader.problem(where, "a never-disclosed field is personal information: give its category")
+        reader.problem(place, "'erasure: keep' needs a 'keep_reason' (the legal basis for keeping it)")
+    elif keep_reason and erasure != "keep":
+        reader.problem(place, "'keep_reason' belongs with 'erasure: keep'")
+    never_disclose = reader.flag(place, spec, "never_disclose")
+    others_data = reader.flag(place, spec, "others_data")
+    if category == NOT_PERSONAL and (never_disclose or others_data):
+        what = "a never-disclosed field" if never_disclose else "a field that may hold others' data (others_data)"
+        reader.problem(place, f"{what} is personal information: give its category")
     return Field(
         name=name,
         category=category,
-        provided=reader.flag(where, spec, "provided"),
+        provided=reader.flag(place, spec, "provided"),
         never_disclose=never_disclose,
-        others_data=reader.flag(where, spec, "others_data"),
+        others_data=others_data,
         erasure=erasure,
         keep_reason=keep_reason,
-        description=reader.text(where, spec, "description"),
+        description=reader.text(place, spec, "description"),
     )
 
 
-def _collection(reader: _Reader, where: str, kind: str, index: int, value: Any) -> Collection | None:
+def _identities(reader: _Reader, place: _Place, value: dict, fields: dict[str, Field]) -> dict[str, str]:
+    raw = value.get("identities")
+    place = reader.at(place.but(detail="identities"), value, "identities")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        reader.problem(place, "'identities' maps an identity kind to a field, e.g. {email: email}")
+        return {}
+    reader.keys_check(place, raw, None)
+    identities: dict[str, str] = {}
+    for identity, column in raw.items():
+        here = reader.at(place, raw, identity)
+        if identity not in IDENTITY_KINDS:
+            reader.problem(here, f"unknown identity kind '{identity}' (one of: {', '.join(IDENTITY_KINDS)})")
+        elif not isinstance(column, str) or (fields and column not in fields):
+            reader.problem(here, f"identity '{identity}' names '{column}', not one of its fields")
+        else:
+            named = fields.get(column)
+            if named and named.never_disclose:
+                # §7060(c): a request should not have to bring an SSN or a card number to be found,
+                # and what finds the person is echoed back to them in the package.
+                reader.problem(
+                    here.but(field=column),
+                    f"is the '{identity}' identity and never_disclose: a person is found by what they "
+                    "give in the request, which is never a never-disclosed number",
+                )
+            elif named and not named.personal:
+                reader.problem(
+                    here.but(field=column),
+                    f"is the '{identity}' identity, so it is personal information: give its category",
+                )
+            identities[identity] = column
+    return identities
+
+
+def _collection(reader: _Reader, place: _Place, kind: str, index: int, value: Any) -> Collection | None:
+    place = place.but(detail=f"collection #{index + 1}")
     if not isinstance(value, dict):
-        reader.problem(_where(where, f"collection #{index + 1}"), "a collection is a mapping with a name and fields")
+        reader.problem(place, "a collection is a mapping with a name and fields")
         return None
+    place = reader.start(place, value)
     name = value.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
         reader.problem(
-            _where(where, f"collection #{index + 1}"), "'name' is required: lower-case letters, digits and underscores"
+            reader.at(place, value, "name"), "'name' is required: lower-case letters, digits and underscores"
         )
         return None
-    where = _where(where, f"collection '{name}'")
-    reader.unknown_keys(where, value, COLLECTION_KEYS)
+    place = place.but(collection=name, detail="")
+    reader.keys_check(place, value, COLLECTION_KEYS)
     if kind == "django":
-        location = reader.text(where, value, "model", required=True)
+        location = reader.text(place, value, "model", required=True)
         if location and not MODEL_RE.match(location):
-            reader.problem(where, f"'model' is 'app_label.ModelName', not '{location}'")
+            reader.problem(reader.at(place, value, "model"), f"'model' is 'app_label.ModelName', not '{location}'")
+        if "table" in value:
+            reader.problem(
+                reader.at(place, value, "table"), "'table' is for sql systems; a django system names its 'model'"
+            )
     else:
-        location = reader.text(where, value, "table", default=name)
+        location = reader.text(place, value, "table", default=name)
         if kind == "sql" and not COLUMN_RE.match(location):
-            reader.problem(where, f"'table' is letters, digits and underscores, not '{location}'")
-        if kind != "django" and "model" in value:
-            reader.problem(where, "'model' is for django systems only")
+            reader.problem(
+                reader.at(place, value, "table"), f"'table' is letters, digits and underscores, not '{location}'"
+            )
+        if "model" in value:
+            reader.problem(reader.at(place, value, "model"), "'model' is for django systems only")
     raw_fields = value.get("fields")
-    fields: list[Field] = []
+    fields: dict[str, Field] = {}
     if not isinstance(raw_fields, dict) or not raw_fields:
-        reader.problem(where, "'fields' is required: each field name with its category")
+        reader.problem(reader.at(place, value, "fields"), "'fields' is required: each field name with its category")
     else:
+        fields_place = reader.start(place, raw_fields)
+        for key, first, again in reader.repeated.pop(id(raw_fields), []):
+            reader.problem(
+                fields_place.but(field=str(key), line=again), f"named twice in this collection (first on line {first})"
+            )
         for field_name, spec in raw_fields.items():
-            parsed = _field(reader, where, field_name, spec)
+            parsed = _field(reader, place, raw_fields, field_name, spec)
             if parsed:
-                fields.append(parsed)
-    names = {f.name for f in fields}
-    primary_key = reader.text(where, value, "primary_key", default="id")
-    if fields and primary_key not in names:
-        reader.problem(where, f"primary_key '{primary_key}' is not one of its fields")
-    identities_raw = value.get("identities") or {}
-    identities: dict[str, str] = {}
-    if not isinstance(identities_raw, dict):
-        reader.problem(where, "'identities' maps an identity kind to a field, e.g. {email: email}")
-    else:
-        for identity, column in identities_raw.items():
-            if identity not in IDENTITY_KINDS:
-                reader.problem(
-                    _where(where, "identities"),
-                    f"unknown identity kind '{identity}' (one of: {', '.join(IDENTITY_KINDS)})",
-                )
-            elif not isinstance(column, str) or (fields and column not in names):
-                reader.problem(
-                    _where(where, "identities"), f"identity '{identity}' names '{column}', not one of its fields"
-                )
-            else:
-                identities[identity] = column
-    dated_by = reader.text(where, value, "dated_by")
-    if dated_by and fields and dated_by not in names:
-        reader.problem(where, f"dated_by '{dated_by}' is not one of its fields")
+                fields[parsed.name] = parsed
+    primary_key = reader.text(place, value, "primary_key", default="id")
+    if fields and primary_key not in fields:
+        reader.problem(reader.at(place, value, "primary_key"), f"primary_key '{primary_key}' is not one of its fields")
+    identities = _identities(reader, place, value, fields)
+    dated_by = reader.text(place, value, "dated_by")
+    if dated_by and fields and dated_by not in fields:
+        reader.problem(reader.at(place, value, "dated_by"), f"dated_by '{dated_by}' is not one of its fields")
     return Collection(
         name=name,
         location=location,
         primary_key=primary_key,
         identities=identities,
         dated_by=dated_by,
-        fields=tuple(fields),
-        description=reader.text(where, value, "description"),
+        fields=tuple(fields.values()),
+        description=reader.text(place, value, "description"),
     )
 
 
-def _connection(reader: _Reader, where: str, kind: str, value: Any) -> dict[str, Any]:
-    where = _where(where, "connection")
+def _secret_in_url(url: str) -> bool:
+    parts = urlsplit(url)
+    query_keys = {k.lower() for k, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    return bool(parts.password or parts.username) or any(word in key for key in query_keys for word in SECRET_WORDS)
+
+
+def _connection(reader: _Reader, place: _Place, kind: str, system: dict) -> dict[str, Any]:
+    value = system.get("connection")
+    place = reader.at(place.but(detail="connection"), system, "connection")
     if value is None:
         value = {}
     if not isinstance(value, dict):
-        reader.problem(where, "'connection' is a mapping of settings")
+        reader.problem(place, "'connection' is a mapping of settings")
         return {}
-    allowed = CONNECTION_KEYS.get(kind, {})
+    reader.keys_check(place, value, None)
+    allowed = CONNECTION_KEYS.get(kind)
     for key, item in value.items():
-        if any(word in key.lower() for word in SECRET_WORDS) and not key.endswith("_env"):
+        here = reader.at(place, value, key)
+        if not isinstance(key, str):
+            reader.problem(here, f"a setting's name is text, not {key!r}")
+        elif any(word in key.lower() for word in SECRET_WORDS) and not key.endswith("_env"):
             reader.problem(
-                where,
+                here,
                 f"'{key}' looks like a secret: name the environment variable that holds it ('{key}_env'), "
                 "never the value",
             )
+        elif allowed is None:
+            continue  # the kind itself is reported; its settings cannot be judged
         elif key not in allowed:
-            reader.problem(where, f"unknown setting '{key}' for a {kind} system (one of: {', '.join(allowed)})")
+            reader.problem(here, f"unknown setting '{key}' for a {kind} system (one of: {', '.join(allowed)})")
         elif key.endswith("_env") and not (isinstance(item, str) and ENV_NAME_RE.match(item)):
-            reader.problem(where, f"'{key}' is the name of an environment variable (A-Z, 0-9, _), not {item!r}")
-    for key, required in allowed.items():
+            reader.problem(here, f"'{key}' is the name of an environment variable (A-Z, 0-9, _), not {item!r}")
+        elif key == "url" and (not isinstance(item, str) or _secret_in_url(item)):
+            reader.problem(
+                here,
+                "'url' must not carry a user, password or token: put the secret in 'secret_env', or the whole "
+                "address in 'url_env'",
+            )
+    for key, required in (allowed or {}).items():
         if required and key not in value:
-            reader.problem(where, f"'{key}' is required for a {kind} system")
+            reader.problem(place, f"'{key}' is required for a {kind} system")
     if kind == "http" and not (value.get("url") or value.get("url_env")):
-        reader.problem(where, "an http system needs 'url' or 'url_env'")
+        reader.problem(place, "an http system needs 'url' or 'url_env'")
     for key in ("statement_timeout_ms", "timeout_seconds", "retries", "remind_days"):
         if key in value and (
             isinstance(value[key], bool) or not isinstance(value[key], (int, float)) or value[key] < 0
         ):
-            reader.problem(where, f"'{key}' must be a positive number")
+            reader.problem(reader.at(place, value, key), f"'{key}' must be a positive number")
     return dict(value)
 
 
-def _references(reader: _Reader, where: str, value: Any, collections: dict[str, Collection]) -> tuple[Reference, ...]:
+def _references(
+    reader: _Reader, place: _Place, system: dict, collections: dict[str, Collection]
+) -> tuple[tuple[Reference, ...], bool]:
+    """The system's references, and whether they all hold (only then is the graph judged)."""
+    value = system.get("references")
+    place = reader.at(place.but(detail="references"), system, "references")
     found: list[Reference] = []
+    valid = True
     if value is None:
-        return ()
+        return (), True
     if not isinstance(value, list):
-        reader.problem(_where(where, "references"), "'references' is a list like 'customer.id -> orders.customer_id'")
-        return ()
+        reader.problem(place, "'references' is a list like 'customer.id -> orders.customer_id'")
+        return (), False
     for item in value:
         match = REFERENCE_RE.match(item) if isinstance(item, str) else None
         if not match:
-            reader.problem(_where(where, "references"), f"{item!r} is not 'collection.field -> collection.field'")
+            reader.problem(place, f"{item!r} is not 'collection.field -> collection.field'")
+            valid = False
             continue
         ref = Reference(*match.groups())
+        here = place.but(detail=f"reference '{ref}'")
+        if ref in found:
+            reader.problem(here, "listed twice")
+            continue
         for collection, column in ((ref.source, ref.source_field), (ref.target, ref.target_field)):
             if collection not in collections:
-                reader.problem(_where(where, f"reference '{ref}'"), f"no collection '{collection}' in this system")
+                reader.problem(here, f"no collection '{collection}' in this system")
+                valid = False
             elif collections[collection].field(column) is None:
-                reader.problem(
-                    _where(where, f"reference '{ref}'"), f"collection '{collection}' has no field '{column}'"
-                )
+                reader.problem(here.but(collection=collection), f"collection '{collection}' has no field '{column}'")
+                valid = False
         found.append(ref)
-    return tuple(found)
+    return tuple(found), valid
 
 
-def _reachability(reader: _Reader, where: str, collections: dict[str, Collection], references) -> None:
+def _reachability(
+    reader: _Reader, place: _Place, raw: dict[str, Any], collections: dict[str, Collection], references
+) -> None:
     """Every collection must be reachable from an identity, and the references must not loop."""
     reached = {name for name, c in collections.items() if c.identities}
     queue = deque(reached)
@@ -428,20 +602,23 @@ def _reachability(reader: _Reader, where: str, collections: dict[str, Collection
     for name in collections:
         if name not in reached:
             reader.problem(
-                _where(where, f"collection '{name}'"),
+                reader.start(place.but(collection=name), raw.get(name)),
                 "cannot be reached from any identity: give it 'identities' or a reference from a collection "
                 "that has them, or a person's data there would never be found",
             )
     try:
         _order([*collections], references)
     except ValueError as loop:
-        reader.problem(_where(where, "references"), str(loop))
+        reader.problem(place.but(detail="references"), str(loop))
 
 
 def _order(names: list[str], references) -> list[str]:
     incoming = {n: {r.source for r in references if r.target == n and r.source != n} for n in names}
-    if any(r.source == r.target for r in references):
-        raise ValueError("a reference from a collection to itself cannot be followed in one query")
+    selfish = sorted({r.source for r in references if r.source == r.target})
+    if selfish:
+        raise ValueError(
+            f"a reference from a collection to itself cannot be followed in one query ({', '.join(selfish)})"
+        )
     ordered: list[str] = []
     while incoming:
         ready = [n for n, sources in incoming.items() if not sources - set(ordered)]
@@ -457,19 +634,21 @@ def _topological(system: System) -> list[str]:
     return _order([c.name for c in system.collections], system.references)
 
 
-def _recipients(reader: _Reader, where: str, value: Any) -> tuple[Recipient, ...]:
+def _recipients(reader: _Reader, place: _Place, system: dict) -> tuple[Recipient, ...]:
+    value = system.get("recipients")
+    place = reader.at(place.but(detail="recipients"), system, "recipients")
     if value is None:
         return ()
     if not isinstance(value, list):
-        reader.problem(_where(where, "recipients"), "'recipients' is a list of {name, category, sold, shared}")
+        reader.problem(place, "'recipients' is a list of {name, category, sold, shared}")
         return ()
     found = []
     for index, item in enumerate(value):
-        here = _where(where, f"recipient #{index + 1}")
+        here = reader.start(place.but(detail=f"recipient #{index + 1}"), item)
         if not isinstance(item, dict):
             reader.problem(here, "a recipient is a mapping with name and category")
             continue
-        reader.unknown_keys(here, item, RECIPIENT_KEYS)
+        reader.keys_check(here, item, RECIPIENT_KEYS)
         found.append(
             Recipient(
                 name=reader.text(here, item, "name", required=True),
@@ -483,50 +662,61 @@ def _recipients(reader: _Reader, where: str, value: Any) -> tuple[Recipient, ...
 
 
 def _system(reader: _Reader, index: int, value: Any) -> System | None:
+    place = _Place(detail=f"system #{index + 1}")
     if not isinstance(value, dict):
-        reader.problem(f"system #{index + 1}", "a system is a mapping with name, owner, kind and collections")
+        reader.problem(place, "a system is a mapping with name, owner, kind and collections")
         return None
+    place = reader.start(place, value)
     name = value.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
-        reader.problem(f"system #{index + 1}", "'name' is required: lower-case letters, digits and underscores")
+        reader.problem(
+            reader.at(place, value, "name"), "'name' is required: lower-case letters, digits and underscores"
+        )
         return None
-    where = f"system '{name}'"
-    reader.unknown_keys(where, value, SYSTEM_KEYS)
-    owner = reader.text(where, value, "owner", required=True)
+    place = place.but(system=name, detail="")
+    reader.keys_check(place, value, SYSTEM_KEYS)
+    owner = reader.text(place, value, "owner", required=True)
     if owner:
         try:
             validate_email(owner)
         except ValidationError:
-            reader.problem(where, f"owner '{owner}' is not an email address")
-    kind = reader.text(where, value, "kind", required=True)
+            reader.problem(reader.at(place, value, "owner"), f"owner '{owner}' is not an email address")
+    kind = reader.text(place, value, "kind", required=True)
     if kind and kind not in CONNECTOR_KINDS:
-        reader.problem(where, f"unknown kind '{kind}' (one of: {', '.join(CONNECTOR_KINDS)})")
-    connection = _connection(reader, where, kind, value.get("connection"))
+        reader.problem(reader.at(place, value, "kind"), f"unknown kind '{kind}' (one of: {', '.join(CONNECTOR_KINDS)})")
+    connection = _connection(reader, place, kind, value)
     raw_collections = value.get("collections")
     collections: dict[str, Collection] = {}
+    raw_by_name: dict[str, Any] = {}
     if not isinstance(raw_collections, list) or not raw_collections:
-        reader.problem(where, "'collections' is required: where in the system a person's data is kept")
+        reader.problem(
+            reader.at(place, value, "collections"),
+            "'collections' is required: where in the system a person's data is kept",
+        )
     else:
         for position, item in enumerate(raw_collections):
-            parsed = _collection(reader, where, kind, position, item)
+            parsed = _collection(reader, place, kind, position, item)
             if parsed and parsed.name in collections:
-                reader.problem(_where(where, f"collection '{parsed.name}'"), "named twice")
+                reader.problem(
+                    reader.start(place.but(collection=parsed.name), item),
+                    f"named twice in this system (first on line {reader.starts.get(id(raw_by_name[parsed.name]))})",
+                )
             elif parsed:
                 collections[parsed.name] = parsed
-    references = _references(reader, where, value.get("references"), collections)
-    if collections and not any(p.where.startswith(_where(where, "reference")) for p in reader.problems):
-        _reachability(reader, where, collections, references)
+                raw_by_name[parsed.name] = item
+    references, references_hold = _references(reader, place, value, collections)
+    if collections and references_hold:
+        _reachability(reader, place, raw_by_name, collections, references)
     field_categories = {c for col in collections.values() for c in col.categories}
-    declared = reader.texts(where, value, "categories")
+    declared = reader.texts(place, value, "categories")
+    categories_place = reader.at(place.but(detail="categories"), value, "categories")
     for slug in declared:
         if slug not in CCPA_CATEGORIES:
-            reader.problem(
-                _where(where, "categories"), f"unknown category '{slug}' (one of: {', '.join(CCPA_CATEGORIES)})"
-            )
+            reader.problem(categories_place, f"unknown category '{slug}' (one of: {', '.join(CCPA_CATEGORIES)})")
     missing = field_categories - set(declared)
     if declared and missing:
         reader.problem(
-            _where(where, "categories"),
+            categories_place,
             f"the fields hold {', '.join(sorted(missing))}, which the system's categories do not list",
         )
     return System(
@@ -535,64 +725,116 @@ def _system(reader: _Reader, index: int, value: Any) -> System | None:
         kind=kind,
         connection=connection,
         categories=tuple(declared) if declared else tuple(sorted(field_categories)),
-        sources=reader.texts(where, value, "sources"),
-        purposes=reader.texts(where, value, "purposes"),
-        recipients=_recipients(reader, where, value.get("recipients")),
-        retention=reader.text(where, value, "retention"),
+        sources=reader.texts(place, value, "sources"),
+        purposes=reader.texts(place, value, "purposes"),
+        recipients=_recipients(reader, place, value),
+        retention=reader.text(place, value, "retention"),
         collections=tuple(collections.values()),
         references=references,
-        description=reader.text(where, value, "description"),
+        description=reader.text(place, value, "description"),
     )
+
+
+def _yaml_read(content: bytes, path: str) -> tuple[Any, _Reader]:
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataMapError(path, [Problem(f"the file is not UTF-8 text (byte {error.start + 1})")]) from None
+    loader = _MapLoader(text)
+    try:
+        document = loader.get_single_data()
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        line = mark.line + 1 if mark else None
+        where = f"column {mark.column + 1}" if mark else ""
+        reason = getattr(error, "problem", None) or str(error)
+        raise DataMapError(path, [Problem(f"not valid YAML ({reason})", detail=where, line=line)]) from None
+    finally:
+        loader.dispose()
+    return document, _Reader(starts=loader.starts, key_lines=loader.key_lines, repeated=loader.repeated)
 
 
 def datamap_parse(content: bytes, *, path: str = "<data map>") -> DataMap:
     """Parse and validate a map's bytes; DataMapError lists every problem found."""
-    try:
-        document = yaml.safe_load(content.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise DataMapError(path, [Problem("", "the file is not UTF-8 text")]) from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise DataMapError(path, [Problem(where, f"not valid YAML ({getattr(error, 'problem', error)})")]) from None
-    reader = _Reader()
-    if not isinstance(document, dict) or not isinstance(document.get("systems"), list):
-        raise DataMapError(path, [Problem("", "the map is a mapping with a 'systems' list")])
-    reader.unknown_keys("", document, {"systems", "version"})
-    systems: list[System] = []
-    for index, item in enumerate(document["systems"]):
+    document, reader = _yaml_read(content, path)
+    if document is None:
+        raise DataMapError(path, [Problem("the file is empty: the map is a mapping with a 'systems' list")])
+    if not isinstance(document, dict):
+        raise DataMapError(
+            path, [Problem(f"the map is a mapping with a 'systems' list, not a {_yaml_kind(document)}", line=1)]
+        )
+    top = reader.start(_Place(), document)
+    reader.keys_check(top, document, {"systems", "version"})
+    if "version" in document and document["version"] != 1:
+        reader.problem(reader.at(top, document, "version"), "'version' is the format's version: 1")
+    raw_systems = document.get("systems")
+    if not isinstance(raw_systems, list) or not raw_systems:
+        reader.problem(reader.at(top, document, "systems"), "'systems' is required: a list of at least one system")
+        raw_systems = []
+    systems: dict[str, System] = {}
+    first_line: dict[str, int | None] = {}
+    for index, item in enumerate(raw_systems):
         parsed = _system(reader, index, item)
-        if parsed and any(s.name == parsed.name for s in systems):
-            reader.problem(f"system '{parsed.name}'", "named twice")
+        if parsed and parsed.name in systems:
+            reader.problem(
+                reader.start(_Place(system=parsed.name), item), f"named twice (first on line {first_line[parsed.name]})"
+            )
         elif parsed:
-            systems.append(parsed)
+            systems[parsed.name] = parsed
+            first_line[parsed.name] = reader.starts.get(id(item))
+    for repeats in reader.repeated.values():  # keys repeated somewhere no check above looked
+        for key, first, again in repeats:
+            reader.problem(_Place(line=again), f"'{key}' is given twice in one mapping (first on line {first})")
     if reader.problems:
-        raise DataMapError(path, reader.problems)
-    return DataMap(path=path, version=hashlib.sha256(content).hexdigest(), systems=tuple(systems))
+        raise DataMapError(path, sorted(reader.problems, key=lambda p: p.line or 0))
+    return DataMap(path=path, version=hashlib.sha256(content).hexdigest(), systems=tuple(systems.values()))
+
+
+def _yaml_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "text"
+    return type(value).__name__
 
 
 def datamap_path() -> Path:
     return Path(settings.DSR_DATAMAP)
 
 
-_cache: dict[tuple[str, int, int], DataMap] = {}
+# The last map parsed per file, with the file's stamp when it was read. A new stamp (mtime, size,
+# inode, ctime) is a new version; one lock per file so concurrent callers parse it once.
+_cache: dict[str, tuple[tuple[int, ...], DataMap]] = {}
 _cache_lock = threading.Lock()
+_file_locks: dict[str, threading.Lock] = {}
+
+
+def _stamp(target: Path) -> tuple[int, ...]:
+    stat = target.stat()
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino, stat.st_ctime_ns)
 
 
 def datamap_load(path: str | os.PathLike | None = None) -> DataMap:
     """The map at `path` (default: DSR_DATAMAP), parsed once per version of the file."""
     target = Path(path) if path is not None else datamap_path()
-    try:
-        stat = target.stat()
-        key = (str(target), stat.st_mtime_ns, stat.st_size)
-        with _cache_lock:
-            if key in _cache:
-                return _cache[key]
-        content = target.read_bytes()
-    except OSError as error:
-        raise DataMapError(str(target), [Problem("", f"cannot be read ({error.strerror or error})")]) from None
-    loaded = datamap_parse(content, path=str(target))
+    key = os.path.abspath(target)
     with _cache_lock:
-        _cache.clear()
-        _cache[key] = loaded
-    return loaded
+        lock = _file_locks.setdefault(key, threading.Lock())
+    with lock:
+        for _attempt in range(3):
+            try:
+                before = _stamp(target)
+                cached = _cache.get(key)
+                if cached and cached[0] == before:
+                    return cached[1]
+                content = target.read_bytes()
+                after = _stamp(target)
+            except OSError as error:
+                raise DataMapError(str(target), [Problem(f"cannot be read ({error.strerror or error})")]) from None
+            if before == after:  # not rewritten while it was read
+                break
+        else:
+            raise DataMapError(str(target), [Problem("the file kept changing while it was read; try again")])
+        loaded = datamap_parse(content, path=str(target))
+        _cache[key] = (before, loaded)
+        return loaded
