@@ -107,6 +107,8 @@ class DjangoConnector(Connector):
             transaction.set_rollback(True, using=self.database)
 
     def _walk(self, subject: Subject, emit) -> dict[str, int]:
+        for collection in self.system.collections:  # a wrong map fails even when nothing is found
+            self._queryset(collection)
         with self.snapshot():
             return graph_walk(self.system, subject, self._rows, emit, batch=self.batch)
 

@@ -258,6 +258,11 @@ class SqlConnector(Connector):
 
     def _walk(self, subject: Subject, emit) -> dict[str, int]:
         with self.snapshot() as connection:
+            for collection in self.system.collections:  # a wrong map fails even when nothing is found
+                try:
+                    self._table(connection, collection)
+                except DBAPIError as error:
+                    raise self._failure(error, connection.engine, collection) from None
             return graph_walk(
                 self.system,
                 subject,

@@ -17,5 +17,6 @@ class Order(models.Model):
 
 class Ticket(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="tickets")
+    order = models.ForeignKey(Order, on_delete=models.SET_NULL, null=True, related_name="tickets")
     opened_at = models.DateTimeField()
     body = models.TextField()
