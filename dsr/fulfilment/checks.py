@@ -78,7 +78,9 @@ def _sql_system(system: System, where: str) -> list[checks.CheckMessage]:
         ]
     found: list[checks.CheckMessage] = []
     for table in report.missing_tables:
-        found.append(checks.Error(f"{where}: system '{system.name}': table '{table}' does not exist", id="datamap.E005"))
+        found.append(
+            checks.Error(f"{where}: system '{system.name}': table '{table}' does not exist", id="datamap.E005")
+        )
     for name, columns in report.missing_columns.items():
         table = system.collection(name).location
         found.append(

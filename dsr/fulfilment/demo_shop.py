@@ -148,9 +148,15 @@ def _rows(now: datetime) -> dict[str, list[dict[str, Any]]]:
     return {
         "customer": customers,
         "orders": [
-            {"id": i, "customer_id": c, "ordered_at": ago(days), "status": status, "total_cents": cents,
-             "shipping_name": by_id[c]["name"],
-             "shipping_address": f"{by_id[c]['address_line']}, {by_id[c]['postal_code']} {by_id[c]['city']}"}
+            {
+                "id": i,
+                "customer_id": c,
+                "ordered_at": ago(days),
+                "status": status,
+                "total_cents": cents,
+                "shipping_name": by_id[c]["name"],
+                "shipping_address": f"{by_id[c]['address_line']}, {by_id[c]['postal_code']} {by_id[c]['city']}",
+            }
             for i, c, days, status, cents in ORDERS
         ],  # fmt: skip
         "newsletter_subscriptions": [
@@ -162,8 +168,14 @@ def _rows(now: datetime) -> dict[str, list[dict[str, Any]]]:
             for i, c, days, channel, body in CHATS
         ],
         "call_records": [
-            {"id": i, "customer_id": c, "started_at": ago(days, 16), "duration_seconds": seconds,
-             "phone_number": phone, "agent_notes": notes}
+            {
+                "id": i,
+                "customer_id": c,
+                "started_at": ago(days, 16),
+                "duration_seconds": seconds,
+                "phone_number": phone,
+                "agent_notes": notes,
+            }
             for i, c, days, seconds, phone, notes in CALLS
         ],  # fmt: skip
     }

@@ -124,7 +124,9 @@ def test_without_its_dsn_the_command_fails_with_a_clear_message(monkeypatch):
 
 
 def test_make_run_makes_the_shop_after_migrating_and_run_mode_names_it():
-    recipe = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    recipe = subprocess.run(
+        ["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}
+    )
     lines = recipe.stdout.splitlines()
     migrate = next(i for i, line in enumerate(lines) if "manage.py migrate" in line)
     shop = next(i for i, line in enumerate(lines) if "manage.py dsr_demo_shop" in line)

@@ -20,10 +20,14 @@ from dsr.fulfilment.results import result_records
 from dsr.fulfilment.services import runs
 from dsr.fulfilment.services.health import system_health
 from dsr.services.audit import Actor
-from tests.fulfilment.company import DSN_ENV, MANY_ORDERS, company, company_map, subject  # noqa: F401
+from tests.fulfilment import company as company_db
+from tests.fulfilment.company import DSN_ENV, MANY_ORDERS, subject
 from tests.fulfilment.conftest import verified_request
 from tests.support.services import free_port
 
+# The fixtures (a module-scoped company database per backend, and a map of it).
+company = company_db.company
+company_map = company_db.company_map
 TABLES = ("customer", "orders", "order_items", "newsletter_subscriptions", "chat_messages", "call_records")
 
 
@@ -106,7 +110,6 @@ def test_one_query_per_collection_never_one_per_row(company):
     with statements(connector) as seen:
         connector.export(subject("ann@example.com"), ListSink())
     assert {table: len(selects(seen, table)) for table in TABLES} == dict.fromkeys(TABLES, 1)
-    assert all(":" not in s or s.count("%(") or s.count("?") or True for s in seen)
     assert not any("ann@example.com" in s for s in seen)  # the value is a parameter, never in the SQL
 
 

@@ -15,7 +15,7 @@ from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist, FieldError
 from django.db import DatabaseError, connections, models, transaction
 from django.db.models import Q
-from django.db.utils import ConnectionDoesNotExist
+from django.utils.connection import ConnectionDoesNotExist
 
 from dsr.fulfilment.connectors.base import (
     Connector,
@@ -129,7 +129,9 @@ class DjangoConnector(Connector):
         except ConnectionDoesNotExist:
             return Health(ok=False, detail=f"no database '{self.database}' in DATABASES")
         except DatabaseError as error:
-            raise ConnectorError(f"{self.system.name}: cannot reach its database ({str(error).strip()[:300]})") from None
+            raise ConnectorError(
+                f"{self.system.name}: cannot reach its database ({str(error).strip()[:300]})"
+            ) from None
         for collection in self.system.collections:
             try:
                 model = model_for(self.system, collection)

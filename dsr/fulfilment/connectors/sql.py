@@ -153,13 +153,14 @@ class SqlConnector(Connector):
         if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
             if not url.database.startswith("file:") and not Path(url.database).is_file():
                 # SQLite would create an empty file: say the database is missing instead.
-                raise ConnectorError(f"{self.system.name}: the SQLite database that {self.dsn_env} names does not exist")
+                raise ConnectorError(
+                    f"{self.system.name}: the SQLite database that {self.dsn_env} names does not exist"
+                )
         try:
             return engine_for(dsn)
         except (ArgumentError, NoSuchModuleError) as error:
             raise ConnectorMisconfigured(
-                f"{self.system.name}: {self.dsn_env} names a database SQLAlchemy cannot use "
-                f"({type(error).__name__})"
+                f"{self.system.name}: {self.dsn_env} names a database SQLAlchemy cannot use ({type(error).__name__})"
             ) from None
 
     def _scrub(self, message: str) -> str:
@@ -289,7 +290,8 @@ class SqlConnector(Connector):
     def _failure(self, error: DBAPIError, engine: Engine, collection: Collection | None) -> ConnectorError:
         original = error.orig
         sqlstate = getattr(original, "sqlstate", None)
-        number = original.args[0] if getattr(original, "args", None) else None
+        args = getattr(original, "args", None)
+        number = args[0] if args else None
         where = f"{self.system.name}.{collection.name}" if collection else self.system.name
         if sqlstate == PG_QUERY_CANCELED or number in MYSQL_TIMED_OUT:
             return ConnectorError(f"{where} timed out after {self.timeout_ms} ms")
@@ -334,9 +336,13 @@ class SqlConnector(Connector):
                     if unmapped:
                         report.unclassified[collection.name] = unmapped
             except DBAPIError as error:
-                raise ConnectorError(f"{self.system.name}: cannot inspect its database ({self._scrub(str(error.orig))})") from None
+                raise ConnectorError(
+                    f"{self.system.name}: cannot inspect its database ({self._scrub(str(error.orig))})"
+                ) from None
             except SQLAlchemyError as error:
-                raise ConnectorError(f"{self.system.name}: cannot inspect its database ({type(error).__name__})") from None
+                raise ConnectorError(
+                    f"{self.system.name}: cannot inspect its database ({type(error).__name__})"
+                ) from None
         return report
 
     def health(self) -> Health:
@@ -353,4 +359,3 @@ class SqlConnector(Connector):
             return Health(ok=False, detail="; ".join(problems), latency_ms=latency)
         tables = len(self.system.collections)
         return Health(ok=True, detail=f"{tables} table{'s' if tables != 1 else ''} found", latency_ms=latency)
-

@@ -7,6 +7,9 @@ class Customer(models.Model):
     phone = models.CharField(max_length=40, blank=True)
     created_at = models.DateTimeField()
 
+    def __str__(self):
+        return self.name
+
 
 class Order(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="orders")
@@ -14,9 +17,15 @@ class Order(models.Model):
     status = models.CharField(max_length=20)
     total_cents = models.IntegerField()
 
+    def __str__(self):
+        return f"order {self.pk}"
+
 
 class Ticket(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="tickets")
     order = models.ForeignKey(Order, on_delete=models.SET_NULL, null=True, related_name="tickets")
     opened_at = models.DateTimeField()
     body = models.TextField()
+
+    def __str__(self):
+        return f"ticket {self.pk}"
