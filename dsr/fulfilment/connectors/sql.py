@@ -68,6 +68,16 @@ def _sqlite_read_only(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
+def _psycopg_read_only(engine: Engine) -> None:
+    """psycopg 3 starts each transaction with `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`
+    when told so once per connection: the snapshot costs no round trip of its own."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, record):
+        dbapi_connection.read_only = True
+        record.info["begins_read_only"] = True
+
+
 def engine_for(dsn: str) -> Engine:
     """One engine (and so one connection pool) per DSN, made on first use."""
     with _engines_lock:
@@ -81,9 +91,13 @@ def engine_for(dsn: str) -> Engine:
         options: dict[str, Any] = {"pool_pre_ping": True}
         if backend in ("postgresql", "mysql", "mariadb"):
             options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        if url.drivername == "postgresql+psycopg":
+            options["isolation_level"] = "REPEATABLE READ"
         engine = create_engine(url, **options)
         if backend == "sqlite":
             _sqlite_read_only(engine)
+        elif url.drivername == "postgresql+psycopg":
+            _psycopg_read_only(engine)
         _engines[dsn] = engine
         return engine
 
@@ -195,7 +209,8 @@ class SqlConnector(Connector):
                 dialect = connection.dialect.name
                 try:
                     if dialect == "postgresql":
-                        connection.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+                        if not connection.info.get("begins_read_only"):  # another driver than psycopg 3
+                            connection.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
                         connection.execute(
                             text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(self.timeout_ms)}
                         )
