@@ -328,3 +328,19 @@ def test_a_verified_request_is_searched_end_to_end(
     assert chats == [{"id": 1, "customer_id": 1, "body": "Send it to [redacted] please", "channel": "web",
                       "created_at": chats[0]["created_at"]}]  # fmt: skip
     assert "T" in chats[0]["created_at"]  # ISO dates on every dialect
+
+
+def test_a_column_added_after_the_tables_were_read_is_found_once_mapped(company):
+    connector_of(company).find(subject("ann@example.com"))  # the tables are reflected (and kept)
+    customer = company.table("customer")
+    with company.writer.begin() as connection:
+        connection.execute(text(f"ALTER TABLE {customer} ADD COLUMN loyalty_tier TEXT"))
+        connection.execute(text(f"UPDATE {customer} SET loyalty_tier = 'gold' WHERE id = 1"))
+    try:
+        collections = company_db.FIELDS.replace("created_at: none}", "created_at: none, loyalty_tier: inferences}")
+        sink = ListSink()
+        connector_of(company, collections=collections).export(subject("ann@example.com"), sink)
+        assert sink.of("customer")[0]["loyalty_tier"] == "gold"
+    finally:
+        with company.writer.begin() as connection:
+            connection.execute(text(f"ALTER TABLE {customer} DROP COLUMN loyalty_tier"))

@@ -230,6 +230,8 @@ class SqlConnector(Connector):
     def _table(self, connection: Connection, collection: Collection) -> Table:
         key = (self._dsn(), self.schema, collection.location)
         table = _tables.get(key)
+        if table is not None and any(name not in table.c for name in collection.field_names):
+            table = None  # the map names a column added since the table was reflected: look again
         if table is None:
             try:
                 table = Table(collection.location, MetaData(schema=self.schema), autoload_with=connection)
