@@ -344,3 +344,12 @@ def test_a_column_added_after_the_tables_were_read_is_found_once_mapped(company)
     finally:
         with company.writer.begin() as connection:
             connection.execute(text(f"ALTER TABLE {customer} DROP COLUMN loyalty_tier"))
+
+
+def test_a_record_reached_by_identity_and_by_reference_is_read_once(company):
+    collections = company_db.FIELDS.replace(
+        "  - name: chat_messages\n", "  - name: chat_messages\n    identities: {customer_number: customer_id}\n"
+    )
+    connector = connector_of(company, collections=collections)
+    exported = connector.export(subject("ann@example.com", customer_number="1"), ListSink())
+    assert exported.counts["chat_messages"] == 1  # found by customer number and through customer.id

@@ -66,7 +66,8 @@ def graph_walk(system: System, subject: Subject, rows: Rows, emit: Emit, *, batc
         by_identity = identity_match(collection, subject)
         if by_identity:
             matches.append(by_identity)
-        for ref in system.references_into(collection.name):
+        into = system.references_into(collection.name)
+        for ref in into:
             values = list(kept.get((ref.source, ref.source_field), ()))
             matches.extend(
                 Match(field=ref.target_field, values=tuple(values[start : start + batch]))
@@ -76,7 +77,8 @@ def graph_walk(system: System, subject: Subject, rows: Rows, emit: Emit, *, batc
         for column in keep:
             kept[(collection.name, column)] = {}
         # A row reached twice (by identity and by reference, or by two references) is one record.
-        seen: set[Any] | None = set() if len(matches) > 1 else None
+        # Batches of one reference never overlap (the keys are distinct), so only then keep keys.
+        seen: set[Any] | None = set() if bool(by_identity) + len(into) > 1 else None
         count = 0
         for match in matches:
             found: Iterable[dict[str, Any]] = rows(collection, match)
