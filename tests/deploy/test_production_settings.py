@@ -42,10 +42,24 @@ def compose_app_environment(provided: dict) -> dict:
 def _run(args, tmp_path):
     # The image sets DSR_VAR_DIR (Dockerfile); nothing from this test process leaks in.
     env = {**compose_app_environment(PROVIDED), "PATH": os.environ["PATH"], "DSR_VAR_DIR": str(tmp_path)}
+    if os.environ.get("DSR_DEMO_SHOP_DSN"):
+        env["DSR_DEMO_SHOP_DSN"] = os.environ["DSR_DEMO_SHOP_DSN"]
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
-def test_check_deploy_is_clean_under_the_compose_production_environment(tmp_path):
+def test_check_deploy_is_clean_under_the_compose_production_environment(tmp_path, monkeypatch):
+    # The data map's guard inspects the map (at /app in the image: the checkout here) and the shop's
+    # database, which a deployment provides: a demo shop stands in for it.
+    from sqlalchemy import create_engine
+
+    from dsr.fulfilment.demo_shop import demo_shop_create
+
+    shop = tmp_path / "shop.sqlite3"
+    engine = create_engine(f"sqlite:///{shop}")
+    demo_shop_create(engine)
+    engine.dispose()
+    monkeypatch.setitem(PROVIDED, "DSR_DATAMAP", str(ROOT / "config" / "datamap.yaml"))
+    monkeypatch.setenv("DSR_DEMO_SHOP_DSN", f"sqlite:///{shop}")
     result = _run(["check", "--deploy", "--fail-level", "WARNING"], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout, result.stdout + result.stderr

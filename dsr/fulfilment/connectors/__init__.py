@@ -29,3 +29,6 @@ __all__ = [
     "connector_for",
     "connector_register",
 ]
+
+# The kinds, registered by importing their modules (the manual and http kinds register elsewhere).
+from dsr.fulfilment.connectors import django_models, sql  # noqa: E402, F401

@@ -1,0 +1,378 @@
+"""Kind `sql`: any database SQLAlchemy speaks (PostgreSQL, SQLite, MySQL), by a DSN read from the
+environment variable the map names (`connection.dsn_env`; the value is never printed). Read-only
+credentials suffice: the connector only selects, inside one read-only transaction per system for
+a consistent snapshot, with a statement timeout. Tables and columns are SQLAlchemy constructs
+built from the map and every value is a bound parameter: no typed value is ever part of the SQL.
+
+Rows stream: each collection-and-batch query reads a first page of PAGE_ROWS rows in one round
+trip (the common case, a person with a few records, costs exactly one statement), and only a
+person with more rows than that is read on, from the last key, through a streamed (server-side)
+cursor — never the whole result in memory."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, inspect, or_, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
+
+from dsr.fulfilment.connectors.base import (
+    Connector,
+    ConnectorError,
+    ConnectorMisconfigured,
+    Exported,
+    Found,
+    Health,
+    RecordSink,
+    Subject,
+    connector_register,
+)
+from dsr.fulfilment.connectors.graph import BATCH_KEYS, Match, graph_walk
+from dsr.fulfilment.datamap import Collection, System
+
+DEFAULT_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_SECONDS = 10
+PAGE_ROWS = 2000
+
+# SQLSTATE / MySQL error numbers the connector turns into its own errors.
+PG_QUERY_CANCELED = "57014"
+PG_UNDEFINED = {"42P01", "42703", "3F000"}  # table, column, schema
+MYSQL_TIMED_OUT = {3024, 1317}
+MYSQL_UNDEFINED = {1146, 1054, 1049}
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+# Reflected once per process (the column types make dates come back as dates on every dialect).
+_tables: dict[tuple[str, str | None, str], Table] = {}
+
+
+def _sqlite_read_only(engine: Engine) -> None:
+    """pysqlite begins a transaction only before a write; make every connection of this engine
+    begin one itself (so a search reads one snapshot) and refuse writes (`query_only`)."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):  # pragma: no branch
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA query_only = ON")
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):
+        connection.exec_driver_sql("BEGIN")
+
+
+def _psycopg_read_only(engine: Engine) -> None:
+    """psycopg 3 starts each transaction with `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`
+    when told so once per connection: the snapshot costs no round trip of its own."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, record):
+        dbapi_connection.read_only = True
+        record.info["begins_read_only"] = True
+
+
+def engine_for(dsn: str) -> Engine:
+    """One engine (and so one connection pool) per DSN, made on first use."""
+    with _engines_lock:
+        engine = _engines.get(dsn)
+        if engine is not None:
+            return engine
+        url = make_url(dsn)
+        if url.drivername in ("postgresql", "postgres"):  # the plain scheme means psycopg 3 here
+            url = url.set(drivername="postgresql+psycopg")
+        backend = url.get_backend_name()
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        if backend in ("postgresql", "mysql", "mariadb"):
+            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        if url.drivername == "postgresql+psycopg":
+            options["isolation_level"] = "REPEATABLE READ"
+        engine = create_engine(url, **options)
+        if backend == "sqlite":
+            _sqlite_read_only(engine)
+        elif url.drivername == "postgresql+psycopg":
+            _psycopg_read_only(engine)
+        _engines[dsn] = engine
+        return engine
+
+
+def engines_dispose() -> None:
+    """Close every pooled connection (tests, before dropping the databases they made)."""
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+        _tables.clear()
+
+
+@dataclass
+class SchemaReport:
+    """What the database has against what the map says, per collection."""
+
+    missing_tables: list[str] = field(default_factory=list)
+    missing_columns: dict[str, list[str]] = field(default_factory=dict)  # collection -> mapped, absent
+    unclassified: dict[str, list[str]] = field(default_factory=dict)  # collection -> present, unmapped
+
+    def problems(self, system: System) -> list[str]:
+        found = [f"{system.name}: table '{t}' does not exist" for t in self.missing_tables]
+        for collection, columns in self.missing_columns.items():
+            table = system.collection(collection).location
+            found.append(f"{system.name}.{collection}: table '{table}' has no column {', '.join(map(repr, columns))}")
+        return found
+
+
+@connector_register
+class SqlConnector(Connector):
+    kind = "sql"
+    batch = BATCH_KEYS
+    page_rows = PAGE_ROWS
+
+    # --- Connection ---------------------------------------------------------------------------
+
+    @property
+    def dsn_env(self) -> str:
+        return str(self.system.connection.get("dsn_env", ""))
+
+    @property
+    def schema(self) -> str | None:
+        return self.system.connection.get("schema") or None
+
+    @property
+    def timeout_ms(self) -> int:
+        return int(self.system.connection.get("statement_timeout_ms") or DEFAULT_TIMEOUT_MS)
+
+    def _dsn(self) -> str:
+        dsn = os.environ.get(self.dsn_env, "") if self.dsn_env else ""
+        if not dsn:
+            raise ConnectorMisconfigured(
+                f"{self.system.name}: the environment variable {self.dsn_env or '(connection.dsn_env)'} that "
+                "names its database is not set"
+            )
+        return dsn
+
+    def engine(self) -> Engine:
+        dsn = self._dsn()
+        try:
+            url = make_url(dsn)
+        except ArgumentError:
+            raise ConnectorMisconfigured(
+                f"{self.system.name}: {self.dsn_env} does not hold a database URL (e.g. postgresql+psycopg://…)"
+            ) from None
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            if not url.database.startswith("file:") and not Path(url.database).is_file():
+                # SQLite would create an empty file: say the database is missing instead.
+                raise ConnectorError(
+                    f"{self.system.name}: the SQLite database that {self.dsn_env} names does not exist"
+                )
+        try:
+            return engine_for(dsn)
+        except (ArgumentError, NoSuchModuleError) as error:
+            raise ConnectorMisconfigured(
+                f"{self.system.name}: {self.dsn_env} names a database SQLAlchemy cannot use ({type(error).__name__})"
+            ) from None
+
+    def _scrub(self, message: str) -> str:
+        """A driver's message, first line only, without the DSN or its password."""
+        line = (message or "").strip().splitlines()[0] if (message or "").strip() else ""
+        dsn = os.environ.get(self.dsn_env, "")
+        secrets = [dsn]
+        try:
+            secrets.append(make_url(dsn).password or "")
+        except ArgumentError:
+            pass
+        for secret in filter(None, secrets):
+            line = line.replace(str(secret), "…")
+        return line[:300]
+
+    def _connect(self, engine: Engine) -> Connection:
+        try:
+            return engine.connect()
+        except DBAPIError as error:
+            raise ConnectorError(
+                f"{self.system.name}: cannot connect to its database ({self._scrub(str(error.orig))})"
+            ) from None
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """One read-only transaction with the statement timeout set: a consistent snapshot of the
+        system for the whole search. Rolled back at the end (it never wrote anything)."""
+        engine = self.engine()
+        connection = self._connect(engine)
+        try:
+            with connection.begin() as transaction:
+                dialect = connection.dialect.name
+                try:
+                    if dialect == "postgresql":
+                        if not connection.info.get("begins_read_only"):  # another driver than psycopg 3
+                            connection.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+                        connection.execute(
+                            text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(self.timeout_ms)}
+                        )
+                    elif dialect in ("mysql", "mariadb"):
+                        connection.execute(text("SET SESSION max_execution_time = :ms"), {"ms": self.timeout_ms})
+                        # Before the first read, which starts the transaction (SET starts none).
+                        connection.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+                except DBAPIError as error:
+                    raise self._failure(error, engine, None) from None
+                yield connection
+                transaction.rollback()
+        finally:
+            connection.close()
+
+    # --- Queries -------------------------------------------------------------------------------
+
+    def _table(self, connection: Connection, collection: Collection) -> Table:
+        key = (self._dsn(), self.schema, collection.location)
+        table = _tables.get(key)
+        if table is not None and any(name not in table.c for name in collection.field_names):
+            table = None  # the map names a column added since the table was reflected: look again
+        if table is None:
+            try:
+                table = Table(collection.location, MetaData(schema=self.schema), autoload_with=connection)
+            except NoSuchTableError:
+                raise ConnectorMisconfigured(
+                    f"{self.system.name}.{collection.name}: table '{collection.location}' does not exist"
+                ) from None
+            with _engines_lock:
+                _tables[key] = table
+        missing = [name for name in collection.field_names if name not in table.c]
+        if missing:
+            raise ConnectorMisconfigured(
+                f"{self.system.name}.{collection.name}: table '{collection.location}' has no column "
+                f"{', '.join(map(repr, missing))}"
+            )
+        return table
+
+    def _rows(self, connection: Connection, collection: Collection, match: Match) -> Iterator[dict[str, Any]]:
+        try:
+            table = self._table(connection, collection)
+        except DBAPIError as error:
+            raise self._failure(error, connection.engine, collection) from None
+        columns = [table.c[name] for name in collection.field_names]
+        key = table.c[collection.primary_key]
+        if match.by_identity:
+            where = or_(*(table.c[name] == value for name, value in match.equals))
+        else:
+            where = table.c[match.field].in_(match.values)
+        query = select(*columns).where(where).order_by(key)
+        try:
+            page = connection.execute(query.limit(self.page_rows)).mappings().all()
+            yield from (dict(row) for row in page)
+            if len(page) < self.page_rows:
+                return
+            # More than a page: read on from the last key through a streamed cursor.
+            rest = query.where(key > page[-1][collection.primary_key])
+            with connection.execute(rest, execution_options={"yield_per": self.page_rows}) as result:
+                for row in result.mappings():
+                    yield dict(row)
+        except DBAPIError as error:
+            raise self._failure(error, connection.engine, collection) from None
+
+    def _walk(self, subject: Subject, emit) -> dict[str, int]:
+        with self.snapshot() as connection:
+            for collection in self.system.collections:  # a wrong map fails even when nothing is found
+                try:
+                    self._table(connection, collection)
+                except DBAPIError as error:
+                    raise self._failure(error, connection.engine, collection) from None
+            return graph_walk(
+                self.system,
+                subject,
+                lambda collection, match: self._rows(connection, collection, match),
+                emit,
+                batch=self.batch,
+            )
+
+    def find(self, subject: Subject) -> Found:
+        keys: dict[str, list[Any]] = {c.name: [] for c in self.system.collections}
+
+        def collect(collection: Collection, row: dict[str, Any]) -> None:
+            keys[collection.name].append(row.get(collection.primary_key))
+
+        self._walk(subject, collect)
+        return Found(keys=keys)
+
+    def export(self, subject: Subject, sink: RecordSink) -> Exported:
+        counts = self._walk(subject, lambda collection, row: sink.write(collection.name, row))
+        return Exported(counts=counts)
+
+    # --- Errors and health ---------------------------------------------------------------------
+
+    def _failure(self, error: DBAPIError, engine: Engine, collection: Collection | None) -> ConnectorError:
+        original = error.orig
+        sqlstate = getattr(original, "sqlstate", None)
+        args = getattr(original, "args", None)
+        number = args[0] if args else None
+        where = f"{self.system.name}.{collection.name}" if collection else self.system.name
+        if sqlstate == PG_QUERY_CANCELED or number in MYSQL_TIMED_OUT:
+            return ConnectorError(f"{where} timed out after {self.timeout_ms} ms")
+        message = str(original)
+        undefined = (
+            sqlstate in PG_UNDEFINED
+            or number in MYSQL_UNDEFINED
+            or "no such table" in message
+            or "no such column" in message
+        )
+        if undefined:
+            try:
+                problems = self.schema_report(engine).problems(self.system)
+            except ConnectorError:
+                problems = []
+            return ConnectorMisconfigured("; ".join(problems) or f"{where}: {self._scrub(message)}")
+        if error.connection_invalidated:
+            return ConnectorError(f"{where}: the connection to its database was lost ({self._scrub(message)})")
+        return ConnectorError(f"{where}: {self._scrub(message)}")
+
+    def schema_report(self, engine: Engine | None = None) -> SchemaReport:
+        """Compare the database's tables and columns with the map (the guard and health read it)."""
+        engine = engine or self.engine()
+        report = SchemaReport()
+        with self._connect(engine) as connection:
+            try:
+                inspector = inspect(connection)
+                for collection in self.system.collections:
+                    try:
+                        present = [c["name"] for c in inspector.get_columns(collection.location, schema=self.schema)]
+                    except NoSuchTableError:
+                        present = []
+                    if not present:
+                        report.missing_tables.append(
+                            f"{self.schema}.{collection.location}" if self.schema else collection.location
+                        )
+                        continue
+                    missing = [name for name in collection.field_names if name not in present]
+                    if missing:
+                        report.missing_columns[collection.name] = missing
+                    unmapped = [name for name in present if collection.field(name) is None]
+                    if unmapped:
+                        report.unclassified[collection.name] = unmapped
+            except DBAPIError as error:
+                raise ConnectorError(
+                    f"{self.system.name}: cannot inspect its database ({self._scrub(str(error.orig))})"
+                ) from None
+            except SQLAlchemyError as error:
+                raise ConnectorError(
+                    f"{self.system.name}: cannot inspect its database ({type(error).__name__})"
+                ) from None
+        return report
+
+    def health(self) -> Health:
+        started = time.perf_counter()
+        engine = self.engine()
+        with self._connect(engine) as connection:
+            try:
+                connection.execute(text("SELECT 1")).scalar_one()
+            except DBAPIError as error:
+                raise self._failure(error, engine, None) from None
+        problems = self.schema_report(engine).problems(self.system)
+        latency = round((time.perf_counter() - started) * 1000, 2)
+        if problems:
+            return Health(ok=False, detail="; ".join(problems), latency_ms=latency)
+        tables = len(self.system.collections)
+        return Health(ok=True, detail=f"{tables} table{'s' if tables != 1 else ''} found", latency_ms=latency)
