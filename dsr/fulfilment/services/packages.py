@@ -171,6 +171,12 @@ def _asked_on(system_run: SystemRun) -> datetime | None:
     return system_run.requested_at or system_run.started_at or system_run.run.started_at
 
 
+def _held_categories(system_run: SystemRun, system: System) -> list[str]:
+    """The categories of the collections where this person's records were found."""
+    found = [c for c in system.collections if system_run.counts.get(c.name)]
+    return sorted({slug for c in found for slug in c.categories}) or list(system.categories)
+
+
 def categories_answer(run: FulfilmentRun, datamap: DataMap | None) -> dict[str, Any]:
     """§1798.110(a)(1)-(4), Art 15(1)(a)-(h): the categories of personal information held about
     this person, their sources, purposes, recipients and retention — from the map, for the systems
@@ -181,9 +187,7 @@ def categories_answer(run: FulfilmentRun, datamap: DataMap | None) -> dict[str, 
         system = datamap.system(system_run.system) if datamap else None
         if system is None or system_run.status != SystemStatus.DONE or not system_run.records:
             continue
-        found = [c for c in system.collections if system_run.counts.get(c.name)]
-        slugs = sorted({slug for c in found for slug in c.categories}) or list(system.categories)
-        held.append({"system": system, "categories": slugs})
+        held.append({"system": system, "categories": _held_categories(system_run, system)})
     slugs = sorted({slug for item in held for slug in item["categories"]})
     recipients = {}
     for item in held:
@@ -306,7 +310,13 @@ def _system_context(part: _SystemPart, *, with_records: bool) -> dict[str, Any]:
         "records": system_run.records,
         "asked_on": asked,
         "description": spec.description if spec else "",
-        "categories": [category_label(c) for c in spec.categories] if spec else [],
+        # What the system holds about this person where it held something, else what it holds at all.
+        "categories": [
+            category_label(c)
+            for c in (_held_categories(system_run, spec) if part.state == FOUND else spec.categories)
+        ]
+        if spec
+        else [],
         "sources": list(spec.sources) if spec else [],
         "purposes": list(spec.purposes) if spec else [],
         "recipients": list(spec.recipients) if spec else [],
@@ -371,7 +381,9 @@ def _zip_write(raw: BinaryIO, *, run: FulfilmentRun, request: DataSubjectRequest
     with zipfile.ZipFile(counted, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
         with translation.override(request.language):
             html = render_to_string(
-                "fulfilment/package/index.html",
+                # Not a page of the site (it is opened from the ZIP, offline, so its style is inline):
+                # named apart from the page templates, which the CSP forbids inline style in.
+                "fulfilment/package/report.html.txt",
                 {
                     "req": request,
                     "run": run,
