@@ -127,7 +127,7 @@ CATALOGUE = [
         "package_code",
         "requester",
         "The requester asked on the status page for a code to download their access package.",
-        {"code": "815204", "minutes": 15},
+        {"verify_code": "815204", "minutes": 15},
     ),
     EmailKind(
         "package_reissued",

@@ -572,7 +572,8 @@ def package_code_send(*, request: DataSubjectRequest) -> DownloadCode:
     email_to_requester(
         request=locked,
         template="package_code",
-        context={"code": code, "minutes": settings.DSR_PACKAGE_CODE_MINUTES},
+        # `verify_code`: a code the product made, as the email-confirmation code (never typed text).
+        context={"verify_code": code, "minutes": settings.DSR_PACKAGE_CODE_MINUTES},
     )
     audit_event_record(request=locked, event=event_package_code_sent(package_id=package.pk))
     return issued
