@@ -109,7 +109,7 @@ def shop_records(email: str = "bench1@example.com", *, orders: int = 3) -> list[
                 "name": "Ann <script>alert(1)</script>",
                 "ssn": "123-45-6789",
                 "notes": "Call me back; my colleague bob@other.example can help",
-                "score": "=HYPERLINK(\"http://evil.example\")",
+                "score": '=HYPERLINK("http://evil.example")',
             },
         )
     ]

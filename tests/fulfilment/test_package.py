@@ -22,17 +22,18 @@ from dsr.fulfilment.services import package_staff, packages, runs
 from dsr.models import OutboundEmail, Status
 from dsr.services.audit import Actor
 from dsr.services.staff_actions import request_approve, request_cancel, request_deny
+from tests.fulfilment import packaging
 from tests.fulfilment.conftest import verified_request
 from tests.fulfilment.packaging import (
     RECORDS,
     manifest_of,
-    package_systems,  # noqa: F401 - a fixture
     request_packaged,
     shop_records,
     zip_of,
 )
 
 pytestmark = pytest.mark.django_db
+package_systems = packaging.package_systems  # the fixture
 
 
 def _events(req, kind):
@@ -248,8 +249,10 @@ def test_memory_stays_flat_while_thousands_of_rows_are_packaged(
     """A sanity check of the streaming (the benchmark measures 100,000 rows): packaging 40,000
     rows peaks far below the size of the data it writes (about 1.5 MB whether 5,000 or 40,000)."""
     rows = 40_000
-    RECORDS["shop"] = [("orders", {"id": n, "customer_id": 7, "ordered_at": "2026-11-01", "item": f"{n:06d}" + "x" * 120})
-                       for n in range(rows)]  # fmt: skip
+    RECORDS["shop"] = [
+        ("orders", {"id": n, "customer_id": 7, "ordered_at": "2026-11-01", "item": f"{n:06d}" + "x" * 120})
+        for n in range(rows)
+    ]
     monkeypatch.setitem(runs._queue, "package", lambda pk, countdown=0: None)
     monkeypatch.setattr(packages, "HTML_ROWS", 50)
     req = verified_request(officer=officer, regime="gdpr")
@@ -295,7 +298,9 @@ def test_a_search_cut_short_by_cancellation_is_stopped_and_its_held_results_dele
 ):
     RECORDS["processor"] = "pending"
     req, package = request_packaged(officer, django_capture_on_commit_callbacks)
-    held = list(SystemRun.objects.filter(run__request=req).exclude(result_name="").values_list("result_name", flat=True))
+    held = list(
+        SystemRun.objects.filter(run__request=req).exclude(result_name="").values_list("result_name", flat=True)
+    )
     assert package is None and len(held) == 2 and all(held_path(n).exists() for n in held)
     with django_capture_on_commit_callbacks(execute=True):
         request_cancel(request=req, actor=Actor.staff(officer), reason="withdrawn")
@@ -343,7 +348,9 @@ def test_reissue_gives_a_new_expiry_resets_downloads_and_tells_the_requester_wit
     with django_capture_on_commit_callbacks(execute=True):
         package_staff.package_reissue(request=req, actor=Actor.staff(officer))
     package.refresh_from_db()
-    assert package.downloads == 0 and package.expires_at > timezone.now() + timedelta(days=settings.DSR_PACKAGE_DAYS - 1)
+    assert package.downloads == 0 and package.expires_at > timezone.now() + timedelta(
+        days=settings.DSR_PACKAGE_DAYS - 1
+    )
     assert FulfilmentRun.objects.count() == searches
     req.refresh_from_db()
     reissued = _events(req, EventType.PACKAGE_REISSUED)

@@ -17,9 +17,11 @@ from dsr.fulfilment.services import package_staff
 from dsr.models import OutboundEmail
 from dsr.services.audit import Actor
 from tests.factories import officer_create, staff_token_key
-from tests.fulfilment.packaging import package_systems, request_packaged  # noqa: F401 - a fixture
+from tests.fulfilment import packaging
+from tests.fulfilment.packaging import request_packaged
 
 pytestmark = pytest.mark.django_db
+package_systems = packaging.package_systems  # the fixture
 
 
 def _events(req, kind):
@@ -246,7 +248,9 @@ def test_staff_download_from_the_api_and_the_request_page_each_an_event_and_a_re
     assert len(_events(req, EventType.PACKAGE_DOWNLOADED)) == 2 and _events(req, EventType.PACKAGE_REISSUED) == []
 
 
-def test_reissue_through_the_api_and_a_deleted_package_answers_409(answered, staff_api, django_capture_on_commit_callbacks):
+def test_reissue_through_the_api_and_a_deleted_package_answers_409(
+    answered, staff_api, django_capture_on_commit_callbacks
+):
     req, package = answered
     AccessPackage.objects.filter(pk=package.pk).update(expires_at=timezone.now() - timedelta(days=3), downloads=5)
     with django_capture_on_commit_callbacks(execute=True):

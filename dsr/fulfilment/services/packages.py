@@ -24,7 +24,7 @@ import logging
 import os
 import secrets
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO
@@ -50,7 +50,7 @@ from dsr.fulfilment.models import (
     SystemStatus,
 )
 from dsr.fulfilment.records import HELD_NOT_SHOWN
-from dsr.fulfilment.results import fulfilment_dir, held_delete, held_path
+from dsr.fulfilment.results import held_delete, held_path
 from dsr.fulfilment.services import runs
 from dsr.models import DataSubjectRequest, Status
 from dsr.services.audit import Actor, audit_event_record
@@ -125,7 +125,7 @@ class _Member:
         return {"name": self.name, "sha256": self.sha256.hexdigest(), "bytes": self.size, "records": records}
 
 
-def _collection_records(result_name: str, collection: str) -> Iterator[dict[str, Any]]:
+def _collection_records(result_name: str, collection: str) -> Generator[dict[str, Any], None, None]:
     """The records of one collection of a held result, streaming. Each line was written as
     {"c": collection, "r": record}, so a line of another collection is skipped without parsing."""
     prefix = json.dumps({"c": collection}, ensure_ascii=False)[:-1].encode() + b", "
@@ -189,7 +189,7 @@ def categories_answer(run: FulfilmentRun, datamap: DataMap | None) -> dict[str, 
             continue
         held.append({"system": system, "categories": _held_categories(system_run, system)})
     slugs = sorted({slug for item in held for slug in item["categories"]})
-    recipients = {}
+    recipients: dict[tuple[str, str], Any] = {}
     for item in held:
         for r in item["system"].recipients:
             recipients.setdefault((r.category, r.name), r)
@@ -312,8 +312,7 @@ def _system_context(part: _SystemPart, *, with_records: bool) -> dict[str, Any]:
         "description": spec.description if spec else "",
         # What the system holds about this person where it held something, else what it holds at all.
         "categories": [
-            category_label(c)
-            for c in (_held_categories(system_run, spec) if part.state == FOUND else spec.categories)
+            category_label(c) for c in (_held_categories(system_run, spec) if part.state == FOUND else spec.categories)
         ]
         if spec
         else [],
@@ -378,7 +377,7 @@ def _zip_write(raw: BinaryIO, *, run: FulfilmentRun, request: DataSubjectRequest
     writer = EncryptedWriter(raw, purpose=PACKAGES)
     counted = _Counted(writer)
     files: list[dict[str, Any]] = []
-    with zipfile.ZipFile(counted, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(counted, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[call-overload]
         with translation.override(request.language):
             html = render_to_string(
                 # Not a page of the site (it is opened from the ZIP, offline, so its style is inline):
@@ -493,7 +492,10 @@ class _Decrypted:
 
 
 def package_gone_message(package: AccessPackage) -> str:
-    return f"The package of {package.request.reference} was deleted on {package.purged_at:%Y-%m-%d} ({package.purge_reason})."
+    return (
+        f"The package of {package.request.reference} was deleted on {package.purged_at:%Y-%m-%d} "
+        f"({package.purge_reason})."
+    )
 
 
 def package_requester_refusal(package: AccessPackage, request: DataSubjectRequest) -> str:
@@ -695,7 +697,9 @@ def package_purge(*, package_id: int, reason: str) -> bool:
     package.file_name = ""
     package.save(update_fields=["purged_at", "purge_reason", "file_name"])
     DownloadCode.objects.filter(package=package).delete()
-    audit_event_record(request=request, event=event_package_purged(package_id=package.pk, run_id=package.run_id, reason=reason))
+    audit_event_record(
+        request=request, event=event_package_purged(package_id=package.pk, run_id=package.run_id, reason=reason)
+    )
     transaction.on_commit(lambda: held_delete(name))
     return True
 
@@ -747,7 +751,9 @@ def answer_message(run: FulfilmentRun, language: str) -> str:
             name = system_run.system
             if state == FOUND:
                 line = ngettext(
-                    "%(system)s: we found %(count)d record.", "%(system)s: we found %(count)d records.", system_run.records
+                    "%(system)s: we found %(count)d record.",
+                    "%(system)s: we found %(count)d records.",
+                    system_run.records,
                 ) % {"system": name, "count": system_run.records}
             elif state == NOTHING_FOUND:
                 line = gettext("%(system)s: we found nothing about you.") % {"system": name}
@@ -757,7 +763,9 @@ def answer_message(run: FulfilmentRun, language: str) -> str:
                     "%(system)s: requested from %(system)s on %(date)s; we will send you what it holds when it answers."
                 ) % {"system": name, "date": f"{asked:%Y-%m-%d}" if asked else ""}
             elif state == FAILED:
-                line = gettext("%(system)s: could not be searched; we will tell you when it has been.") % {"system": name}
+                line = gettext("%(system)s: could not be searched; we will tell you when it has been.") % {
+                    "system": name
+                }
             else:
                 line = gettext("%(system)s: not searched for this request.") % {"system": name}
             lines.append(f"- {line}")
