@@ -357,3 +357,24 @@ def test_reissue_gives_a_new_expiry_resets_downloads_and_tells_the_requester_wit
     assert len(reissued) == 1 and reissued[0].actor == officer
     email = OutboundEmail.objects.get(request=req, template="package_reissued")
     assert req.reference in email.subject and "bench1" not in email.body_text
+
+
+def test_what_a_processor_sends_after_the_request_closed_is_deleted_by_the_sweep(
+    officer, package_systems, django_capture_on_commit_callbacks
+):
+    RECORDS["processor"] = "pending"
+    req, _ = request_packaged(officer, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        package_staff.package_build_now(request=req, actor=Actor.staff(officer))
+        package_staff.package_answer_send(request=req, actor=Actor.staff(officer))
+    processor = SystemRun.objects.get(run__request=req, system="processor")
+    with django_capture_on_commit_callbacks(execute=True):
+        runs.system_run_records_receive(system_run=processor, records=[("payments", {"id": 9, "email": "x@y.example"})])
+    processor.refresh_from_db()
+    late = held_path(processor.result_name)
+    assert late.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        packages.packages_expire()
+    processor.refresh_from_db()
+    assert processor.result_name == "" and not late.exists()
+    assert AccessPackage.objects.get(request=req).purged_at is None  # the delivered package stays

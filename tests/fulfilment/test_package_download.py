@@ -263,3 +263,16 @@ def test_reissue_through_the_api_and_a_deleted_package_answers_409(
     response = staff_api.post(f"/api/v1/staff/requests/{req.reference}/package/reissue/")
     assert response.status_code == 409 and "deleted" in response.json()["detail"]
     assert staff_api.get(f"/api/v1/staff/requests/{req.reference}/package/").status_code == 409
+
+
+def test_the_request_page_reissues_the_package(client, answered, officer, django_capture_on_commit_callbacks):
+    req, package = answered
+    AccessPackage.objects.filter(pk=package.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    client.force_login(officer)
+    page = client.get(f"/dashboard/requests/{req.reference}/").content.decode()
+    assert f"/dashboard/fulfilment/requests/{req.reference}/package/reissue/" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/dashboard/fulfilment/requests/{req.reference}/package/reissue/")
+    assert response.status_code == 302
+    package.refresh_from_db()
+    assert package.expires_at > timezone.now() and len(_events(req, EventType.PACKAGE_REISSUED)) == 1

@@ -706,10 +706,19 @@ def package_purge(*, package_id: int, reason: str) -> bool:
 
 def packages_expire() -> int:
     """The sweep: the requester's access ended at expires_at; DSR_PACKAGE_REISSUE_DAYS later the
-    file (kept so staff could re-issue it) is deleted."""
+    file (kept so staff could re-issue it) is deleted. Returns the packages deleted. Also deletes
+    what a system sent after its request closed (a processor's late callback)."""
     cutoff = timezone.now() - timedelta(days=settings.DSR_PACKAGE_REISSUE_DAYS)
     due = AccessPackage.objects.filter(purged_at__isnull=True, expires_at__lt=cutoff).values_list("pk", flat=True)
-    return sum(1 for pk in list(due) if package_purge(package_id=pk, reason="expired"))
+    expired = sum(1 for pk in list(due) if package_purge(package_id=pk, reason="expired"))
+    late = (
+        FulfilmentRun.objects.filter(request__closed_at__isnull=False, systems__result_name__gt="")
+        .distinct()
+        .order_by()
+    )
+    for run in late:
+        runs.run_held_purge(run=run)
+    return expired
 
 
 def request_held_purge(request_id: int, status: str) -> None:
