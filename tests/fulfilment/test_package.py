@@ -378,3 +378,16 @@ def test_what_a_processor_sends_after_the_request_closed_is_deleted_by_the_sweep
     processor.refresh_from_db()
     assert processor.result_name == "" and not late.exists()
     assert AccessPackage.objects.get(request=req).purged_at is None  # the delivered package stays
+
+
+def test_a_map_that_no_longer_loads_still_packages_everything_found(
+    officer, package_systems, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setitem(runs._queue, "package", lambda pk, countdown=0: None)
+    req, _ = request_packaged(officer, django_capture_on_commit_callbacks)
+    package_systems.write_text("systems: [not a map")
+    with django_capture_on_commit_callbacks(execute=True):
+        package = packages.package_build(run_id=FulfilmentRun.objects.get(request=req).pk)
+    archive = zip_of(package, officer)
+    assert len(_records(archive, "data/shop/orders.json")) == 3
+    assert _records(archive, "data/shop/customer.json")[0]["ssn"] == "held, not shown"

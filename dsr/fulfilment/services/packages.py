@@ -218,15 +218,19 @@ def _system_parts(run: FulfilmentRun, datamap: DataMap | None) -> list[_SystemPa
         spec = datamap.system(system_run.system) if datamap else None
         state = _system_state(system_run)
         collections = []
-        if state == FOUND and spec is not None:
-            for collection in spec.collections:
+        if state == FOUND:
+            # Every collection the map names, then any the search counted that the map no longer
+            # does (it changed since): what was found is never dropped from the package.
+            names = [c.name for c in spec.collections] if spec else []
+            names += [name for name in system_run.counts if name not in names]
+            for name in names:
                 collections.append(
                     {
-                        "name": collection.name,
-                        "spec": collection,
-                        "records": system_run.counts.get(collection.name, 0),
-                        "json": f"data/{system_run.system}/{collection.name}.json",
-                        "csv": f"data/{system_run.system}/{collection.name}.csv",
+                        "name": name,
+                        "spec": next((c for c in spec.collections if c.name == name), None) if spec else None,
+                        "records": system_run.counts.get(name, 0),
+                        "json": f"data/{system_run.system}/{name}.json",
+                        "csv": f"data/{system_run.system}/{name}.csv",
                     }
                 )
         parts.append(_SystemPart(system_run, spec, state, collections))
@@ -249,7 +253,7 @@ def _html_table(result_name: str, collection: dict[str, Any]) -> dict[str, Any]:
             rows.append(
                 [
                     (gettext("held, not shown"), category_label(field.category))
-                    if (value := record.get(key)) == HELD_NOT_SHOWN and (field := spec.field(key)) is not None
+                    if (value := record.get(key)) == HELD_NOT_SHOWN and spec and (field := spec.field(key)) is not None
                     else (_cell_text(value), "")
                     for key in columns
                 ]
@@ -282,7 +286,7 @@ def _data_files(archive: zipfile.ZipFile, part: _SystemPart) -> list[dict[str, A
         member.write(b"\n]\n" if count else b"]\n")
         written.append(member.close(records=count))
 
-        header = list(columns) or [f.name for f in collection["spec"].fields]
+        header = list(columns) or ([f.name for f in collection["spec"].fields] if collection["spec"] else [])
         member = _Member(archive, collection["csv"])
         buffer = io.StringIO()
         writer = csv_writer(buffer)
