@@ -124,6 +124,18 @@ CATALOGUE = [
         {"message": "We have found two accounts with your address; we will include both."},
     ),
     EmailKind(
+        "package_code",
+        "requester",
+        "The requester asked on the status page for a code to download their access package.",
+        {"verify_code": "815204", "minutes": 15},
+    ),
+    EmailKind(
+        "package_reissued",
+        "requester",
+        "Staff made an expired access package downloadable again (no new search).",
+        {"expires_at": datetime(2026, 5, 7, 9, 30, tzinfo=UTC)},
+    ),
+    EmailKind(
         "organisation_forward",
         "organisation",
         "To the organisation's administrator, with the request.",

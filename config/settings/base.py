@@ -395,6 +395,9 @@ DSR_RATE_LIMITS = {
         "otp_user_ip": "5/hour",
         "password_reset_ip": "10/hour",
         "password_reset_email": "3/hour",
+        # The access package on the status page: codes typed and downloads per client, codes sent per request.
+        "package_ip": "30/hour",
+        "package_code": "5/hour",
     }.items()
 }
 DSR_RATE_LIMITS["intake"] = env.str("DSR_INTAKE_RATE", default="30/hour")
@@ -446,6 +449,11 @@ DSR_PACKAGE_DAYS = env.int("DSR_PACKAGE_DAYS", default=30)
 DSR_PACKAGE_MAX_DOWNLOADS = env.int("DSR_PACKAGE_MAX_DOWNLOADS", default=5)
 DSR_PACKAGE_CODE_MINUTES = env.int("DSR_PACKAGE_CODE_MINUTES", default=15)
 DSR_PACKAGE_GRANT_MINUTES = env.int("DSR_PACKAGE_GRANT_MINUTES", default=10)
+# Wrong codes allowed before a new code must be sent.
+DSR_PACKAGE_CODE_ATTEMPTS = env.int("DSR_PACKAGE_CODE_ATTEMPTS", default=5)
+# After the requester's access ends (DSR_PACKAGE_DAYS) the encrypted file is kept this many days so
+# staff can re-issue it without searching again; then the sweep deletes it.
+DSR_PACKAGE_REISSUE_DAYS = env.int("DSR_PACKAGE_REISSUE_DAYS", default=30)
 DSR_PACKAGE_KEY = env.str("DSR_PACKAGE_KEY", default="")
 # HTTP systems: a request older than this (seconds) or seen before is refused (replay).
 DSR_HTTP_SIGNATURE_MAX_AGE = env.int("DSR_HTTP_SIGNATURE_MAX_AGE", default=300)

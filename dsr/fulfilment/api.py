@@ -199,6 +199,24 @@ class PackageDownload(_Staff):
         return response
 
 
+class PackageReissue(_Staff):
+    """Make the stored package downloadable again (a new expiry, downloads reset) without searching
+    again; the requester is emailed. 409 once its file was deleted."""
+
+    permission = WORK
+
+    @extend_schema(
+        request=EmptyIn,
+        responses={200: FulfilmentOut, 409: OpenApiResponse(description="No package, or its file was deleted")},
+        tags=["fulfilment"],
+        operation_id="fulfilment_package_reissue",
+    )
+    def post(self, request, reference):
+        obj = _request(reference)
+        package_staff.package_reissue(request=obj, actor=Actor.staff(request.user))
+        return _status(obj)
+
+
 class SystemsList(_Staff):
     @extend_schema(responses=SystemOut(many=True), tags=["fulfilment"], operation_id="systems_list")
     def get(self, request):

@@ -20,4 +20,5 @@ urlpatterns = [
         name="manual",
     ),
     path("staff/requests/<str:reference>/package/", api.PackageDownload.as_view(), name="package"),
+    path("staff/requests/<str:reference>/package/reissue/", api.PackageReissue.as_view(), name="package-reissue"),
 ]

@@ -117,6 +117,17 @@ def build_now(request, reference):
 
 @require_POST
 @staff_required(WORK)
+def reissue(request, reference):
+    return _act(
+        request,
+        reference,
+        "Re-issue the package",
+        lambda o, a: package_staff.package_reissue(request=o, actor=a),
+    )
+
+
+@require_POST
+@staff_required(WORK)
 def send_answer(request, reference):
     return _act(
         request, reference, "Send the answer", lambda o, a: package_staff.package_answer_send(request=o, actor=a)

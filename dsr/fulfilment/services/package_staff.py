@@ -29,11 +29,19 @@ def package_build_now(*, request: DataSubjectRequest, actor: Actor) -> AccessPac
         raise TransitionNotAllowed(f"The package for {request.reference} is already built.")
     if not SystemRun.objects.filter(run=run, status=SystemStatus.DONE).exists() and run.state == RunState.RUNNING:
         raise TransitionNotAllowed("No system has answered yet; wait for one, or ask the owners.")
-    return packages.package_build(run_id=run.pk)
+    package = packages.package_build(run_id=run.pk)
+    if package is None:
+        raise TransitionNotAllowed(f"{request.reference} is closed; there is nothing to package.")
+    return package
 
 
 def package_download(*, package: AccessPackage, actor: Actor, by: str) -> Iterator[bytes]:
     return packages.package_stream(package=package, actor=actor, by=by)
+
+
+def package_reissue(*, request: DataSubjectRequest, actor: Actor) -> AccessPackage:
+    """A new expiry and the downloads reset, without searching again; the requester is told."""
+    return packages.package_reissue(request=request, actor=actor)
 
 
 def package_answer_send(*, request: DataSubjectRequest, actor: Actor) -> DataSubjectRequest:
