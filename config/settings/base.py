@@ -395,6 +395,9 @@ DSR_RATE_LIMITS = {
         "otp_user_ip": "5/hour",
         "password_reset_ip": "10/hour",
         "password_reset_email": "3/hour",
+        # Fulfilment: http systems' callbacks, and manual owners' task pages (by client address).
+        "callback_ip": "600/minute",
+        "task_ip": "60/minute",
     }.items()
 }
 DSR_RATE_LIMITS["intake"] = env.str("DSR_INTAKE_RATE", default="30/hour")
@@ -449,6 +452,11 @@ DSR_PACKAGE_GRANT_MINUTES = env.int("DSR_PACKAGE_GRANT_MINUTES", default=10)
 DSR_PACKAGE_KEY = env.str("DSR_PACKAGE_KEY", default="")
 # HTTP systems: a request older than this (seconds) or seen before is refused (replay).
 DSR_HTTP_SIGNATURE_MAX_AGE = env.int("DSR_HTTP_SIGNATURE_MAX_AGE", default=300)
+# The largest answer read from an http system, inline or on its callback (bytes).
+DSR_HTTP_MAX_BYTES = env.int("DSR_HTTP_MAX_BYTES", default=50 * 1024 * 1024)
+# Personal data goes to http systems over https only; plain http only to loopback unless this is set
+# (a processor inside a private network).
+DSR_HTTP_ALLOW_PLAIN = env.bool("DSR_HTTP_ALLOW_PLAIN", default=False)
 # Manual systems: the owner is reminded after this many days without an answer.
 DSR_MANUAL_REMIND_DAYS = env.int("DSR_MANUAL_REMIND_DAYS", default=3)
 # The demo processor (an HTTP system served by the product itself, /demo/processor/): run mode only.
