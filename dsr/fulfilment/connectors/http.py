@@ -154,62 +154,11 @@ class HttpConnector(Connector):
     def call(self, payload: dict[str, Any]) -> Answer:
         """POST the signed payload and read the answer, all within the timeout. Raises
         ConnectorError(retry=True) when the system cannot be reached or does not answer in time."""
-        parts = self.url()
-        secret = self.secret()
-        timeout = self.timeout()
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": USER_AGENT,
-            **({"Idempotency-Key": payload["task_key"]} if payload.get("task_key") else {}),
-            **signature_headers(secret=secret, method="POST", path=path, body=body),
-        }
-        host = parts.hostname or ""
-        where = f"{self.system.name} ({host})"
-        started = time.monotonic()
-        deadline = started + timeout
-        connection: http.client.HTTPConnection
-        if parts.scheme == "https":
-            connection = http.client.HTTPSConnection(
-                host, parts.port, timeout=timeout, context=ssl.create_default_context()
-            )
-        else:
-            connection = http.client.HTTPConnection(host, parts.port, timeout=timeout)
-        try:
-            connection.connect()
-            # Kept: the connection lets go of its socket once the answer is read to the end.
-            sock = connection.sock
-            connection.request("POST", path, body=body, headers=headers)
-            _remaining(sock, deadline)
-            response = connection.getresponse()
-            limit = settings.DSR_HTTP_MAX_BYTES
-            data = bytearray()
-            while True:
-                _remaining(sock, deadline)
-                chunk = response.read(READ_CHUNK)
-                if not chunk:
-                    break
-                data += chunk
-                if len(data) > limit:
-                    raise ConnectorError(f"{where} answered more than {limit} bytes (DSR_HTTP_MAX_BYTES)")
-        except TimeoutError:
-            raise ConnectorError(f"{where} did not answer within {timeout:g} s (timeout_seconds)") from None
-        except ConnectionRefusedError:
-            raise ConnectorError(f"{where} refused the connection") from None
-        except ssl.SSLError as error:
-            raise ConnectorError(f"{where}: TLS failed ({error.reason or error})") from None
-        except (OSError, http.client.HTTPException) as error:
-            raise ConnectorError(f"{where} could not be reached: {type(error).__name__}: {error}") from None
-        finally:
-            connection.close()
-        text = bytes(data[:300]).decode("utf-8", "replace")
-        try:
-            document = json.loads(data) if data else None
-        except ValueError:
-            document = None
-        return Answer(response.status, document, text, round((time.monotonic() - started) * 1000, 2))
+        extra = {"Idempotency-Key": payload["task_key"]} if payload.get("task_key") else {}
+        return signed_post(
+            self.url(), secret=self.secret(), payload=payload, timeout=self.timeout(), name=self.system.name,
+            headers=extra,
+        )  # fmt: skip
 
     def _refused(self, answer: Answer) -> ConnectorError:
         """The error for an answer that is not 200/202, saying whether a retry may help."""
@@ -263,6 +212,73 @@ class HttpConnector(Connector):
         if answer.status != 200:
             return Health(ok=False, detail=str(self._refused(answer)), latency_ms=answer.latency_ms)
         return Health(ok=True, detail=f"answered in {answer.latency_ms:g} ms", latency_ms=answer.latency_ms)
+
+
+def signed_post(
+    parts: SplitResult,
+    *,
+    secret: str,
+    payload: dict[str, Any],
+    timeout: float,
+    name: str,
+    headers: dict[str, str] | None = None,
+) -> Answer:
+    """One signed JSON POST (see dsr.fulfilment.signing), read whole within `timeout` seconds
+    (connecting, sending and reading together). Raises ConnectorError(retry=True) when the other
+    end cannot be reached or does not answer in time, or answers more than DSR_HTTP_MAX_BYTES."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    sent = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "User-Agent": USER_AGENT,
+        **(headers or {}),
+        **signature_headers(secret=secret, method="POST", path=path, body=body),
+    }
+    host = parts.hostname or ""
+    where = f"{name} ({host})"
+    started = time.monotonic()
+    deadline = started + timeout
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        connection = http.client.HTTPSConnection(
+            host, parts.port, timeout=timeout, context=ssl.create_default_context()
+        )
+    else:
+        connection = http.client.HTTPConnection(host, parts.port, timeout=timeout)
+    try:
+        connection.connect()
+        # Kept: the connection lets go of its socket once the answer is read to the end.
+        sock = connection.sock
+        connection.request("POST", path, body=body, headers=sent)
+        _remaining(sock, deadline)
+        response = connection.getresponse()
+        limit = settings.DSR_HTTP_MAX_BYTES
+        data = bytearray()
+        while True:
+            _remaining(sock, deadline)
+            chunk = response.read(READ_CHUNK)
+            if not chunk:
+                break
+            data += chunk
+            if len(data) > limit:
+                raise ConnectorError(f"{where} answered more than {limit} bytes (DSR_HTTP_MAX_BYTES)")
+    except TimeoutError:
+        raise ConnectorError(f"{where} did not answer within {timeout:g} s (timeout_seconds)") from None
+    except ConnectionRefusedError:
+        raise ConnectorError(f"{where} refused the connection") from None
+    except ssl.SSLError as error:
+        raise ConnectorError(f"{where}: TLS failed ({error.reason or error})") from None
+    except (OSError, http.client.HTTPException) as error:
+        raise ConnectorError(f"{where} could not be reached: {type(error).__name__}: {error}") from None
+    finally:
+        connection.close()
+    text = bytes(data[:300]).decode("utf-8", "replace")
+    try:
+        document = json.loads(data) if data else None
+    except ValueError:
+        document = None
+    return Answer(response.status, document, text, round((time.monotonic() - started) * 1000, 2))
 
 
 def _error(message: str, *, retry: bool) -> ConnectorError:

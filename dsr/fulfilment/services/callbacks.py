@@ -93,7 +93,7 @@ def callback_receive(
         document = json.loads(body)
     except ValueError:
         raise CallbackRefused(
-            "The body is not JSON: send {\"records\": {...}}, {\"nothing_held\": true} or {\"error\": \"...\"}.",
+            'The body is not JSON: send {"records": {...}}, {"nothing_held": true} or {"error": "..."}.',
             status_code=400,
             code="invalid_input",
             field="body",
