@@ -8,6 +8,7 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
@@ -127,7 +128,11 @@ def owner_task(request: HttpRequest, token: str) -> HttpResponse:
     notice = ""
     if request.method == "POST":
         # A file input left empty sends no file; each one sent is named file_<collection>.
-        uploads = {key.removeprefix("file_"): request.FILES[key] for key in request.FILES}
+        uploads: dict[str, UploadedFile] = {}
+        for key in request.FILES:
+            upload = request.FILES.get(key)
+            if isinstance(upload, UploadedFile):
+                uploads[key.removeprefix("file_")] = upload
         nothing_held = request.POST.get("answer") == "nothing_held"
         if nothing_held and request.POST.get("confirm") != "yes":
             errors["nothing_held"] = "Tick the box to confirm that the system holds nothing about this person."

@@ -23,6 +23,7 @@ import json
 import os
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -238,7 +239,6 @@ def signed_post(
     host = parts.hostname or ""
     where = f"{name} ({host})"
     started = time.monotonic()
-    deadline = started + timeout
     connection: http.client.HTTPConnection
     if parts.scheme == "https":
         connection = http.client.HTTPSConnection(
@@ -246,32 +246,32 @@ def signed_post(
         )
     else:
         connection = http.client.HTTPConnection(host, parts.port, timeout=timeout)
+    # The timeout bounds the whole call, not each read: at the deadline a watchdog shuts the socket,
+    # so an answer that trickles in a byte at a time fails then too.
+    watchdog = _Watchdog(timeout)
+    limit = settings.DSR_HTTP_MAX_BYTES
+    data = bytearray()
     try:
         connection.connect()
-        # Kept: the connection lets go of its socket once the answer is read to the end.
-        sock = connection.sock
+        watchdog.watch(connection.sock)
         connection.request("POST", path, body=body, headers=sent)
-        _remaining(sock, deadline)
         response = connection.getresponse()
-        limit = settings.DSR_HTTP_MAX_BYTES
-        data = bytearray()
-        while True:
-            _remaining(sock, deadline)
-            chunk = response.read(READ_CHUNK)
-            if not chunk:
-                break
+        while chunk := response.read1(READ_CHUNK):
             data += chunk
             if len(data) > limit:
                 raise ConnectorError(f"{where} answered more than {limit} bytes (DSR_HTTP_MAX_BYTES)")
-    except TimeoutError:
-        raise ConnectorError(f"{where} did not answer within {timeout:g} s (timeout_seconds)") from None
-    except ConnectionRefusedError:
-        raise ConnectorError(f"{where} refused the connection") from None
-    except ssl.SSLError as error:
-        raise ConnectorError(f"{where}: TLS failed ({error.reason or error})") from None
-    except (OSError, http.client.HTTPException) as error:
+        if watchdog.fired.is_set():
+            raise TimeoutError
+    except (TimeoutError, OSError, http.client.HTTPException) as error:
+        if watchdog.fired.is_set() or isinstance(error, TimeoutError):
+            raise ConnectorError(f"{where} did not answer within {timeout:g} s (timeout_seconds)") from None
+        if isinstance(error, ConnectionRefusedError):
+            raise ConnectorError(f"{where} refused the connection") from None
+        if isinstance(error, ssl.SSLError):
+            raise ConnectorError(f"{where}: TLS failed ({error.reason or error})") from None
         raise ConnectorError(f"{where} could not be reached: {type(error).__name__}: {error}") from None
     finally:
+        watchdog.cancel()
         connection.close()
     text = bytes(data[:300]).decode("utf-8", "replace")
     try:
@@ -281,17 +281,35 @@ def signed_post(
     return Answer(response.status, document, text, round((time.monotonic() - started) * 1000, 2))
 
 
+class _Watchdog:
+    """Shuts a socket down once `seconds` have passed since it was made (unless cancelled)."""
+
+    def __init__(self, seconds: float):
+        self.fired = threading.Event()
+        self.sock: socket.socket | None = None
+        self.timer = threading.Timer(seconds, self._cut)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def watch(self, sock: socket.socket | None) -> None:
+        self.sock = sock
+        if self.fired.is_set():
+            self._cut()
+
+    def _cut(self) -> None:
+        self.fired.set()
+        if self.sock is not None:
+            try:
+                # The plain socket's shutdown, also under TLS: a blocked read returns at once.
+                socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
+
+    def cancel(self) -> None:
+        self.timer.cancel()
+
+
 def _error(message: str, *, retry: bool) -> ConnectorError:
     error = ConnectorError(message)
     error.retry = retry
     return error
-
-
-def _remaining(sock: socket.socket | None, deadline: float) -> None:
-    """Give the socket only what is left of the call's timeout, so a server that trickles its
-    answer a byte at a time still fails at the deadline."""
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError
-    if sock is not None:
-        sock.settimeout(left)
