@@ -39,7 +39,8 @@ CARD_BRANDS = ("Visa", "Mastercard", "American Express")
 def demo_payments(email: str, *, due_date: date) -> dict[str, list[dict[str, Any]]]:
     """A demo customer's payment records, derived from their email address alone (the same every
     time). One charge is older than a year, so a CCPA request's 12-month look-back is visible."""
-    seed = hashlib.sha256(email.strip().lower().encode()).digest()
+    email = email.strip().lower()
+    seed = hashlib.sha256(email.encode()).digest()
     key = seed.hex()[:10]
     last4 = f"{int.from_bytes(seed[:2], 'big') % 10000:04d}"
     charges = [
