@@ -166,6 +166,32 @@ CATALOGUE = [
 ]
 
 
+# Fulfilment's emails about a system of the data map (dsr/fulfilment/services/manual_tasks.py).
+SYSTEM = {"name": "crm_spreadsheet", "description": "The sales team's spreadsheet.", "owner": "sales@example.com"}
+TASK_URL = "https://privacy.example.com/fulfilment/task/example-task-token/"
+
+CATALOGUE += [
+    EmailKind(
+        "owner_task",
+        "owner",
+        "A manual system is to be searched (or the officer asked its owner instead): the private task link.",
+        {"system": SYSTEM, "task_url": TASK_URL},
+    ),
+    EmailKind(
+        "owner_reminder",
+        "owner",
+        "The owner has not answered after DSR_MANUAL_REMIND_DAYS (or the system's remind_days); repeated.",
+        {"system": SYSTEM, "task_url": TASK_URL, "asked_on": date(2026, 3, 9), "days_left": 12},
+    ),
+    EmailKind(
+        "staff_owner_unanswered",
+        "staff",
+        "A manual system's owner is still silent five days before the request's due date (once).",
+        {"system": SYSTEM, "owner": {"email": "sales@example.com"}, "asked_on": date(2026, 3, 9), "days_left": 5},
+    ),
+]
+
+
 def sample_context(kind: EmailKind, language: str = "en") -> dict:
     request = sample_request(language=language)
     context = {

@@ -8,7 +8,11 @@ from django.utils.cache import add_never_cache_headers
 # factor (the TOTP secret), the admin, unsubscribing. And two pages: the public form, which shows
 # back what was typed when it has errors, and the confirmation with the request's deadline.
 # tests/security/test_no_store.py walks every URL pattern: each is covered here or named there as public.
-NO_STORE_PREFIXES = ("/dashboard/", "/r/", "/v/", "/staff/", "/api/v1/", "/accounts/", "/admin/", "/unsubscribe/")
+NO_STORE_PREFIXES = (
+    "/dashboard/", "/r/", "/v/", "/staff/", "/api/v1/", "/accounts/", "/admin/", "/unsubscribe/",
+    # Fulfilment: systems' callbacks, owners' task pages; the demo processor's payment records.
+    "/fulfilment/", "/demo/",
+)  # fmt: skip
 NO_STORE_PATHS = ("/", "/submitted/")
 
 

@@ -398,6 +398,9 @@ DSR_RATE_LIMITS = {
         # The access package on the status page: codes typed and downloads per client, codes sent per request.
         "package_ip": "30/hour",
         "package_code": "5/hour",
+        # Fulfilment: http systems' callbacks, and manual owners' task pages (by client address).
+        "callback_ip": "600/minute",
+        "task_ip": "60/minute",
     }.items()
 }
 DSR_RATE_LIMITS["intake"] = env.str("DSR_INTAKE_RATE", default="30/hour")
@@ -457,6 +460,11 @@ DSR_PACKAGE_REISSUE_DAYS = env.int("DSR_PACKAGE_REISSUE_DAYS", default=30)
 DSR_PACKAGE_KEY = env.str("DSR_PACKAGE_KEY", default="")
 # HTTP systems: a request older than this (seconds) or seen before is refused (replay).
 DSR_HTTP_SIGNATURE_MAX_AGE = env.int("DSR_HTTP_SIGNATURE_MAX_AGE", default=300)
+# The largest answer read from an http system, inline or on its callback (bytes).
+DSR_HTTP_MAX_BYTES = env.int("DSR_HTTP_MAX_BYTES", default=50 * 1024 * 1024)
+# Personal data goes to http systems over https only; plain http only to loopback unless this is set
+# (a processor inside a private network).
+DSR_HTTP_ALLOW_PLAIN = env.bool("DSR_HTTP_ALLOW_PLAIN", default=False)
 # Manual systems: the owner is reminded after this many days without an answer.
 DSR_MANUAL_REMIND_DAYS = env.int("DSR_MANUAL_REMIND_DAYS", default=3)
 # The demo processor (an HTTP system served by the product itself, /demo/processor/): run mode only.

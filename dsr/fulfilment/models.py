@@ -90,12 +90,17 @@ class ManualTask(models.Model):
     system_run = models.OneToOneField(SystemRun, on_delete=models.CASCADE, related_name="manual_task")
     owner_email = models.EmailField(max_length=254)
     token_digest = models.CharField(max_length=64, unique=True)
+    # The link's token is recomputed from this seed and the secret key, so every reminder carries
+    # the same link; a copy of the database alone opens nothing (services/manual_tasks.py).
+    token_seed = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField()
     reminded_at = models.DateTimeField(null=True, blank=True)
     remind_on = models.DateField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
     nothing_held = models.BooleanField(default=False)
     upload_name = models.CharField(max_length=255, blank=True)
+    # The team was told the owner has not answered and the request's due date is near (once).
+    escalated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -104,6 +109,22 @@ class ManualTask(models.Model):
 
     def __str__(self) -> str:
         return f"manual task for {self.system_run}"
+
+
+class SignatureNonce(models.Model):
+    """A signed HTTP message's nonce, kept while its timestamp would still be accepted: a second
+    message with the same nonce is a replay (the unique constraint decides, across processes)."""
+
+    scope = models.CharField(max_length=63)  # who signed: the system's name, or the demo processor
+    nonce = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "nonce"], name="fulfilment_nonce_once")]
+        indexes = [models.Index(fields=["expires_at"], name="fulfilment_nonce_expiry")]
+
+    def __str__(self) -> str:
+        return f"nonce {self.nonce} of {self.scope}"
 
 
 class AccessPackage(models.Model):

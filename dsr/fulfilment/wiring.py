@@ -1,10 +1,14 @@
 """Everything fulfilment registers with the request core's hooks (dsr.hooks), read by
-FulfilmentConfig.ready(): the services' after-commit hooks and the pages' panels."""
+FulfilmentConfig.ready(): the services' after-commit hooks and the pages' panels. Also what the
+runs service is given here rather than at import of the connectors (runs imports them): the http
+systems' callback preparer and the manual owners' asker; and the demo processor's task, so a
+worker knows it."""
 
 from collections.abc import Callable
 from typing import Any
 
-from dsr.fulfilment import dashboard_views, requester_views
+from dsr.fulfilment import dashboard_views, demo_processor, requester_views  # noqa: F401  (demo_processor: its Celery task)
+from dsr.fulfilment.services import callbacks, manual_tasks, runs
 from dsr.fulfilment.services import hooks as service_hooks
 from dsr.fulfilment.services import packages
 
@@ -15,3 +19,6 @@ HOOKS: dict[str, Callable[..., Any]] = {
     "staff_request_panel": dashboard_views.staff_panel,
     "status_page_panel": requester_views.status_panel,
 }
+
+runs.subject_preparer_register("http", callbacks.callback_subject_prepare)
+runs.manual_asker_register(manual_tasks.manual_task_open)

@@ -43,7 +43,7 @@ class RenderedEmail:
 
 # The product's own links: the only things an email turns into <a href>. Everything else in the
 # context (above all what a requester typed) is escaped in the HTML part and never made a link.
-PRODUCT_LINKS = ("status_url", "verify_url", "staff_url", "original_status_url", "form_url")
+PRODUCT_LINKS = ("status_url", "verify_url", "staff_url", "original_status_url", "form_url", "task_url")
 
 
 def _render_text(name: str, context: dict, *, autoescape: bool) -> str:

@@ -19,7 +19,7 @@ CORE_MODULES = {
     "dsr", "dsr.clock", "dsr.deadlines", "dsr.errors", "dsr.hooks", "dsr.event_types", "dsr.identity", "dsr.models", "dsr.storage",
     "dsr.validators", "dsr.roles", "dsr.ratelimit", "dsr.csv_export", "dsr.email_catalogue",
     "dsr.fulfilment", "dsr.fulfilment.models", "dsr.fulfilment.categories", "dsr.fulfilment.datamap",
-    "dsr.fulfilment.crypto", "dsr.fulfilment.records", "dsr.fulfilment.results",
+    "dsr.fulfilment.crypto", "dsr.fulfilment.records", "dsr.fulfilment.results", "dsr.fulfilment.signing",
 }
 # Connectors talk to the business's systems and nothing else of the product: a helper layer.
 CORE_PACKAGES = ("dsr.fulfilment.connectors",)

@@ -50,7 +50,7 @@ def sample(officer, settings, tmp_path, django_capture_on_commit_callbacks):
     device = totp_device_create(user=officer)
     return {"reference": r.reference, "token": r.public_token, "document_id": document.pk, "action": "verify",
             "object_id": r.pk, "content_type_id": 1, "id": officer.pk, "pk": device.pk, "uidb64": "MQ", "code": "x", "token_id": "dsr_0000000000",
-            "system": "shop"}
+            "system": "shop", "system_run_id": 1}
 
 
 def test_every_url_pattern_with_personal_data_answers_no_store(client, officer, sample):

@@ -1,5 +1,6 @@
 """The connectors, one module per kind, each registering itself on import (see base.py)."""
 
+from dsr.fulfilment.connectors import http, manual  # noqa: F401  (each module registers its kind)
 from dsr.fulfilment.connectors.base import (
     CONNECTORS,
     AmbiguousIdentity,

@@ -23,6 +23,7 @@ class Subject:
     request_type: str = "access_specific"
     due_date: date | None = None  # the request's legal due date, sent to processors and owners
     callback_url: str = ""  # where an http system posts its records later
+    callback_token: str = ""  # the bearer token that callback must carry (only its digest is stored)
     task_key: str = ""  # the system run's idempotency key, sent with every call
 
 

@@ -303,6 +303,8 @@ def _system_done(system_run_id: int, *, sink: ResultSink) -> None:
 @transaction.atomic
 def _system_requested(system_run: SystemRun, system: System, asked: str) -> None:
     locked, request = _locked_system(system_run.pk)
+    if locked.status in TERMINAL:  # a fast processor's callback already answered
+        return
     locked.status = SystemStatus.WAITING_MANUAL if system.kind == "manual" else SystemStatus.RUNNING
     locked.requested_at = timezone.now()
     locked.lease_until = None
@@ -339,6 +341,12 @@ def _system_failed(system_run_id: int, error: str, *, retry: bool) -> None:
         _enqueue("system", system_run.pk, countdown=min(backoff, 900))
     else:
         _run_finish_if_complete(system_run.run)
+
+
+def system_run_answer_failed(*, system_run_id: int, error: str) -> None:
+    """An asynchronous system answered with an error of its own (a processor's callback): the
+    system fails visibly, without a retry (it did answer); the officer can retry or ask its owner."""
+    _system_failed(system_run_id, error, retry=False)
 
 
 def system_run_records_receive(

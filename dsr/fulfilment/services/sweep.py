@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from dsr.deadlines import business_today
 from dsr.errors import DsrError
+from dsr.fulfilment import signing
 from dsr.fulfilment.models import AccessPackage, FulfilmentRun, RunState, SystemRun, SystemStatus
 from dsr.fulfilment.services import manual_tasks, package_staff, packages, runs
 from dsr.services.audit import Actor
@@ -58,4 +59,5 @@ def fulfilment_sweep() -> dict:
         "packages_expired": packages.packages_expire(),
         "owners_reminded": manual_tasks.manual_tasks_remind(),
         "systems_requeued": systems_stalled_requeue(),
+        "signature_nonces_purged": signing.signature_nonces_purge(),
     }

@@ -1,0 +1,134 @@
+"""An http system's answer that comes later: before each call the subject preparer gives the system
+a callback URL and a fresh bearer token (only its keyed digest is stored); the system then POSTs
+its records there, signed like the product's own requests. `callback_receive` checks the token,
+the signature (and its nonce, so a replay is refused), that the system is still waiting, and the
+body, then records the answer through the run like any connector's: records, "nothing held", or
+an error of the system's own (the system fails visibly)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import replace
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+
+from dsr.errors import DsrError, InvalidInput
+from dsr.fulfilment.connectors.base import ConnectorMisconfigured, Subject
+from dsr.fulfilment.connectors.http import HttpConnector, RecordsInvalid, records_from_answer
+from dsr.fulfilment.crypto import token_digest
+from dsr.fulfilment.datamap import DataMapError, datamap_load
+from dsr.fulfilment.models import RunState, SystemRun, SystemStatus
+from dsr.fulfilment.services import runs
+from dsr.fulfilment.signing import SignatureInvalid, signature_verify
+
+# A callback is accepted while its system is still waiting for it (or between retries).
+WAITING = frozenset({SystemStatus.PENDING, SystemStatus.RUNNING})
+
+
+class CallbackRefused(DsrError):
+    """A callback that is not accepted; `status_code` is the HTTP status it is answered with."""
+
+    def __init__(self, message: str, *, status_code: int, code: str, field: str | None = None):
+        super().__init__(message, field=field)
+        self.status_code = status_code
+        self.code = code
+
+
+def callback_url(system_run_id: int) -> str:
+    return settings.SITE_URL + reverse("fulfilment-systems:callback", args=[system_run_id])
+
+
+def callback_subject_prepare(system_run: SystemRun, subject: Subject) -> Subject:
+    """runs' subject preparer for http systems: where to answer later, and with which token. Each
+    attempt issues a new token; an earlier attempt's token stops working."""
+    token = runs.callback_token_issue(system_run)
+    return replace(subject, callback_url=callback_url(system_run.pk), callback_token=token)
+
+
+def _unauthorised() -> CallbackRefused:
+    # The same answer for an unknown system run, one that was never given a token and a wrong
+    # token: nothing tells a guesser which of them it hit.
+    return CallbackRefused(
+        "The bearer token is missing or is not this callback's.", status_code=401, code="token_invalid"
+    )
+
+
+def callback_receive(
+    *, system_run_id: int, token: str, method: str, path: str, body: bytes, headers: Mapping[str, str]
+) -> dict:
+    """Record one signed callback. Returns what was recorded ({"system", "status", "records"});
+    raises CallbackRefused (401 token, 403 signature, 409 replay or no longer waiting, 400 body)."""
+    system_run = SystemRun.objects.select_related("run").filter(pk=system_run_id).first()
+    if (
+        system_run is None
+        or not system_run.callback_digest
+        or not token
+        or not hmac.compare_digest(token_digest(token), system_run.callback_digest)
+    ):
+        raise _unauthorised()
+    try:
+        datamap = datamap_load()
+    except DataMapError:
+        raise CallbackRefused(
+            "The data map does not load here at the moment; try again later.", status_code=503, code="unavailable"
+        ) from None
+    system = datamap.system(system_run.system)
+    if system is None or system.kind != "http":
+        raise CallbackRefused(
+            f"{system_run.system} no longer answers by callback.", status_code=409, code="not_waiting"
+        )
+    try:
+        secret = HttpConnector(system).secret()
+    except ConnectorMisconfigured as error:
+        raise CallbackRefused(str(error), status_code=503, code="not_configured") from None
+    try:
+        signature_verify(secret=secret, scope=system.name, method=method, path=path, body=body, headers=headers)
+    except SignatureInvalid as error:
+        raise CallbackRefused(str(error), status_code=error.status_code, code=error.code) from None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        raise CallbackRefused(
+            'The body is not JSON: send {"records": {...}}, {"nothing_held": true} or {"error": "..."}.',
+            status_code=400,
+            code="invalid_input",
+            field="body",
+        ) from None
+    if isinstance(document, dict) and "error" in document:
+        reported = document["error"]
+        if not isinstance(reported, str) or not reported.strip():
+            raise CallbackRefused(
+                "'error' must be a sentence saying what went wrong.", status_code=400, code="invalid_input",
+                field="error",
+            )  # fmt: skip
+        pairs = None
+    else:
+        try:
+            pairs = records_from_answer(system, document)
+        except RecordsInvalid as invalid:
+            raise CallbackRefused(str(invalid), status_code=400, code="invalid_input", field="records") from None
+    with transaction.atomic():
+        locked = SystemRun.objects.select_for_update().select_related("run").get(pk=system_run.pk)
+        if locked.run.state != RunState.RUNNING or locked.status not in WAITING:
+            answered = locked.status == SystemStatus.DONE
+            raise CallbackRefused(
+                f"{system.name} has already answered for this request."
+                if answered
+                else f"{system.name} is no longer waiting for an answer ({locked.get_status_display().lower()}).",
+                status_code=409,
+                code="already_answered" if answered else "not_waiting",
+            )
+        if pairs is None:
+            runs.system_run_answer_failed(
+                system_run_id=locked.pk, error=f"{system.name} reported an error: {reported.strip()[:500]}"
+            )
+            return {"system": system.name, "status": SystemStatus.FAILED, "records": 0}
+        try:
+            kept = runs.system_run_records_receive(system_run=locked, records=pairs, datamap=datamap)
+        except InvalidInput as invalid:
+            raise CallbackRefused(invalid.message, status_code=400, code="invalid_input", field="records") from None
+    return {"system": system.name, "status": SystemStatus.DONE, "records": kept}
