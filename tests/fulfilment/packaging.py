@@ -106,9 +106,9 @@ def shop_records(email: str = "bench1@example.com", *, orders: int = 3) -> list[
             {
                 "id": 7,
                 "email": email,
-                "name": "Ann <script>alert(1)</script>",
+                "name": "Sam Sample <script>alert(1)</script>",
                 "ssn": "123-45-6789",
-                "notes": "Call me back; my colleague bob@other.example can help",
+                "notes": "Call me back; my colleague a.colleague@other.example can help",
                 "score": '=HYPERLINK("http://evil.example")',
             },
         )

@@ -99,7 +99,7 @@ def test_never_disclosed_fields_are_held_not_shown_and_others_contacts_are_redac
     assert _records(archive, "data/processor/payments.json")[0]["card"] == "held, not shown"
     for name in archive.namelist():
         text = archive.read(name).decode()
-        assert "123-45-6789" not in text and "4111111111111111" not in text and "bob@other.example" not in text
+        assert "123-45-6789" not in text and "4111111111111111" not in text and "a.colleague@other.example" not in text
     withheld = {(w["system"], w["field"]): w for w in manifest_of(archive)["withheld"]}
     assert withheld[("shop", "ssn")]["category"] == "Sensitive personal information (§1798.140(ae))"
     assert "§7024(d)" in withheld[("shop", "ssn")]["reason"]
@@ -114,7 +114,7 @@ def test_the_report_escapes_what_systems_hold_and_the_csv_is_formula_safe(
     _, package = request_packaged(officer, django_capture_on_commit_callbacks)
     archive = zip_of(package, officer)
     html = archive.read("index.html").decode()
-    assert "<script>" not in html and "Ann &lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>" not in html and "Sam Sample &lt;script&gt;alert(1)&lt;/script&gt;" in html
     csv_text = archive.read("data/shop/customer.csv").decode()
     assert "'=HYPERLINK" in csv_text and ",=HYPERLINK" not in csv_text
     assert _records(archive, "data/shop/customer.json")[0]["score"].startswith("=HYPERLINK")  # JSON is data
@@ -140,7 +140,7 @@ def test_a_portability_copy_holds_only_what_the_person_provided(
     archive = zip_of(package, officer)
     assert package.kind == "portable"
     assert _records(archive, "data/shop/customer.json") == [
-        {"email": "bench1@example.com", "name": "Ann <script>alert(1)</script>",
+        {"email": "bench1@example.com", "name": "Sam Sample <script>alert(1)</script>",
          "notes": "Call me back; my colleague [redacted] can help"},
     ]  # fmt: skip
     assert _records(archive, "data/shop/orders.json") == [{"item": "item 0"}, {"item": "item 1"}, {"item": "item 2"}]
@@ -239,7 +239,7 @@ def test_the_answer_names_systems_and_counts_and_no_personal_data(
     assert "crm: we hebben niets over u gevonden." in email.body_text
     assert "shop: we hebben 4 gegevens gevonden." in email.body_text
     assert "downloaden vanaf de pagina van uw verzoek" in email.body_text  # the package is on the status page
-    for personal in ("bench1@example.com", "Ann", "item 0", "loyal", "held, not shown"):
+    for personal in ("bench1@example.com", "Sam Sample", "item 0", "loyal", "held, not shown"):
         assert personal not in email.body_text and personal not in email.body_html
 
 

@@ -240,7 +240,7 @@ def test_staff_download_from_the_api_and_the_request_page_each_an_event_and_a_re
     package.refresh_from_db()
     assert package.downloads == 0  # staff downloads do not use the requester's
 
-    reviewer = officer_create(username="rita", email="rita@company.example", role="reviewer")
+    reviewer = officer_create(username="reviewer1", email="reviewer1@company.example", role="reviewer")
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {staff_token_key(reviewer)}")
     assert api.get(f"/api/v1/staff/requests/{req.reference}/package/").status_code == 403

@@ -112,15 +112,24 @@ class _Member:
     def __init__(self, archive: zipfile.ZipFile, name: str):
         self.name = name
         self.handle = archive.open(name, "w", force_zip64=True)
+        self.buffer = bytearray()
         self.sha256 = hashlib.sha256()
         self.size = 0
 
     def write(self, data: bytes) -> None:
-        self.sha256.update(data)
-        self.size += len(data)
-        self.handle.write(data)
+        # Gathered into 64 KiB pieces: compressing record by record costs more than the records.
+        self.buffer += data
+        if len(self.buffer) >= 64 * 1024:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.sha256.update(self.buffer)
+        self.size += len(self.buffer)
+        self.handle.write(self.buffer)
+        self.buffer.clear()
 
     def close(self, records: int | None = None) -> dict[str, Any]:
+        self._flush()
         self.handle.close()
         return {"name": self.name, "sha256": self.sha256.hexdigest(), "bytes": self.size, "records": records}
 
@@ -136,9 +145,9 @@ def _collection_records(result_name: str, collection: str) -> Generator[dict[str
             *lines, pending = pending.split(b"\n")
             for line in lines:
                 if line.startswith(prefix):
-                    yield json.loads(line)["r"]
+                    yield json.loads(line.decode())["r"]
         if pending.startswith(prefix):
-            yield json.loads(pending)["r"]
+            yield json.loads(pending.decode())["r"]
 
 
 def _cell_text(value: Any) -> str:
