@@ -391,3 +391,16 @@ def test_a_map_that_no_longer_loads_still_packages_everything_found(
     archive = zip_of(package, officer)
     assert len(_records(archive, "data/shop/orders.json")) == 3
     assert _records(archive, "data/shop/customer.json")[0]["ssn"] == "held, not shown"
+
+
+def test_the_requesters_download_days_count_from_the_answer_not_from_the_build(
+    officer, package_systems, django_capture_on_commit_callbacks
+):
+    req, package = request_packaged(officer, django_capture_on_commit_callbacks)
+    built_long_ago = timezone.now() - timedelta(days=settings.DSR_PACKAGE_DAYS - 2)
+    AccessPackage.objects.filter(pk=package.pk).update(expires_at=built_long_ago + timedelta(days=settings.DSR_PACKAGE_DAYS))
+    with django_capture_on_commit_callbacks(execute=True):
+        package_staff.package_answer_send(request=req, actor=Actor.staff(officer))
+    package.refresh_from_db()
+    left = package.expires_at - timezone.now()
+    assert timedelta(days=settings.DSR_PACKAGE_DAYS) - timedelta(minutes=1) < left <= timedelta(days=settings.DSR_PACKAGE_DAYS)

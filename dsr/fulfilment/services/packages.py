@@ -734,16 +734,24 @@ def packages_expire() -> int:
     return expired
 
 
+def _answer_expiry():
+    return timezone.now().replace(microsecond=0) + timedelta(days=settings.DSR_PACKAGE_DAYS)
+
+
 def request_held_purge(request_id: int, status: str) -> None:
     """The `request_closed` hook: a closed request's search stops and its per-system copies are
     deleted; a request that ended unanswered (denied, cancelled, forwarded) loses its undelivered
-    package too. A completed request keeps its package until it expires."""
+    package too. A completed request keeps its package until it expires, DSR_PACKAGE_DAYS from the
+    answer (the requester can download only from then on, however early it was built)."""
     FulfilmentRun.objects.filter(request_id=request_id, state=RunState.RUNNING).update(
         state=RunState.CANCELLED, finished_at=timezone.now()
     )
     for run in FulfilmentRun.objects.filter(request_id=request_id):
         runs.run_held_purge(run=run)
     if status == Status.COMPLETED:
+        AccessPackage.objects.filter(
+            request_id=request_id, purged_at__isnull=True, expires_at__lt=_answer_expiry()
+        ).update(expires_at=_answer_expiry())
         return
     for package_id in AccessPackage.objects.filter(request_id=request_id, purged_at__isnull=True).values_list(
         "pk", flat=True
