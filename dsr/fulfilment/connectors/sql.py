@@ -20,7 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, inspect, or_, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    MetaData,
+    Select,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    inspect,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
 
@@ -109,6 +122,30 @@ def engines_dispose() -> None:
             engine.dispose()
         _engines.clear()
         _tables.clear()
+        _prepared.clear()
+
+
+_prepared: dict[tuple[int, tuple[str, ...], tuple[str, ...], str], tuple[Select, Select]] = {}
+
+
+def _statements(table: Table, collection: Collection, match: Match) -> tuple[Select, Select]:
+    """The collection's two queries for this kind of match — the first page, and the rest after a
+    key — built once per table and kept: every value, the keys and the page size are bound
+    parameters, so the statements (and SQLAlchemy's compiled forms of them) are reused."""
+    shape = tuple(name for name, _ in match.equals)
+    signature = (id(table), collection.field_names, shape, match.field)
+    statements = _prepared.get(signature)
+    if statements is None:
+        key = table.c[collection.primary_key]
+        if match.by_identity:
+            where = or_(*(table.c[name] == bindparam(f"value_{i}") for i, name in enumerate(shape)))
+        else:
+            where = table.c[match.field].in_(bindparam("keys", expanding=True))
+        query = select(*(table.c[name] for name in collection.field_names)).where(where).order_by(key)
+        statements = (query.limit(bindparam("page_rows")), query.where(key > bindparam("after")))
+        with _engines_lock:
+            _prepared[signature] = statements
+    return statements
 
 
 @dataclass
@@ -254,21 +291,19 @@ class SqlConnector(Connector):
             table = self._table(connection, collection)
         except DBAPIError as error:
             raise self._failure(error, connection.engine, collection) from None
-        columns = [table.c[name] for name in collection.field_names]
-        key = table.c[collection.primary_key]
+        first, rest = _statements(table, collection, match)
         if match.by_identity:
-            where = or_(*(table.c[name] == value for name, value in match.equals))
+            values: dict[str, Any] = {f"value_{i}": value for i, (_, value) in enumerate(match.equals)}
         else:
-            where = table.c[match.field].in_(match.values)
-        query = select(*columns).where(where).order_by(key)
+            values = {"keys": list(match.values)}
         try:
-            page = connection.execute(query.limit(self.page_rows)).mappings().all()
+            page = connection.execute(first, {**values, "page_rows": self.page_rows}).mappings().all()
             yield from (dict(row) for row in page)
             if len(page) < self.page_rows:
                 return
             # More than a page: read on from the last key through a streamed cursor.
-            rest = query.where(key > page[-1][collection.primary_key])
-            with connection.execute(rest, execution_options={"yield_per": self.page_rows}) as result:
+            after = {**values, "after": page[-1][collection.primary_key]}
+            with connection.execute(rest, after, execution_options={"yield_per": self.page_rows}) as result:
                 for row in result.mappings():
                     yield dict(row)
         except DBAPIError as error:
