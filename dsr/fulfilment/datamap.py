@@ -264,7 +264,7 @@ def _mapping_construct(loader: _MapLoader, node: yaml.MappingNode):
             hash(key)
         except TypeError:
             raise yaml.constructor.ConstructorError(
-                "while reading a mapping", node.start_mark, "a key must be text", key_node.start_mark
+                "while reading a mapping", node.start_mark, "a key cannot be a list or a mapping", key_node.start_mark
             ) from None
         if key in lines:
             loader.repeated.setdefault(id(data), []).append((key, lines[key], key_node.start_mark.line + 1))
