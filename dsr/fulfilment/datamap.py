@@ -1,6 +1,6 @@
 """The data map: where the business keeps personal data, read from one reviewable YAML file
-(`DSR_DATAMAP`). Loading validates it whole — every problem named by file, system, collection and
-field — and refuses a map with any, including a collection no identity can reach (a person could
+(`DSR_DATAMAP`). Loading validates it whole — every problem named by file, line, system, collection
+and field — and refuses a map with any, including a collection no identity can reach (a person could
 never be found there, so a search would silently miss it). Each loaded map carries its version, the
 SHA-256 of the file's bytes, which every fulfilment run records.
 
