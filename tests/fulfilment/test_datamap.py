@@ -99,6 +99,19 @@ def orders(document: dict) -> dict:
     return shop(document)["collections"][1]
 
 
+
+@pytest.fixture(params=["libyaml", "pure python"])
+def either_yaml_parser(request, monkeypatch):
+    """The YAML-level checks hold on libyaml's parser (used when installed) and on PyYAML's own."""
+    if request.param == "pure python":
+        monkeypatch.setattr(datamap_module, "_MapLoader", datamap_module._PureMapLoader)
+    elif not yaml.__with_libyaml__:
+        pytest.skip("PyYAML was built without libyaml")
+    else:
+        assert issubclass(datamap_module._MapLoader, yaml.CSafeLoader)
+    return request.param
+
+
 # --- What loads --------------------------------------------------------------------------------
 
 
@@ -150,7 +163,7 @@ def test_the_version_is_the_sha256_of_the_files_bytes_so_a_comment_changes_it():
     assert datamap_parse(content).version != datamap_parse(content + b"# reviewed\n").version
 
 
-def test_yaml_anchors_and_merges_are_not_mistaken_for_repeated_keys():
+def test_yaml_anchors_and_merges_are_not_mistaken_for_repeated_keys(either_yaml_parser):
     content = b"""
 x-carrier: &carrier {name: Carriers, category: Service providers}
 systems:
@@ -306,7 +319,7 @@ def test_a_wrong_map_is_refused_naming_the_system_collection_field_and_line(case
     assert all(p.line for p in matching), "every problem says on which line"
 
 
-def test_the_line_is_the_one_the_problem_is_on():
+def test_the_line_is_the_one_the_problem_is_on(either_yaml_parser):
     content = b"""systems:
   - name: shop
     owner: team@example.com
@@ -325,7 +338,7 @@ def test_the_line_is_the_one_the_problem_is_on():
     assert str(problem).startswith("line 12: system 'shop' › collection 'customer' › field 'phone': unknown category")
 
 
-def test_a_field_named_twice_is_caught_though_yaml_would_keep_the_last():
+def test_a_field_named_twice_is_caught_though_yaml_would_keep_the_last(either_yaml_parser):
     content = b"""systems:
   - name: shop
     owner: team@example.com
@@ -344,7 +357,7 @@ def test_a_field_named_twice_is_caught_though_yaml_would_keep_the_last():
     ]
 
 
-def test_a_key_given_twice_in_a_system_is_caught():
+def test_a_key_given_twice_in_a_system_is_caught(either_yaml_parser):
     content = dump(valid_map())
     assert content.count(b"\n  owner: team@example.com\n") == 1
     content = content.replace(b"\n  owner: team@example.com\n", b"\n  owner: team@example.com\n  owner: other@example.com\n")
@@ -362,7 +375,7 @@ def test_a_key_given_twice_in_a_system_is_caught():
     ],
     ids=["indentation", "unclosed bracket", "python tag", "list as a key"],
 )
-def test_a_yaml_syntax_error_names_its_line(content, line, message):
+def test_a_yaml_syntax_error_names_its_line(either_yaml_parser, content, line, message):
     [problem] = problems_of(content)
     assert problem.line == line and message in problem.message
 
@@ -379,12 +392,12 @@ def test_a_yaml_syntax_error_names_its_line(content, line, message):
     ],
     ids=["empty", "comment only", "a list", "text", "systems not a list", "latin-1"],
 )
-def test_a_file_that_is_not_a_map_says_what_it_is(content, message):
+def test_a_file_that_is_not_a_map_says_what_it_is(either_yaml_parser, content, message):
     [problem] = problems_of(content)
     assert message in problem.message
 
 
-def test_a_byte_order_mark_is_fine():
+def test_a_byte_order_mark_is_fine(either_yaml_parser):
     assert datamap_parse("\ufeff".encode() + dump(valid_map())).system_names == ("shop", "payments")
 
 

@@ -435,3 +435,25 @@ def test_an_imported_map_passes_check_offline(tmp_path):
     run("import-fides", FIDES_FILE, "--output", output, "--owner", "a@example.com", "--force")
     code, out, _err = run("check", "--offline", "--file", output)
     assert code == 0 and "is valid: 2 system(s), 7 collection(s)" in out
+
+
+def test_import_fides_of_one_dataset_uses_the_dsn_variable_given(tmp_path):
+    source = tmp_path / "crm.yml"
+    source.write_text(
+        textwrap.dedent(
+            """\
+            dataset:
+              - fides_key: crm
+                collections:
+                  - name: contact
+                    fields:
+                      - {name: id, data_categories: [system.operations]}
+                      - {name: email, data_categories: [user.contact.email], fides_meta: {identity: email}}
+            """
+        )
+    )
+    output = tmp_path / "map.yaml"
+    code, _out, err = run("import-fides", source, "--dsn-env", "CRM_READONLY_DSN", "--owner", "crm@example.com", "--output", output)
+    assert code == 0, err
+    [crm] = datamap_load(output).systems
+    assert (crm.connection, crm.owner) == ({"dsn_env": "CRM_READONLY_DSN"}, "crm@example.com")
