@@ -37,8 +37,8 @@ var: $(VENV)/.installed
 
 ## Run the product: SQLite under var/, demo data, web + Celery worker + beat (Ctrl-C stops all).
 run: install messages var
-	$(PY) manage.py migrate --noinput
 	$(PY) manage.py dsr_demo_shop
+	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py dsr_demo_load
 	@echo "Serving http://127.0.0.1:$(PORT)/  (dashboard: http://127.0.0.1:$(PORT)/dashboard/, API docs: /api/docs/, mail: var/mail/)"
