@@ -348,7 +348,7 @@ def _worker_start(env: dict, concurrency: int) -> subprocess.Popen:
     log = open(WORK / "worker.log", "w")  # noqa: SIM115 - the worker's lifetime
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "prefork", "--concurrency",
-         str(concurrency), "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat",
+         str(concurrency), "--loglevel", os.environ.get("BENCH_F_WORKER_LOG", "WARNING"), "--without-gossip", "--without-mingle", "--without-heartbeat",
          "--prefetch-multiplier", "1"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

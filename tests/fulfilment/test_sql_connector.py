@@ -3,7 +3,9 @@ real PostgreSQL: the graph from the email, one query per collection and per batc
 streaming, ambiguity, injection, the read-only snapshot, the statement timeout, health, and a
 search end to end."""
 
+import json
 import math
+import os
 import re
 import tracemalloc
 from contextlib import contextmanager
@@ -353,3 +355,37 @@ def test_a_record_reached_by_identity_and_by_reference_is_read_once(company):
     connector = connector_of(company, collections=collections)
     exported = connector.export(subject("ann@example.com", customer_number="1"), ListSink())
     assert exported.counts["chat_messages"] == 1  # found by customer number and through customer.id
+
+
+@pytest.mark.postgres
+def test_a_forked_worker_opens_its_own_connections_never_the_parents(company):
+    """Celery's prefork pool forks its children after the system checks (the data map guard)
+    inspected the systems in the parent: a child must not reuse the parent's pooled connection
+    (two processes on one socket corrupt both sessions)."""
+    if company.backend != "postgresql":
+        pytest.skip("the pooled socket shared across a fork is a server connection")
+    connector = connector_of(company)
+
+    def backend_pid() -> int:
+        with connector.snapshot() as connection:
+            return connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+    parent_pid = backend_pid()  # the pool now holds this connection
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe and exits at once
+        try:
+            sink = CountingSink()
+            connector.export(subject("ann@example.com"), sink)
+            os.write(write, json.dumps({"pid": backend_pid(), "rows": sink.rows}).encode())
+        except BaseException as error:
+            os.write(write, json.dumps({"error": repr(error)}).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        answer = json.loads(pipe.read())
+    os.waitpid(child, 0)
+    assert "error" not in answer, answer
+    assert answer["rows"] > 0 and answer["pid"] != parent_pid
+    assert backend_pid() == parent_pid  # the parent's session is intact and still its own

@@ -115,6 +115,18 @@ def engine_for(dsn: str) -> Engine:
         return engine
 
 
+def _engines_forget_after_fork() -> None:
+    """In a forked child (a Celery prefork worker, forked after the system checks inspected the
+    systems in the parent), never touch the parent's pooled connections: two processes on one
+    socket corrupt both sessions. The child opens its own (SQLAlchemy: dispose(close=False))."""
+    for engine in list(_engines.values()):
+        engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_engines_forget_after_fork)
+
+
 def engines_dispose() -> None:
     """Close every pooled connection (tests, before dropping the databases they made)."""
     with _engines_lock:
