@@ -81,10 +81,12 @@ def callback(request: HttpRequest, system_run_id: int) -> HttpResponse:
 
 
 def _private(response: HttpResponse) -> HttpResponse:
-    # The link is the owner's key: never cached, indexed or passed on in a Referer.
+    # The link is the owner's key: never cached, indexed or passed on to another site in a Referer
+    # ("same-origin", the site's policy: "no-referrer" would make the browser send `Origin: null`
+    # with the owner's form, which the CSRF check rightly refuses).
     response["Cache-Control"] = "private, no-store"
     response["X-Robots-Tag"] = "noindex, nofollow"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 
