@@ -474,3 +474,40 @@ def test_import_fides_of_one_dataset_uses_the_dsn_variable_given(tmp_path):
     assert code == 0, err
     [crm] = datamap_load(output).systems
     assert (crm.connection, crm.owner) == ({"dsn_env": "CRM_READONLY_DSN"}, "crm@example.com")
+
+
+def test_show_says_where_each_kind_keeps_a_collection(tmp_path):
+    path = tmp_path / "map.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            systems:
+              - name: accounts
+                owner: web@example.com
+                kind: django
+                collections:
+                  - name: profile
+                    model: accounts.Profile
+                    identities: {email: email}
+                    fields: {id: none, email: identifiers, notes: {category: customer_records, others_data: true}}
+              - name: sales
+                owner: sales@example.com
+                kind: manual
+                collections:
+                  - name: leads
+                    table: Leads sheet
+                    primary_key: email
+                    identities: {email: email}
+                    fields:
+                      email: identifiers
+                      kept: {category: commercial_information, erasure: keep, keep_reason: "Tax law, 7 years"}
+            """
+        )
+    )
+    code, out, err = run("show", "--file", path)
+    assert (code, err) == (0, "")
+    assert "    profile (model accounts.Profile, primary key id)" in out
+    assert "    leads (called Leads sheet there, primary key email)" in out
+    assert "Connection:  (none)" in out and "Sources:     (none given)" in out
+    kept = next(line for line in out.splitlines() if line.strip().startswith("kept "))
+    assert kept.endswith("erasure: keep (Tax law, 7 years)")
