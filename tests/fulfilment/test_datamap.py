@@ -133,8 +133,8 @@ def test_the_small_map_loads_into_the_public_types():
 
 def test_the_shipped_map_loads_with_every_system_kind():
     loaded = datamap_load(SHIPPED)
-    assert loaded.system_names == ("shop", "payments", "crm_spreadsheet")
-    assert {s.kind for s in loaded.systems} == {"sql", "http", "manual"}
+    assert {"shop", "payments", "crm_spreadsheet"} <= set(loaded.system_names)
+    assert {"sql", "http", "manual"} <= {s.kind for s in loaded.systems}
     assert loaded.version == hashlib.sha256(SHIPPED.read_bytes()).hexdigest()
     shop_system = loaded.system("shop")
     assert shop_system and shop_system.search_order()[0].name == "customer"

@@ -54,10 +54,15 @@ BROKEN_MAP = textwrap.dedent(
 # --- check -------------------------------------------------------------------------------------
 
 
+def _shipped_counts() -> str:
+    shipped = datamap_load(SHIPPED)
+    return f"{len(shipped.systems)} system(s), {sum(len(s.collections) for s in shipped.systems)} collection(s)"
+
+
 def test_check_offline_accepts_the_shipped_map_without_connecting():
     code, out, err = run("check", "--offline", "--file", SHIPPED)
     assert code == 0 and err == ""
-    assert f"Data map {SHIPPED} is valid: 3 system(s), 8 collection(s)" in out
+    assert f"Data map {SHIPPED} is valid: {_shipped_counts()}" in out
     assert "Connections not tested (--offline)." in out
 
 
@@ -109,21 +114,29 @@ def configured_map(settings, tmp_path):
     return path
 
 
+def _connectors(monkeypatch, **kinds):
+    """Every kind answers (a manual system has no connector: its owner answers) unless given."""
+    for kind in ("sql", "django", "http"):
+        monkeypatch.setitem(connectors.CONNECTORS, kind, kinds.get(kind, _Reachable))
+    monkeypatch.delitem(connectors.CONNECTORS, "manual", raising=False)
+
+
 @pytest.mark.django_db
 def test_check_tests_each_connection_records_it_and_names_the_failing_systems(configured_map, monkeypatch):
-    monkeypatch.setitem(connectors.CONNECTORS, "sql", _Reachable)
-    monkeypatch.setitem(connectors.CONNECTORS, "http", _Unreachable)
-    monkeypatch.delitem(connectors.CONNECTORS, "manual", raising=False)
+    _connectors(monkeypatch, http=_Unreachable)
+    shipped = datamap_load(SHIPPED)
+    failing = [s.name for s in shipped.systems if s.kind == "http"]
+    assert "payments" in failing
     code, out, err = run("check")
     assert code == 1
-    assert err.strip() == "1 of 3 system(s) failing: payments."
+    assert err.strip() == f"{len(failing)} of {len(shipped.systems)} system(s) failing: {', '.join(failing)}."
     lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
     assert lines["shop"].split()[1:4] == ["sql", "ok", "1.5"] and lines["shop"].endswith("connected")
     assert lines["payments"].split()[1:3] == ["http", "FAILING"]
     assert lines["payments"].endswith("connection refused by pay.example.com")
     assert "ok" in lines["crm_spreadsheet"].split() and "answered by its owner, sales@example.com" in lines["crm_spreadsheet"]
     recorded = {h.system: h for h in SystemHealth.objects.all()}
-    assert set(recorded) == {"shop", "payments", "crm_spreadsheet"}
+    assert set(recorded) == set(shipped.system_names)
     assert recorded["shop"].ok and recorded["shop"].latency_ms == 1.5
     assert not recorded["payments"].ok and "refused" in recorded["payments"].detail
     assert recorded["crm_spreadsheet"].ok
@@ -131,21 +144,21 @@ def test_check_tests_each_connection_records_it_and_names_the_failing_systems(co
 
 @pytest.mark.django_db
 def test_check_exits_0_only_when_every_system_answers(configured_map, monkeypatch):
-    monkeypatch.setitem(connectors.CONNECTORS, "sql", _Reachable)
-    monkeypatch.setitem(connectors.CONNECTORS, "http", _Reachable)
-    monkeypatch.delitem(connectors.CONNECTORS, "manual", raising=False)
+    _connectors(monkeypatch)
+    systems = len(datamap_load(SHIPPED).systems)
     code, out, err = run("check")
     assert (code, err) == (0, "")
-    assert out.splitlines()[-1] == "All 3 system(s) answer."
-    assert SystemHealth.objects.filter(ok=True).count() == 3
+    assert out.splitlines()[-1] == f"All {systems} system(s) answer."
+    assert SystemHealth.objects.filter(ok=True).count() == systems
 
 
 @pytest.mark.django_db
 def test_a_kind_without_a_connector_fails_with_a_clear_message(configured_map, monkeypatch):
-    monkeypatch.delitem(connectors.CONNECTORS, "sql", raising=False)
-    monkeypatch.setitem(connectors.CONNECTORS, "http", _Reachable)
+    _connectors(monkeypatch)
+    monkeypatch.delitem(connectors.CONNECTORS, "sql")
+    sql_systems = [s.name for s in datamap_load(SHIPPED).systems if s.kind == "sql"]
     code, out, err = run("check")
-    assert code == 1 and "failing: shop." in err
+    assert code == 1 and f"failing: {', '.join(sql_systems)}." in err
     assert "no connector is installed for kind 'sql', so this system cannot be searched" in out
     assert SystemHealth.objects.get(system="shop").ok is False
 
@@ -153,8 +166,7 @@ def test_a_kind_without_a_connector_fails_with_a_clear_message(configured_map, m
 @pytest.mark.django_db
 def test_checking_another_file_than_the_configured_map_records_nothing(settings, tmp_path, monkeypatch):
     settings.DSR_DATAMAP = str(tmp_path / "configured.yaml")
-    monkeypatch.setitem(connectors.CONNECTORS, "sql", _Reachable)
-    monkeypatch.setitem(connectors.CONNECTORS, "http", _Reachable)
+    _connectors(monkeypatch)
     code, out, _err = run("check", "--file", SHIPPED)
     assert code == 0
     assert "Not recorded on the dashboard: this is not the configured map (DSR_DATAMAP)." in out
@@ -172,9 +184,10 @@ def test_show_prints_every_system_of_the_shipped_map_with_all_it_declares():
     assert blocks[0].splitlines() == [
         f"Data map: {SHIPPED}",
         f"Version:  {datamap.version} (SHA-256 of the file)",
-        "Systems:  3",
+        f"Systems:  {len(datamap.systems)}",
     ]
-    assert [b.splitlines()[0] for b in blocks[1:]] == ["shop — sql", "payments — http", "crm_spreadsheet — manual"]
+    assert [b.splitlines()[0] for b in blocks[1:]] == [f"{s.name} — {s.kind}" for s in datamap.systems]
+    assert {"shop — sql", "payments — http", "crm_spreadsheet — manual"} <= {b.splitlines()[0] for b in blocks[1:]}
     for system, block in zip(datamap.systems, blocks[1:], strict=True):
         assert f"Owner:       {system.owner}" in block
         for category in system.categories:
@@ -199,9 +212,13 @@ def test_show_prints_every_system_of_the_shipped_map_with_all_it_declares():
     assert "others' data" in body and "provided" in body
     email = next(line for line in lines if line.strip().startswith("email ") and "erasure" in line)
     assert "erasure: null" in email
-    assert "Sold/shared: not sold; shared" in blocks[1]
-    assert "Advertising partners (Third parties (advertising)) — Measuring campaigns — shared" in blocks[1]
-    assert "found by:  through customer.id -> orders.customer_id" in blocks[1]
+    shop_block = next(b for b in blocks[1:] if b.startswith("shop — "))
+    shop = datamap.system("shop")
+    assert shop and shop.shared and not shop.sold and "Sold/shared: not sold; shared" in shop_block
+    for recipient in shop.recipients:
+        line = next(line for line in shop_block.splitlines() if f"{recipient.name} ({recipient.category})" in line)
+        assert line.endswith(" — shared") == recipient.shared
+    assert "found by:  through customer.id -> orders.customer_id" in shop_block
 
 
 def test_show_json_is_machine_readable_complete_and_stable():
@@ -218,13 +235,13 @@ def test_show_json_is_machine_readable_complete_and_stable():
         "name", "kind", "owner", "description", "connection", "categories", "sources", "purposes", "recipients",
         "sold", "shared", "retention", "references", "search_order", "collections",
     ]  # fmt: skip
-    assert shop["connection"] == {"dsn_env": "DSR_DEMO_SHOP_DSN", "statement_timeout_ms": 5000}
+    assert shop["connection"] == datamap.system("shop").connection and "dsn_env" in shop["connection"]  # type: ignore[union-attr]
     assert {"slug": "identifiers", "label": category_label("identifiers")} in shop["categories"]
     assert shop["shared"] is True and shop["sold"] is False
     assert shop["search_order"][0] == "customer"
     orders = next(c for c in shop["collections"] if c["name"] == "orders")
     assert orders["identities"] == {} and orders["dated_by"] == "ordered_at" and orders["location"] == "orders"
-    payments = described["systems"][1]
+    payments = next(s for s in described["systems"] if s["name"] == "payments")
     card = next(f for c in payments["collections"] for f in c["fields"] if f["name"] == "card_number")
     assert card == {
         "name": "card_number",
@@ -457,3 +474,40 @@ def test_import_fides_of_one_dataset_uses_the_dsn_variable_given(tmp_path):
     assert code == 0, err
     [crm] = datamap_load(output).systems
     assert (crm.connection, crm.owner) == ({"dsn_env": "CRM_READONLY_DSN"}, "crm@example.com")
+
+
+def test_show_says_where_each_kind_keeps_a_collection(tmp_path):
+    path = tmp_path / "map.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            systems:
+              - name: accounts
+                owner: web@example.com
+                kind: django
+                collections:
+                  - name: profile
+                    model: accounts.Profile
+                    identities: {email: email}
+                    fields: {id: none, email: identifiers, notes: {category: customer_records, others_data: true}}
+              - name: sales
+                owner: sales@example.com
+                kind: manual
+                collections:
+                  - name: leads
+                    table: Leads sheet
+                    primary_key: email
+                    identities: {email: email}
+                    fields:
+                      email: identifiers
+                      kept: {category: commercial_information, erasure: keep, keep_reason: "Tax law, 7 years"}
+            """
+        )
+    )
+    code, out, err = run("show", "--file", path)
+    assert (code, err) == (0, "")
+    assert "    profile (model accounts.Profile, primary key id)" in out
+    assert "    leads (called Leads sheet there, primary key email)" in out
+    assert "Connection:  (none)" in out and "Sources:     (none given)" in out
+    kept = next(line for line in out.splitlines() if line.strip().startswith("kept "))
+    assert kept.endswith("erasure: keep (Tax law, 7 years)")

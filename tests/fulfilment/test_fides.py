@@ -5,9 +5,13 @@ with its place for everything not carried over exactly."""
 import textwrap
 
 import pytest
+import yaml
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from dsr.fulfilment.categories import CCPA_CATEGORIES
-from dsr.fulfilment.datamap import datamap_parse
+from dsr.fulfilment.datamap import DataMapError, datamap_parse
 from dsr.fulfilment.fides import CATEGORY_MAP, FidesFormatError, category_convert, fides_datamap_convert
 
 
@@ -307,3 +311,45 @@ def test_the_generated_file_starts_with_the_notes_as_comments_for_its_reviewer()
     header = [line for line in text.splitlines() if line.startswith("#")]
     assert header[0].startswith("# Data map imported from the Fides dataset file test.yml")
     assert [line[len("#  - ") :] for line in header if line.startswith("#  - ")] == notes
+
+
+_names = st.sampled_from(["id", "email", "customer_id", "Orders", "orders", "customer", "x y", "_id", "phone"])
+_categories = st.lists(
+    st.sampled_from(["user.contact.email", "system.operations", "user.financial.credit_card", "user", "user.unique_id"]),
+    max_size=3,
+)
+_reference = st.fixed_dictionaries(
+    {"field": st.sampled_from(["customer.id", "orders.customer_id", "Orders.id", "a.b.c", "x"])},
+    optional={"dataset": st.sampled_from(["ds", "other"]), "direction": st.sampled_from(["to", "from", "", "up"])},
+)
+_meta = st.fixed_dictionaries(
+    {},
+    optional={
+        "identity": st.sampled_from(["email", "phone_number", "custom"]),
+        "primary_key": st.booleans(),
+        "references": st.lists(_reference, max_size=2),
+        "masking_strategy_override": st.fixed_dictionaries({"strategy": st.sampled_from(["null_rewrite", "aes"])}),
+    },
+)
+_field = st.recursive(
+    st.fixed_dictionaries({"name": _names}, optional={"data_categories": _categories, "fides_meta": _meta}),
+    lambda children: st.fixed_dictionaries({"name": _names, "fields": st.lists(children, max_size=3)}),
+    max_leaves=6,
+)
+_collection = st.fixed_dictionaries({"name": _names, "fields": st.lists(_field, max_size=5)})
+_dataset = st.fixed_dictionaries(
+    {"fides_key": st.sampled_from(["ds", "other", "Bad Key"]), "collections": st.lists(_collection, max_size=5)}
+)
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(st.lists(_dataset, min_size=1, max_size=2))
+def test_any_fides_file_converts_or_is_refused_and_the_result_loads_or_says_why(datasets):
+    try:
+        imported = fides_datamap_convert(yaml.safe_dump({"dataset": datasets}))
+    except FidesFormatError:
+        return
+    try:
+        datamap_parse(imported.yaml_text().encode())
+    except DataMapError as error:
+        assert error.problems
