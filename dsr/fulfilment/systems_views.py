@@ -81,10 +81,11 @@ def callback(request: HttpRequest, system_run_id: int) -> HttpResponse:
 
 
 def _private(response: HttpResponse) -> HttpResponse:
-    # The link is the owner's key: never cached, indexed or passed on in a Referer.
+    # The link is the owner's key: never cached, indexed or sent in a Referer to another site (the
+    # same-origin Referer stays: the form's CSRF check over HTTPS needs it).
     response["Cache-Control"] = "private, no-store"
     response["X-Robots-Tag"] = "noindex, nofollow"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 

@@ -120,7 +120,7 @@ def test_the_page_shows_what_to_search_for_and_is_private(client, asked):
         assert expected in page, expected  # fmt: skip
     assert "Nora" not in page
     assert "no-store" in response["Cache-Control"]
-    assert response["X-Robots-Tag"] == "noindex, nofollow" and response["Referrer-Policy"] == "no-referrer"
+    assert response["X-Robots-Tag"] == "noindex, nofollow" and response["Referrer-Policy"] == "same-origin"
     assert "script-src 'self'" in response["Content-Security-Policy"]
     assert "<script" not in page and "style=" not in page  # CSP-clean, works without JavaScript
     assert 'enctype="multipart/form-data"' in page and 'name="file_leads"' in page
