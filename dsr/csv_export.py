@@ -4,9 +4,12 @@ spreadsheets read as "this is text" (OWASP CSV injection; ASVS 5.0 1.2.10). Numb
 product writes stay as they are, negative ones included."""
 
 import csv
+import io
 import re
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 # OWASP's list, the NUL of ASVS, line feed, and the full-width forms some spreadsheets also honour.
 FORMULA_START = frozenset("=+-@\t\r\n\0\uff1d\uff0b\uff0d\uff20")
@@ -45,3 +48,22 @@ class SafeCsvWriter:
 
 def csv_writer(stream) -> SafeCsvWriter:
     return SafeCsvWriter(stream)
+
+
+class CsvUnreadable(ValueError):
+    """Text the csv module cannot read as rows (an unclosed quote, a NUL…)."""
+
+
+def csv_rows(text: str) -> Iterator[list[str]]:
+    """The rows of an uploaded CSV text (a manual system owner's export), separated by commas,
+    semicolons or tabs as the spreadsheet wrote them (the first line decides). Reading only: what
+    the product writes goes through csv_writer. Raises CsvUnreadable."""
+    first_line = text[:4096].splitlines()[0] if text.strip() else ""
+    try:
+        dialect: Any = csv.Sniffer().sniff(first_line, delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    try:
+        yield from csv.reader(io.StringIO(text, newline=""), dialect)
+    except csv.Error as error:
+        raise CsvUnreadable(str(error)) from None

@@ -15,6 +15,7 @@ from django.utils import timezone
 from dsr.event_types import EventType
 from dsr.fulfilment import signing
 from dsr.fulfilment.models import RunState, SignatureNonce, SystemStatus
+from dsr.fulfilment.results import result_records
 from dsr.fulfilment.services import runs, sweep
 from dsr.services.audit import Actor
 from tests.fulfilment.conftest import verified_request
@@ -253,3 +254,32 @@ def test_a_get_is_405_and_a_retry_issues_a_new_token(
     assert new_token != waiting["token"]
     assert callback_post(client, waiting["system_run"].pk, RECORDS, token=waiting["token"]).status_code == 401
     assert callback_post(client, waiting["system_run"].pk, RECORDS, token=new_token).status_code == 200
+
+
+def test_a_callback_that_arrives_before_its_202_is_read_is_kept(
+    officer, client, http_system, processor, queued, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A fast processor answers on its callback before the product has read its 202: the answer
+    counts, and the late 202 does not put the system back to "requested"."""
+    from dsr.fulfilment.connectors.http import HttpConnector
+
+    processor.plan = [Reply(202, {})]
+    original = HttpConnector.call
+
+    def call_then_callback(self, payload):
+        answer = original(self, payload)
+        system_run_id = int(payload["callback_url"].rstrip("/").rsplit("/", 1)[1])
+        assert callback_post(client, system_run_id, RECORDS, token=payload["callback_token"]).status_code == 200
+        return answer
+
+    monkeypatch.setattr(HttpConnector, "call", call_then_callback)
+    req = verified_request(officer=officer)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = runs.fulfilment_start(request=req, actor=Actor.staff(officer))
+    run_queued(queued, django_capture_on_commit_callbacks)
+    system_run = run.systems.get()
+    assert (system_run.status, system_run.records) == (SystemStatus.DONE, 1)
+    assert list(result_records(system_run.result_name))  # the callback's records, not deleted with the 202
+    assert [e for e in req.events.all() if e.event_type == EventType.FULFILMENT_SYSTEM_REQUESTED] == []
+    run.refresh_from_db()
+    assert run.state == RunState.DONE

@@ -260,10 +260,10 @@ def signed_post(
             data += chunk
             if len(data) > limit:
                 raise ConnectorError(f"{where} answered more than {limit} bytes (DSR_HTTP_MAX_BYTES)")
-        if watchdog.fired.is_set():
+        if watchdog.fired:
             raise TimeoutError
     except (TimeoutError, OSError, http.client.HTTPException) as error:
-        if watchdog.fired.is_set() or isinstance(error, TimeoutError):
+        if watchdog.fired or isinstance(error, TimeoutError):
             raise ConnectorError(f"{where} did not answer within {timeout:g} s (timeout_seconds)") from None
         if isinstance(error, ConnectionRefusedError):
             raise ConnectorError(f"{where} refused the connection") from None
@@ -285,7 +285,7 @@ class _Watchdog:
     """Shuts a socket down once `seconds` have passed since it was made (unless cancelled)."""
 
     def __init__(self, seconds: float):
-        self.fired = threading.Event()
+        self.fired = False  # set once, by the timer's thread
         self.sock: socket.socket | None = None
         self.timer = threading.Timer(seconds, self._cut)
         self.timer.daemon = True
@@ -293,11 +293,11 @@ class _Watchdog:
 
     def watch(self, sock: socket.socket | None) -> None:
         self.sock = sock
-        if self.fired.is_set():
+        if self.fired:
             self._cut()
 
     def _cut(self) -> None:
-        self.fired.set()
+        self.fired = True
         if self.sock is not None:
             try:
                 # The plain socket's shutdown, also under TLS: a blocked read returns at once.

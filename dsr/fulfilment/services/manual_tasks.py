@@ -11,10 +11,8 @@ request's due date is near and an owner is still silent."""
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
 import hmac
-import io
 import json
 import logging
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from dsr.csv_export import CsvUnreadable, csv_rows
 from dsr.deadlines import business_today
 from dsr.errors import InvalidInput, TransitionNotAllowed
 from dsr.fulfilment.connectors.base import Subject
@@ -181,33 +180,27 @@ def _unknown_field(collection: Collection, file_name: str, column: str, where: s
 
 def _csv_records(collection: Collection, file_name: str, content: str) -> list[dict[str, Any]]:
     field = f"file_{collection.name}"
-    sample = content[:4096]
+    rows = csv_rows(content)
     try:
-        dialect: Any = csv.Sniffer().sniff(sample.splitlines()[0] if sample else "", delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(io.StringIO(content, newline=""), dialect)
-    try:
-        header = [h.strip() for h in next(reader)]
+        header = [h.strip() for h in next(rows)]
     except StopIteration:
         raise InvalidInput(f"{file_name} is empty: the first line names the columns.", field=field) from None
-    except csv.Error as error:
+    except CsvUnreadable as error:
         raise InvalidInput(f"{file_name} is not a readable CSV file ({error}).", field=field) from None
     if not any(header):
         raise InvalidInput(f"{file_name}: the first line must name the columns.", field=field)
+    seen = set()
     for column in header:
         if not column:
             raise InvalidInput(f"{file_name}: a column has no name in the first line.", field=field)
         if collection.field(column) is None:
             raise _unknown_field(collection, file_name, column, "column")
-    seen = set()
-    for column in header:
         if column in seen:
             raise InvalidInput(f"{file_name}: the column '{column}' appears twice.", field=field)
         seen.add(column)
     records = []
     try:
-        for number, row in enumerate(reader, start=2):
+        for number, row in enumerate(rows, start=2):
             if not any(cell.strip() for cell in row):
                 continue  # a blank line
             if len(row) > len(header):
@@ -215,7 +208,7 @@ def _csv_records(collection: Collection, file_name: str, content: str) -> list[d
                     f"{file_name}, line {number}: {len(row)} values for {len(header)} columns.", field=field
                 )
             records.append({column: (row[i] if i < len(row) else "") for i, column in enumerate(header)})
-    except csv.Error as error:
+    except CsvUnreadable as error:
         raise InvalidInput(f"{file_name} is not a readable CSV file ({error}).", field=field) from None
     return records
 
