@@ -389,3 +389,24 @@ def test_a_forked_worker_opens_its_own_connections_never_the_parents(company):
     assert "error" not in answer, answer
     assert answer["rows"] > 0 and answer["pid"] != parent_pid
     assert backend_pid() == parent_pid  # the parent's session is intact and still its own
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_the_database_dropped_is_replaced_and_the_search_goes_on(company):
+    """No pre-ping round trip on every search: a pooled connection found dead (the database
+    restarted, an idle timeout) is replaced and the search tried again at once, nothing lost."""
+    if company.backend != "postgresql":
+        pytest.skip("a server connection to drop")
+    connector = connector_of(company)
+    first = CountingSink()
+    connector.export(subject("ann@example.com"), first)
+    with connector.snapshot() as connection:
+        pooled = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    with company.writer.connect() as connection:
+        assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pooled}).scalar_one()
+    again = CountingSink()
+    connector.export(subject("ann@example.com"), again)
+    assert again.rows == first.rows > 0
+    with connector.snapshot() as connection:
+        assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != pooled
+        assert connection.execute(text("SHOW statement_timeout")).scalar_one() == "5s"

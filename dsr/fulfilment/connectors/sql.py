@@ -61,7 +61,14 @@ PG_UNDEFINED = {"42P01", "42703", "3F000"}  # table, column, schema
 MYSQL_TIMED_OUT = {3024, 1317}
 MYSQL_UNDEFINED = {1146, 1054, 1049}
 
+POOL_RECYCLE_SECONDS = 1800
 _engines: dict[str, Engine] = {}
+
+
+class ConnectionLost(ConnectorError):
+    """A pooled connection was found dead (retried at once, once, before anything was written)."""
+
+
 _engines_lock = threading.Lock()
 # Reflected once per process (the column types make dates come back as dates on every dialect).
 _tables: dict[tuple[str, str | None, str], Table] = {}
@@ -101,7 +108,9 @@ def engine_for(dsn: str) -> Engine:
         if url.drivername in ("postgresql", "postgres"):  # the plain scheme means psycopg 3 here
             url = url.set(drivername="postgresql+psycopg")
         backend = url.get_backend_name()
-        options: dict[str, Any] = {"pool_pre_ping": True}
+        # No pre-ping (a round trip on every search): a connection found dead is replaced and the
+        # search tried again at once, before anything was written (SqlConnector._walk).
+        options: dict[str, Any] = {"pool_recycle": POOL_RECYCLE_SECONDS}
         if backend in ("postgresql", "mysql", "mariadb"):
             options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
         if url.drivername == "postgresql+psycopg":
@@ -253,6 +262,7 @@ class SqlConnector(Connector):
         system for the whole search. Rolled back at the end (it never wrote anything)."""
         engine = self.engine()
         connection = self._connect(engine)
+        session_timeout = False
         try:
             with connection.begin() as transaction:
                 dialect = connection.dialect.name
@@ -260,9 +270,14 @@ class SqlConnector(Connector):
                     if dialect == "postgresql":
                         if not connection.info.get("begins_read_only"):  # another driver than psycopg 3
                             connection.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
-                        connection.execute(
-                            text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(self.timeout_ms)}
-                        )
+                        if connection.info.get("statement_timeout_ms") != self.timeout_ms:
+                            # Local to this transaction; kept for the connection's next searches
+                            # once they commit (below), so a search costs no round trip for it.
+                            connection.execute(
+                                text("SELECT set_config('statement_timeout', :ms, false)"),
+                                {"ms": str(self.timeout_ms)},
+                            )
+                            session_timeout = True
                     elif dialect in ("mysql", "mariadb"):
                         connection.execute(text("SET SESSION max_execution_time = :ms"), {"ms": self.timeout_ms})
                         # Before the first read, which starts the transaction (SET starts none).
@@ -270,7 +285,11 @@ class SqlConnector(Connector):
                 except DBAPIError as error:
                     raise self._failure(error, engine, None) from None
                 yield connection
-                transaction.rollback()
+                if session_timeout:  # nothing was written (read-only): committing keeps the setting
+                    transaction.commit()
+                    connection.info["statement_timeout_ms"] = self.timeout_ms
+                else:
+                    transaction.rollback()
         finally:
             connection.close()
 
@@ -322,6 +341,23 @@ class SqlConnector(Connector):
             raise self._failure(error, connection.engine, collection) from None
 
     def _walk(self, subject: Subject, emit) -> dict[str, int]:
+        """The search, tried once more at once when a pooled connection turns out dead (the
+        database restarted) before a single row was passed on; a second loss is the system's."""
+        written = 0
+
+        def counted(collection: Collection, row: dict[str, Any]) -> None:
+            nonlocal written
+            written += 1
+            emit(collection, row)
+
+        try:
+            return self._walk_once(subject, counted)
+        except ConnectionLost:
+            if written:
+                raise
+            return self._walk_once(subject, counted)
+
+    def _walk_once(self, subject: Subject, emit) -> dict[str, int]:
         with self.snapshot() as connection:
             for collection in self.system.collections:  # a wrong map fails even when nothing is found
                 try:
@@ -373,7 +409,7 @@ class SqlConnector(Connector):
                 problems = []
             return ConnectorMisconfigured("; ".join(problems) or f"{where}: {self._scrub(message)}")
         if error.connection_invalidated:
-            return ConnectorError(f"{where}: the connection to its database was lost ({self._scrub(message)})")
+            return ConnectionLost(f"{where}: the connection to its database was lost ({self._scrub(message)})")
         return ConnectorError(f"{where}: {self._scrub(message)}")
 
     def schema_report(self, engine: Engine | None = None) -> SchemaReport:
