@@ -56,15 +56,16 @@ NOT_PERSONAL = "none"
 SECRET_WORDS = ("password", "secret", "token", "dsn", "key", "credential", "passphrase")
 
 CONNECTION_KEYS: dict[str, dict[str, bool]] = {  # kind -> {setting: required}
-    "sql": {"dsn_env": True, "statement_timeout_ms": False, "schema": False},
-    "django": {"database": False},
+    # `retries`: tries after the first when the system fails in a way that may pass (default
+    # DSR_FULFILMENT_RETRIES).
+    "sql": {"dsn_env": True, "statement_timeout_ms": False, "schema": False, "retries": False},
+    "django": {"database": False, "retries": False},
     "http": {
         "url": False,
         "url_env": False,
         "secret_env": True,
         "timeout_seconds": False,
         "retries": False,
-        "callback": False,
     },
     "manual": {"instructions": False, "remind_days": False},
 }

@@ -184,6 +184,20 @@ def test_a_failing_system_is_retried_with_backoff_then_shown_failed_and_the_othe
     assert run.state == RunState.DONE and fake_systems["queued"]["package"] == [run.pk]
 
 
+def test_a_systems_own_retries_in_the_map_override_the_setting(
+    officer, fake_systems, django_capture_on_commit_callbacks, settings
+):
+    settings.DSR_FULFILMENT_RETRIES = 3
+    fake_systems["path"].write_text(MAP.replace("connection: {dsn_env: ALPHA_DSN}", "connection: {dsn_env: ALPHA_DSN, retries: 1}"))
+    BEHAVIOUR["alpha"] = ["fail"]
+    req = verified_request(officer=officer)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = runs.fulfilment_start(request=req, actor=Actor.staff(officer))
+    _run_queued(fake_systems["queued"], django_capture_on_commit_callbacks)
+    alpha = run.systems.get(system="alpha")
+    assert (alpha.status, alpha.attempts) == (SystemStatus.FAILED, 2)  # the first try and one retry
+
+
 @pytest.mark.parametrize("behaviour, message", [
     ("ambiguous", "email matches 2 records in alpha.people"),
     ("broken", "unexpected error: KeyError"),

@@ -254,12 +254,17 @@ def system_run_execute(*, system_run_id: int) -> None:
         exported = connector.export(subject, sink)
     except ConnectorError as error:
         sink.discard()
-        _system_failed(system_run.pk, str(error), retry=error.retry)
+        _system_failed(system_run.pk, str(error), retry=error.retry, retries=system.connection.get("retries"))
         return
     except Exception as error:  # a connector's bug fails its system, visibly, never the others
         sink.discard()
         log.exception("system %s failed", system.name)
-        _system_failed(system_run.pk, f"unexpected error: {type(error).__name__}: {error}", retry=True)
+        _system_failed(
+            system_run.pk,
+            f"unexpected error: {type(error).__name__}: {error}",
+            retry=True,
+            retries=system.connection.get("retries"),
+        )
         return
     sink.close()
     if exported.pending:
@@ -319,11 +324,14 @@ def _system_requested(system_run: SystemRun, system: System, asked: str) -> None
 
 
 @transaction.atomic
-def _system_failed(system_run_id: int, error: str, *, retry: bool) -> None:
+def _system_failed(system_run_id: int, error: str, *, retry: bool, retries: int | None = None) -> None:
+    """Record a failed attempt: tried again with backoff while the system's `retries` (the map's
+    connection setting, else DSR_FULFILMENT_RETRIES) allow and the error may pass, else failed."""
     system_run, request = _locked_system(system_run_id)
     if system_run.status in TERMINAL:
         return
-    again = retry and system_run.attempts <= settings.DSR_FULFILMENT_RETRIES
+    limit = settings.DSR_FULFILMENT_RETRIES if retries is None else int(retries)
+    again = retry and system_run.attempts <= limit
     system_run.error = error[:2000]
     system_run.lease_until = None
     system_run.status = SystemStatus.PENDING if again else SystemStatus.FAILED
