@@ -188,7 +188,8 @@ def test_a_systems_own_retries_in_the_map_override_the_setting(
     officer, fake_systems, django_capture_on_commit_callbacks, settings
 ):
     settings.DSR_FULFILMENT_RETRIES = 3
-    fake_systems["path"].write_text(MAP.replace("connection: {dsn_env: ALPHA_DSN}", "connection: {dsn_env: ALPHA_DSN, retries: 1}"))
+    own = MAP.replace("connection: {dsn_env: ALPHA_DSN}", "connection: {dsn_env: ALPHA_DSN, retries: 1}")
+    fake_systems["path"].write_text(own)
     BEHAVIOUR["alpha"] = ["fail"]
     req = verified_request(officer=officer)
     with django_capture_on_commit_callbacks(execute=True):
