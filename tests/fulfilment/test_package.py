@@ -404,3 +404,25 @@ def test_the_requesters_download_days_count_from_the_answer_not_from_the_build(
     package.refresh_from_db()
     left = package.expires_at - timezone.now()
     assert timedelta(days=settings.DSR_PACKAGE_DAYS) - timedelta(minutes=1) < left <= timedelta(days=settings.DSR_PACKAGE_DAYS)
+
+
+def test_a_package_build_lost_with_the_broker_is_built_again_by_the_sweep(
+    officer, package_systems, django_capture_on_commit_callbacks, monkeypatch
+):
+    from dsr.fulfilment.services import sweep
+
+    lost: list[int] = []
+    broker = runs._queue["package"]
+    monkeypatch.setitem(runs._queue, "package", lambda pk, countdown=0: lost.append(pk))
+    req, package = request_packaged(officer, django_capture_on_commit_callbacks)
+    run = FulfilmentRun.objects.get(request=req)
+    assert package is None and lost == [run.pk] and run.state == RunState.DONE
+    monkeypatch.setitem(runs._queue, "package", broker)  # the broker is back (eager tasks here)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep.packages_stalled_requeue() == 0  # too recent: the build may still be on its way
+    FulfilmentRun.objects.filter(pk=run.pk).update(finished_at=timezone.now() - timedelta(minutes=5))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep.packages_stalled_requeue() == 1
+    assert AccessPackage.objects.filter(run=run).count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep.packages_stalled_requeue() == 0

@@ -513,3 +513,9 @@ def requeue(system_run_id: int) -> None:
     """Queue a system's task again (the sweep, for a task lost with a broker restart)."""
     with transaction.atomic():
         _enqueue("system", system_run_id)
+
+
+def package_requeue(run_id: int) -> None:
+    """Queue a finished search's package build again (the sweep, for a build lost or failed)."""
+    with transaction.atomic():
+        _enqueue("package", run_id)

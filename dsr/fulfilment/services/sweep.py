@@ -53,11 +53,31 @@ def packages_due_build() -> int:
     return built
 
 
+def packages_stalled_requeue() -> int:
+    """A search that finished with every system answered but has no package (its build task was
+    lost with a broker restart, or failed) is built again; the build is idempotent."""
+    stalled = (
+        FulfilmentRun.objects.filter(
+            state=RunState.DONE,
+            finished_at__lt=timezone.now() - timedelta(minutes=2),
+            request__closed_at__isnull=True,
+        )
+        .exclude(pk__in=AccessPackage.objects.values("run_id"))
+        .values_list("pk", flat=True)
+    )
+    count = 0
+    for run_id in stalled:
+        runs.package_requeue(run_id)
+        count += 1
+    return count
+
+
 def fulfilment_sweep() -> dict:
     return {
         "packages_built_before_due": packages_due_build(),
         "packages_expired": packages.packages_expire(),
         "owners_reminded": manual_tasks.manual_tasks_remind(),
         "systems_requeued": systems_stalled_requeue(),
+        "packages_requeued": packages_stalled_requeue(),
         "signature_nonces_purged": signing.signature_nonces_purge(),
     }
