@@ -46,6 +46,8 @@ def test_the_officer_starts_the_search_from_the_request_page_and_sees_each_syste
     assert 'max="2" value="2"' in page
     assert "people: 1, things: 1" in page
     assert "beta refused the connection" in page and ">Retry<" in page and "Ask its owner" in page
+    # The search failed in part: the officer may still package what answered.
+    assert "Build the package now with what has answered" in page
 
 
 def test_a_systems_error_is_shown_as_text(officer, officer_client, fake_systems, django_capture_on_commit_callbacks):  # noqa: F811
