@@ -1,14 +1,27 @@
 """Fulfilment's Celery tasks: thin, ids only, each a no-op when redelivered after its work is done
 (the services check the row's state under a lock before doing anything)."""
 
+import logging
+from contextvars import ContextVar
+
 from celery import shared_task
 
 from dsr.fulfilment.services import health, packages, runs, sweep
 
+log = logging.getLogger(__name__)
+
+# Set while a system's task runs: the last system to answer builds the package in the same worker
+# process, after its own commit, instead of a second trip through the broker.
+_in_system_task: ContextVar[bool] = ContextVar("in_system_task", default=False)
+
 
 @shared_task(name="dsr.fulfilment.tasks.fulfilment_system_run")
 def fulfilment_system_run(system_run_id: int) -> None:
-    runs.system_run_execute(system_run_id=system_run_id)
+    token = _in_system_task.set(True)
+    try:
+        runs.system_run_execute(system_run_id=system_run_id)
+    finally:
+        _in_system_task.reset(token)
 
 
 @shared_task(name="dsr.fulfilment.tasks.fulfilment_package_build")
@@ -31,6 +44,15 @@ def _system_queue(system_run_id: int, *, countdown: float = 0) -> None:
 
 
 def _package_queue(run_id: int, *, countdown: float = 0) -> None:
+    """Build now when the search finished inside a system's task (the build is idempotent; a
+    failure falls back to the queue, and the sweep catches a build lost even so); else queue it
+    (a processor's callback or an owner's upload finished the search in a web process)."""
+    if _in_system_task.get() and not countdown:
+        try:
+            packages.package_build(run_id=run_id)
+            return
+        except Exception:
+            log.exception("package of run %s not built in the system's task; queued", run_id)
     fulfilment_package_build.apply_async((run_id,), countdown=countdown or None)
 
 

@@ -426,3 +426,21 @@ def test_a_package_build_lost_with_the_broker_is_built_again_by_the_sweep(
     assert AccessPackage.objects.filter(run=run).count() == 1
     with django_capture_on_commit_callbacks(execute=True):
         assert sweep.packages_stalled_requeue() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_last_system_to_answer_builds_the_package_in_its_own_task_not_through_the_broker(
+    officer, package_systems, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Committed for real (as in a worker), so the search's after-commit work runs inside the
+    system's task."""
+    from dsr.fulfilment import tasks
+
+    queued: list[tuple] = []
+    monkeypatch.setattr(tasks.fulfilment_package_build, "apply_async", lambda *a, **k: queued.append(a))
+    req, package = request_packaged(officer, django_capture_on_commit_callbacks)
+    assert package is not None and queued == []
+    # Outside a system's task (a processor's callback finished the search in a web process), the
+    # build goes through the broker.
+    tasks._package_queue(package.run_id)
+    assert queued == [((package.run_id,),)]
