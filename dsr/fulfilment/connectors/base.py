@@ -6,6 +6,8 @@ of system is one class registered here and a kind name in the map."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import date
@@ -61,6 +63,72 @@ class Health:
     latency_ms: float | None = None
 
 
+# --- Erasure (issue 11): the plan a connector rehearses, the officer approves, the connector runs ---
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    """What happens to one collection's rows of the person. `delete` removes the rows whole (a field
+    of the collection says `erasure: delete`); otherwise `updates` rewrites fields by strategy
+    (`null`, `fixed`, `random`, `hash`) and the row stays. `kept` names the fields kept, with the
+    map's `keep_reason`; `mask_instead_of_delete` says the rows are referenced by rows that stay, so
+    their fields are masked instead (the reason in `note`)."""
+
+    collection: str
+    keys: tuple[Any, ...]  # the primary keys of the person's rows, sorted
+    delete: bool = False
+    updates: tuple[tuple[str, str], ...] = ()  # (field, strategy), sorted by field
+    kept: tuple[tuple[str, str], ...] = ()  # (field, reason), sorted by field
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ErasurePlan:
+    """A system's plan, in execution order (children before parents). `problems` are what the
+    rehearsal found the plan would break (NOT NULL, unique, foreign key), each naming the
+    collection and field: a plan with problems cannot be approved. `counts` is what the rehearsal's
+    statements reported, per collection: {"deleted": n, "updated": n, "kept": n}."""
+
+    system: str
+    rows: tuple[RowPlan, ...]
+    problems: tuple[str, ...] = ()
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        """SHA-256 of the plan's canonical JSON: what the officer approved is what runs."""
+        body = {
+            "system": self.system,
+            "rows": [
+                {
+                    "collection": r.collection,
+                    "keys": [str(k) for k in r.keys],
+                    "delete": r.delete,
+                    "updates": [list(u) for u in r.updates],
+                    "kept": [list(k) for k in r.kept],
+                }
+                for r in self.rows
+            ],
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+    @property
+    def empty(self) -> bool:
+        return not any(r.keys for r in self.rows)
+
+
+@dataclass
+class Erased:
+    """What the database reported changed, per collection: {"deleted": n, "updated": n}, and per
+    updated field the rows changed ({"collection.field": n})."""
+
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    fields: dict[str, int] = field(default_factory=dict)
+
+
+class PlanChanged(Exception):
+    """The person's data changed since the plan was approved: it must be rebuilt and approved again."""
+
+
 class ConnectorError(Exception):
     """The system could not answer. `retry` says whether trying again may help (a timeout, a
     refused connection) or not (a misconfiguration, an ambiguous identity)."""
@@ -93,6 +161,19 @@ class Connector(ABC):
 
     @abstractmethod
     def health(self) -> Health: ...
+
+    # Erasure (issue 11). A kind that cannot erase by itself (http, manual) keeps these refusals
+    # and is asked by the erasure service through its own channel instead.
+    def erase_plan(self, subject: Subject) -> ErasurePlan:
+        """Find the person, plan each collection by the map's strategies and rehearse the plan in
+        a transaction that is rolled back: nothing changes."""
+        raise ConnectorMisconfigured(f"{self.system.name}: a {self.kind} system does not erase by itself")
+
+    def erase(self, subject: Subject, plan: ErasurePlan) -> Erased:
+        """Run an approved plan in one transaction; raises PlanChanged (nothing changed) when the
+        person's data no longer matches `plan` (its digest), ConnectorError when the system fails
+        (rolled back whole)."""
+        raise ConnectorMisconfigured(f"{self.system.name}: a {self.kind} system does not erase by itself")
 
 
 CONNECTORS: dict[str, type[Connector]] = {}
