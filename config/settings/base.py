@@ -458,6 +458,10 @@ DSR_PACKAGE_CODE_ATTEMPTS = env.int("DSR_PACKAGE_CODE_ATTEMPTS", default=5)
 # staff can re-issue it without searching again; then the sweep deletes it.
 DSR_PACKAGE_REISSUE_DAYS = env.int("DSR_PACKAGE_REISSUE_DAYS", default=30)
 DSR_PACKAGE_KEY = env.str("DSR_PACKAGE_KEY", default="")
+# Erasure's `hash` strategy: the HMAC-SHA256 key (kept outside the database, so a hashed value
+# cannot be reversed by trying addresses; the same key keeps joins working). Run mode derives one
+# from the secret key; production must set it, else a `hash` strategy refuses to plan.
+DSR_ERASURE_HASH_KEY = env.str("DSR_ERASURE_HASH_KEY", default="")
 # HTTP systems: a request older than this (seconds) or seen before is refused (replay).
 DSR_HTTP_SIGNATURE_MAX_AGE = env.int("DSR_HTTP_SIGNATURE_MAX_AGE", default=300)
 # The largest answer read from an http system, inline or on its callback (bytes).

@@ -46,6 +46,10 @@ os.environ.setdefault("DSR_DEMO_PROCESSOR_URL", f"{SITE_URL}/demo/processor/")
 os.environ.setdefault(
     "DSR_DEMO_PROCESSOR_SECRET", hashlib.sha256(b"demo processor\x00" + SECRET_KEY.encode()).hexdigest()
 )
+# Erasure's keyed hash, derived from the secret key unless the shell sets one.
+DSR_ERASURE_HASH_KEY = (
+    env.str("DSR_ERASURE_HASH_KEY", default="") or hashlib.sha256(b"erasure hash\x00" + SECRET_KEY.encode()).hexdigest()
+)
 
 # The demo signs in without an authenticator app; production keeps two-factor sign-in on.
 DSR_REQUIRE_2FA = env.bool("DSR_REQUIRE_2FA", default=False)

@@ -58,7 +58,8 @@ SECRET_WORDS = ("password", "secret", "token", "dsn", "key", "credential", "pass
 CONNECTION_KEYS: dict[str, dict[str, bool]] = {  # kind -> {setting: required}
     # `retries`: tries after the first when the system fails in a way that may pass (default
     # DSR_FULFILMENT_RETRIES).
-    "sql": {"dsn_env": True, "statement_timeout_ms": False, "schema": False, "retries": False},
+    # `erase_dsn_env`: the DSN of a role that may write, for erasure (default: dsn_env's).
+    "sql": {"dsn_env": True, "erase_dsn_env": False, "statement_timeout_ms": False, "schema": False, "retries": False},
     "django": {"database": False, "retries": False},
     "http": {
         "url": False,
@@ -74,7 +75,9 @@ SYSTEM_KEYS = {
     "recipients", "retention", "references", "collections",
 }  # fmt: skip
 COLLECTION_KEYS = {"name", "description", "table", "model", "primary_key", "identities", "dated_by", "fields"}
-FIELD_KEYS = {"category", "description", "provided", "never_disclose", "others_data", "erasure", "keep_reason"}
+FIELD_KEYS = {
+    "category", "description", "provided", "never_disclose", "others_data", "erasure", "keep_reason", "erasure_value",
+}  # fmt: skip
 RECIPIENT_KEYS = {"name", "category", "purpose", "sold", "shared"}
 
 
@@ -88,6 +91,7 @@ class Field:
     erasure: str = ""  # part 2: delete | null | fixed | random | hash | keep
     keep_reason: str = ""
     description: str = ""
+    erasure_value: str = ""  # `erasure: fixed`: the constant written (default: by the column's type)
 
     @property
     def personal(self) -> bool:
@@ -400,6 +404,9 @@ def _field(reader: _Reader, place: _Place, fields: dict, name: Any, spec: Any) -
         reader.problem(place, "'erasure: keep' needs a 'keep_reason' (the legal basis for keeping it)")
     elif keep_reason and erasure != "keep":
         reader.problem(place, "'keep_reason' belongs with 'erasure: keep'")
+    erasure_value = reader.text(place, spec, "erasure_value")
+    if erasure_value and erasure != "fixed":
+        reader.problem(place, "'erasure_value' belongs with 'erasure: fixed'")
     never_disclose = reader.flag(place, spec, "never_disclose")
     others_data = reader.flag(place, spec, "others_data")
     if category == NOT_PERSONAL and (never_disclose or others_data):
@@ -414,6 +421,7 @@ def _field(reader: _Reader, place: _Place, fields: dict, name: Any, spec: Any) -
         erasure=erasure,
         keep_reason=keep_reason,
         description=reader.text(place, spec, "description"),
+        erasure_value=erasure_value,
     )
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     MetaData,
     Select,
     Table,
+    UniqueConstraint,
     bindparam,
     create_engine,
     event,
@@ -35,18 +36,38 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    NoSuchTableError,
+    SQLAlchemyError,
+)
 
 from dsr.fulfilment.connectors.base import (
     Connector,
     ConnectorError,
     ConnectorMisconfigured,
+    Erased,
+    ErasurePlan,
     Exported,
     Found,
     Health,
+    PlanChanged,
     RecordSink,
+    RowPlan,
     Subject,
     connector_register,
+)
+from dsr.fulfilment.connectors.erasure import (
+    ColumnRule,
+    integrity_problem,
+    new_value,
+    plan_counts,
+    rows_plan,
+    strategy_problems,
 )
 from dsr.fulfilment.connectors.graph import BATCH_KEYS, Match, graph_walk
 from dsr.fulfilment.datamap import Collection, System
@@ -122,6 +143,88 @@ def engine_for(dsn: str) -> Engine:
             _psycopg_read_only(engine)
         _engines[dsn] = engine
         return engine
+
+
+def _sqlite_writing(engine: Engine) -> None:
+    """Erasure's SQLite engine: a transaction begun explicitly and holding the write lock from
+    its first statement (`BEGIN IMMEDIATE`: the re-plan and the writes see one state), with
+    foreign keys enforced (SQLite leaves them off per connection unless told)."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):  # pragma: no branch
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA foreign_keys = ON")
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def erase_engine_for(dsn: str) -> Engine:
+    """The writing engine (erasure), one per DSN, never read-only: kept apart from the search's."""
+    with _engines_lock:
+        engine = _engines.get(f"erase\x00{dsn}")
+        if engine is not None:
+            return engine
+        url = make_url(dsn)
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+psycopg")
+        backend = url.get_backend_name()
+        options: dict[str, Any] = {"pool_recycle": POOL_RECYCLE_SECONDS}
+        if backend in ("postgresql", "mysql", "mariadb"):
+            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        if backend == "postgresql":
+            options["isolation_level"] = "REPEATABLE READ"
+        engine = create_engine(url, **options)
+        if backend == "sqlite":
+            _sqlite_writing(engine)
+        _engines[f"erase\x00{dsn}"] = engine
+        return engine
+
+
+def _column_kind(column: Any) -> str:
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return "other"
+    if issubclass(python_type, bool):
+        return "bool"
+    if issubclass(python_type, int):
+        return "int"
+    if issubclass(python_type, float):
+        return "float"
+    if issubclass(python_type, str):
+        return "text"
+    if python_type.__name__ == "datetime":
+        return "datetime"
+    if python_type.__name__ == "date":
+        return "date"
+    if python_type.__name__ == "Decimal":
+        return "float"
+    return "other"
+
+
+def column_rules(table: Table) -> dict[str, ColumnRule]:
+    """Each column's NOT NULL, single-column uniqueness (constraint, unique index or primary key),
+    kind and length, from the reflected table."""
+    unique: set[str] = set()
+    for constraint in table.constraints:
+        if isinstance(constraint, UniqueConstraint) and len(constraint.columns) == 1:
+            unique.update(c.name for c in constraint.columns)
+    for index in table.indexes:
+        if index.unique and len(index.columns) == 1:
+            unique.update(c.name for c in index.columns)
+    if len(table.primary_key.columns) == 1:
+        unique.update(c.name for c in table.primary_key.columns)
+    return {
+        column.name: ColumnRule(
+            nullable=bool(column.nullable),
+            unique=column.name in unique,
+            kind=_column_kind(column),
+            length=getattr(column.type, "length", None),
+        )
+        for column in table.columns
+    }
 
 
 def _engines_forget_after_fork() -> None:
@@ -384,6 +487,174 @@ class SqlConnector(Connector):
     def export(self, subject: Subject, sink: RecordSink) -> Exported:
         counts = self._walk(subject, lambda collection, row: sink.write(collection.name, row))
         return Exported(counts=counts)
+
+    # --- Erasure (issue 11; planning in connectors/erasure.py) ------------------------------------
+
+    @property
+    def erase_dsn_env(self) -> str:
+        return str(self.system.connection.get("erase_dsn_env") or self.dsn_env)
+
+    def erase_engine(self) -> Engine:
+        self.engine()  # the search's DSN must be usable too (the tables are reflected through it)
+        dsn = os.environ.get(self.erase_dsn_env, "") if self.erase_dsn_env else ""
+        if not dsn:
+            raise ConnectorMisconfigured(
+                f"{self.system.name}: the environment variable {self.erase_dsn_env} that names its writing "
+                "database (connection.erase_dsn_env) is not set"
+            )
+        try:
+            url = make_url(dsn)
+            if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+                if not url.database.startswith("file:") and not Path(url.database).is_file():
+                    raise ConnectorError(
+                        f"{self.system.name}: the SQLite database that {self.erase_dsn_env} names does not exist"
+                    )
+            return erase_engine_for(dsn)
+        except (ArgumentError, NoSuchModuleError):
+            raise ConnectorMisconfigured(
+                f"{self.system.name}: {self.erase_dsn_env} does not hold a database URL SQLAlchemy can use"
+            ) from None
+
+    @contextmanager
+    def writing(self, *, commit: bool) -> Iterator[Connection]:
+        """One writing transaction for the whole system, committed only when `commit` and nothing
+        failed; otherwise rolled back (the rehearsal always is)."""
+        engine = self.erase_engine()
+        connection = self._connect(engine)
+        try:
+            transaction = connection.begin()
+            try:
+                dialect = connection.dialect.name
+                if dialect == "postgresql":
+                    connection.execute(
+                        text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(self.timeout_ms)}
+                    )
+                    # A deferred foreign key would only complain at COMMIT: the rehearsal never commits.
+                    connection.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
+                elif dialect in ("mysql", "mariadb"):
+                    connection.execute(text("SET SESSION max_execution_time = :ms"), {"ms": self.timeout_ms})
+                yield connection
+            except BaseException:
+                transaction.rollback()
+                raise
+            if commit:
+                transaction.commit()
+            else:
+                transaction.rollback()
+        except DBAPIError as error:
+            raise self._failure(error, engine, None) from None
+        finally:
+            connection.close()
+
+    def _plan_in(self, connection: Connection, subject: Subject) -> tuple[list[RowPlan], list[str]]:
+        keys: dict[str, list[Any]] = {c.name: [] for c in self.system.collections}
+        try:
+            for collection in self.system.collections:
+                self._table(connection, collection)
+        except DBAPIError as error:
+            raise self._failure(error, connection.engine, None) from None
+        graph_walk(
+            self.system,
+            subject,
+            lambda collection, match: self._rows(connection, collection, match),
+            lambda collection, row: keys[collection.name].append(row.get(collection.primary_key)),
+            batch=self.batch,
+        )
+        rows, problems = rows_plan(self.system, keys)
+        for row in rows:
+            collection = self.system.collection(row.collection)
+            rules = column_rules(self._table(connection, collection))
+            problems.extend(strategy_problems(self.system, collection, rules))
+        return rows, problems
+
+    def _apply(self, connection: Connection, row: RowPlan, fields: dict[str, int]) -> dict[str, int]:
+        """Run one collection's statements; every key and value a bound parameter, keys in
+        batches. Returns what the database reported: {"deleted": n, "updated": n}."""
+        collection = self.system.collection(row.collection)
+        table = self._table(connection, collection)
+        key = table.c[collection.primary_key]
+        in_batch = key.in_(bindparam("keys", expanding=True))
+        batches = [list(row.keys[start : start + self.batch]) for start in range(0, len(row.keys), self.batch)]
+        if row.delete:
+            deleted = 0
+            for batch in batches:
+                deleted += connection.execute(table.delete().where(in_batch), {"keys": batch}).rowcount
+            return {"deleted": deleted, "updated": 0}
+        if not row.updates:
+            return {"deleted": 0, "updated": 0}
+        rules = column_rules(table)
+        names = [name for name, _ in row.updates]
+        updated = 0
+        for batch in batches:
+            current = connection.execute(select(key, *(table.c[n] for n in names)).where(in_batch), {"keys": batch})
+            groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for record in current.mappings():
+                values: dict[str, Any] = {}
+                for name, strategy in row.updates:
+                    old = record[name]
+                    new = new_value(collection, name, strategy, rules[name], old)
+                    if new != old:
+                        values[name] = new
+                if values:
+                    changed = tuple(sorted(values))
+                    params = {"row_key": record[collection.primary_key]}
+                    params.update({f"value_{i}": values[name] for i, name in enumerate(changed)})
+                    groups.setdefault(changed, []).append(params)
+            for changed, params_list in groups.items():
+                statement = (
+                    table.update()
+                    .where(key == bindparam("row_key"))
+                    .values({name: bindparam(f"value_{i}") for i, name in enumerate(changed)})
+                )
+                count = connection.execute(statement, params_list).rowcount
+                updated += count
+                for name in changed:
+                    fields[f"{collection.name}.{name}"] = fields.get(f"{collection.name}.{name}", 0) + count
+        return {"deleted": 0, "updated": updated}
+
+    def erase_plan(self, subject: Subject) -> ErasurePlan:
+        """Plan, then rehearse every statement in a transaction that is rolled back: the counts
+        are the database's, and what it refuses (NOT NULL, unique, foreign key, a value too long)
+        becomes a problem naming the collection and field. Nothing is changed."""
+        reported: dict[str, dict[str, int]] = {}
+        with self.writing(commit=False) as connection:
+            rows, problems = self._plan_in(connection, subject)
+            fields: dict[str, int] = {}
+            for row in rows:
+                savepoint = connection.begin_nested()
+                try:
+                    reported[row.collection] = self._apply(connection, row, fields)
+                except (IntegrityError, DataError) as error:
+                    savepoint.rollback()
+                    problems.append(integrity_problem(self.system, row, str(error.orig)))
+                    continue
+                except DBAPIError as error:
+                    savepoint.rollback()
+                    raise self._failure(error, connection.engine, self.system.collection(row.collection)) from None
+                savepoint.commit()  # released into the outer transaction, which is rolled back
+        return ErasurePlan(
+            system=self.system.name,
+            rows=tuple(rows),
+            problems=tuple(problems),
+            counts=plan_counts(rows, reported),
+        )
+
+    def erase(self, subject: Subject, plan: ErasurePlan) -> Erased:
+        """In one transaction: find again, refuse (PlanChanged, nothing changed) unless the plan is
+        the one approved, run it; any failure rolls the whole system back."""
+        erased = Erased()
+        with self.writing(commit=True) as connection:
+            rows, problems = self._plan_in(connection, subject)
+            if ErasurePlan(system=self.system.name, rows=tuple(rows)).digest() != plan.digest():
+                raise PlanChanged(f"{self.system.name}: the person's data changed since the plan was made")
+            if problems:
+                raise ConnectorMisconfigured(f"{self.system.name}: the plan has problems: {'; '.join(problems)}")
+            for row in rows:
+                try:
+                    erased.counts[row.collection] = self._apply(connection, row, erased.fields)
+                except DBAPIError as error:
+                    raise self._failure(error, connection.engine, self.system.collection(row.collection)) from None
+        return erased
 
     # --- Errors and health ---------------------------------------------------------------------
 
