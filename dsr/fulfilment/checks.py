@@ -8,6 +8,8 @@ to know would silently leave out.
 - datamap.E003  a mapped SQL table has a column the map does not classify
 - datamap.E004  a mapped field does not exist in its model or table
 - datamap.E005  a mapped model is not installed, or a mapped table does not exist
+- datamap.E006  an erasure strategy its column cannot take (NULL into a NOT NULL column, one fixed
+                value into a unique column, a hash into a number): refused now, not at execution
 - datamap.W001  an SQL system could not be inspected (its DSN variable is not set, or its
                 database cannot be reached): the guard could not look, so it says so
 """
@@ -19,10 +21,12 @@ from typing import Any
 from django.core import checks
 
 from dsr.fulfilment.connectors.base import ConnectorError
-from dsr.fulfilment.connectors.django_models import model_columns, model_for
-from dsr.fulfilment.connectors.sql import SqlConnector
+from dsr.fulfilment.connectors.django_models import model_columns, model_for, model_rules
+from dsr.fulfilment.connectors.erasure import strategy_problems
+from dsr.fulfilment.connectors.sql import SqlConnector, column_rules
 from dsr.fulfilment.datamap import DataMap, DataMapError, System, datamap_load
 
+HINT_STRATEGY = "Give the field a strategy its column can take (e.g. random or hash for a unique column)."
 HINT_CLASSIFY = (
     "Add each column to the collection's fields in the data map with its category ('none' for a column "
     "that is not personal information)."
@@ -60,6 +64,9 @@ def _django_system(system: System, where: str) -> list[checks.CheckMessage]:
                     id="datamap.E002",
                 )
             )
+        if not missing:
+            for problem in strategy_problems(system, collection, model_rules(model)):
+                found.append(checks.Error(f"{where}: {problem}", hint=HINT_STRATEGY, obj=model, id="datamap.E006"))
     return found
 
 
@@ -101,6 +108,24 @@ def _sql_system(system: System, where: str) -> list[checks.CheckMessage]:
                 id="datamap.E003",
             )
         )
+    found.extend(_sql_strategies(connector, where, skip=set(report.missing_columns)))
+    return found
+
+
+def _sql_strategies(connector: SqlConnector, where: str, *, skip: set[str]) -> list[checks.CheckMessage]:
+    """datamap.E006: each collection's strategies against its reflected table's columns."""
+    system = connector.system
+    found: list[checks.CheckMessage] = []
+    try:
+        with connector._connect(connector.engine()) as connection:
+            for collection in system.collections:
+                if collection.name in skip or not any(f.erasure for f in collection.fields):
+                    continue
+                rules = column_rules(connector._table(connection, collection))
+                for problem in strategy_problems(system, collection, rules):
+                    found.append(checks.Error(f"{where}: {problem}", hint=HINT_STRATEGY, id="datamap.E006"))
+    except ConnectorError:
+        return []  # a missing table is reported above (E005)
     return found
 
 

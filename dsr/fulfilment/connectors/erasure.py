@@ -106,17 +106,18 @@ def new_value(collection: Collection, name: str, strategy: str, rule: ColumnRule
     raise ValueError(f"not a rewriting strategy: {strategy}")
 
 
-def strategy_problems(system: System, collection: Collection, rules: ColumnRules) -> list[str]:
-    """Strategies the columns cannot take, found from the schema alone (planning and the guard)."""
+def strategy_problems(system: System, collection: Collection, rules: ColumnRules, *, masked: bool = False) -> list[str]:
+    """Strategies the columns cannot take, found from the schema alone (planning and the guard).
+    `masked`: the collection's rows stay although it says delete, so its `delete` fields are nulled."""
     found: list[str] = []
-    masked = _delete_fields(collection)
+    masked_fields = _delete_fields(collection) if masked else set()
     for field in collection.fields:
         rule = rules.get(field.name)
         if rule is None or field.name == collection.primary_key:
             continue
         where = f"{system.name}.{collection.name}.{field.name}"
         strategy = field.erasure
-        if strategy == "delete" and field.name in masked:
+        if strategy == "delete" and field.name in masked_fields and field.name not in _structural(system, collection):
             strategy = "null"  # what a masked row does with it (see rows_plan)
         if strategy == "null" and not rule.nullable:
             found.append(f"{where}: erasure '{field.erasure}' sets NULL, but the column is NOT NULL")

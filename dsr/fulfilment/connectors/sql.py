@@ -564,7 +564,7 @@ class SqlConnector(Connector):
         for row in rows:
             collection = self.system.collection(row.collection)
             rules = column_rules(self._table(connection, collection))
-            problems.extend(strategy_problems(self.system, collection, rules))
+            problems.extend(strategy_problems(self.system, collection, rules, masked=not row.delete))
         return rows, problems
 
     def _apply(self, connection: Connection, row: RowPlan, fields: dict[str, int]) -> dict[str, int]:
