@@ -312,7 +312,8 @@ def test_each_rewriting_strategy_and_the_keyed_hash_joins(shop, settings):
     with shop.engine.connect() as connection:
         joined = connection.execute(
             text(
-                f"SELECT n.id FROM {shop.table('newsletter')} n JOIN {shop.table('customer')} c ON c.email = n.email ORDER BY n.id"
+                f"SELECT n.id FROM {shop.table('newsletter')} n JOIN {shop.table('customer')} c "
+                "ON c.email = n.email ORDER BY n.id"
             )
         ).all()
     assert [row[0] for row in joined] == [1, 2]

@@ -265,8 +265,10 @@ class DjangoConnector(Connector):
                 rows, problems = self._plan_in(subject)
                 if ErasurePlan(system=self.system.name, rows=tuple(rows)).digest() != plan.digest():
                     raise PlanChanged(f"{self.system.name}: the person's data changed since the plan was made")
-                if problems:
-                    raise ConnectorMisconfigured(f"{self.system.name}: the plan has problems: {'; '.join(problems)}")
+                if problems or plan.problems:
+                    raise ConnectorMisconfigured(
+                        f"{self.system.name}: the plan has problems: {'; '.join(problems or plan.problems)}"
+                    )
                 for row in rows:
                     erased.counts[row.collection] = self._apply(row, erased.fields)
                 self._constraints_check()
