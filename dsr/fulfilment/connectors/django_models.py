@@ -80,7 +80,7 @@ def model_rules(model: type[models.Model]) -> dict[str, ColumnRule]:
     for name, field in model_columns(model).items():
         internal = field.get_internal_type()
         if field.is_relation:
-            internal = field.target_field.get_internal_type()  # type: ignore[union-attr]
+            internal = field.target_field.get_internal_type()  # type: ignore[attr-defined]
         rules[name] = ColumnRule(
             nullable=bool(field.null),
             unique=bool(field.unique or field.primary_key),
@@ -186,6 +186,8 @@ class DjangoConnector(Connector):
             if not (relation.auto_created and not relation.concrete and (relation.one_to_many or relation.one_to_one)):
                 continue
             related = relation.related_model
+            if related is None or isinstance(related, str):
+                continue
             attname = relation.field.attname  # type: ignore[union-attr]
             count = related._base_manager.using(self.database).filter(**{f"{attname}__in": keys}).count()
             if count:
