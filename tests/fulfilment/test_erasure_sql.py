@@ -13,6 +13,8 @@ import textwrap
 import uuid
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from sqlalchemy import Column, Date, ForeignKey, Integer, MetaData, Table, Text, create_engine, text
 
 from dsr.fulfilment.checks import datamap_guard_messages
@@ -452,3 +454,26 @@ def test_the_guard_refuses_a_strategy_the_column_cannot_take(shop):
 
 def datamap_guard_messages_for(connector):
     return datamap_guard_messages(DataMap(path="map.yaml", version="x", systems=(connector.system,)))
+
+
+def test_manage_py_check_and_dsr_datamap_check_fail_on_it(shop, settings, tmp_path):
+    bad = REWRITTEN.replace(
+        "name: {category: identifiers, erasure: fixed}", 'name: {category: identifiers, erasure: "null"}'
+    )
+    system = shop.connector(bad).system
+    path = tmp_path / "datamap.yaml"
+    settings_line = f"{{dsn_env: {DSN_ENV}{', schema: ' + shop.schema if shop.schema else ''}}}"
+    path.write_text(
+        "systems:\n  - name: shop\n    owner: data@example.com\n    kind: sql\n"
+        f"    connection: {settings_line}\n    references:\n"
+        + "".join(f"      - {r}\n" for r in REFERENCES)
+        + "    collections:\n"
+        + textwrap.indent(textwrap.dedent(bad).strip("\n"), "      ")
+        + "\n"
+    )
+    assert system.collection("customer").field("name").erasure == "null"
+    settings.DSR_DATAMAP = str(path)
+    with pytest.raises(SystemCheckError, match=r"datamap.E006.*shop.customer.name: erasure 'null' sets NULL"):
+        call_command("check")
+    with pytest.raises(SystemCheckError, match="datamap.E006"):
+        call_command("dsr_datamap", "check", "--offline", skip_checks=False)
