@@ -246,6 +246,8 @@ SPECTACULAR_SETTINGS = {
         "DenialReasonEnum": "dsr.models.DenialReason",
         "StatusEnum": "dsr.models.Status",
         "RequestTypeEnum": "dsr.models.RequestType",
+        "SuppressionScopeEnum": "dsr.models.SuppressionScope",
+        "SuppressionSourceEnum": "dsr.models.SuppressionSource",
     },
 }
 

@@ -8,7 +8,6 @@ Control signal, and when an unsubscribe link is used. Adding what is already the
 import hashlib
 import hmac
 import unicodedata
-from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -83,13 +82,3 @@ def suppression_scopes(email: str) -> set[str]:
 
 def address_suppressed(*, email: str, scope: str) -> bool:
     return scope in suppression_scopes(email)
-
-
-def suppressions_since(*, scope: str | None = None, since: datetime | None = None):
-    """The list, oldest first (a stable order for paging and for a reader that syncs by `since`)."""
-    rows = Suppression.objects.order_by("created_at", "pk")
-    if scope:
-        rows = rows.filter(scope=scope)
-    if since is not None:
-        rows = rows.filter(created_at__gte=since)
-    return rows
