@@ -16,8 +16,8 @@ from dsr.models import (
     Relationship,
     RequestType,
     Status,
+    Suppression,
     SuppressionScope,
-    SuppressionSource,
 )
 from dsr.services.intake import CORRECTABLE_FIELDS, CORRECTIONS_MAX, IntakeDetails
 from dsr.validators import single_line
@@ -225,11 +225,12 @@ class SuppressionFilterIn(serializers.Serializer):
     since = serializers.DateTimeField(required=False, help_text="Only entries added at or after this time.")
 
 
-class SuppressionOut(serializers.Serializer):
+class SuppressionOut(serializers.ModelSerializer):
     hash = serializers.CharField(source="email_hash", help_text="HMAC-SHA256 of the normalised address, hex.")
-    scope = serializers.ChoiceField(choices=SuppressionScope.choices)
-    source = serializers.ChoiceField(choices=SuppressionSource.choices)
-    created_at = serializers.DateTimeField()
+
+    class Meta:
+        model = Suppression
+        fields = ["hash", "scope", "source", "created_at"]
 
 
 class SuppressionCheckIn(serializers.Serializer):
