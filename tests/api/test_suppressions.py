@@ -22,6 +22,7 @@ from dsr.services.staff_actions import request_complete, request_deny, request_r
 from dsr.services.suppression import suppression_add, suppression_add_for_request, suppression_hash
 from dsr.services.unsubscribe import unsubscribe_token
 from tests.factories import officer_create, request_create, staff_token_key
+from tests.support.services import in_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -314,3 +315,12 @@ def test_a_reviewer_reads_the_list_and_a_user_without_a_role_does_not(listed):
     client.credentials(HTTP_AUTHORIZATION=f"Token {staff_token_key(administrator)}")
     res = client.get(reverse("api:suppressions"))
     assert res.status_code == 403 and _expected_hash("a@example.org") not in res.content.decode()
+
+
+@pytest.mark.postgres
+def test_sources_adding_one_address_at_the_same_moment_make_one_entry(transactional_db):
+    sources = ["staff", "unsubscribe", "request", "staff", "unsubscribe", "request"]
+    added, errors = in_threads(6, lambda i: suppression_add(email=ADDRESS, scope="marketing", source=sources[i]))
+    assert errors == []
+    assert len([row for row in added if row is not None]) == 1 and len(added) == 6
+    assert Suppression.objects.count() == 1
