@@ -9,6 +9,7 @@ import io
 from datetime import timedelta
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.pagination import PageNumberPagination
@@ -324,3 +325,31 @@ def test_sources_adding_one_address_at_the_same_moment_make_one_entry(transactio
     assert errors == []
     assert len([row for row in added if row is not None]) == 1 and len(added) == 6
     assert Suppression.objects.count() == 1
+
+
+# --- Staff entries ---------------------------------------------------------------------------------
+
+
+def test_staff_add_addresses_by_command_once_each():
+    out = io.StringIO()
+    call_command("dsr_suppression_add", ADDRESS, "other@example.org", "--scope", "all", stdout=out)
+    assert "2 added to the suppression list for all; 0 already there." in out.getvalue()
+    assert sorted(r[1:3] for r in _rows()) == [("all", "staff"), ("all", "staff")]
+    assert ADDRESS.lower() not in out.getvalue().lower()
+    again = io.StringIO()
+    call_command("dsr_suppression_add", ADDRESS.upper(), "--scope", "all", stdout=again)
+    assert "0 added" in again.getvalue() and "1 already there" in again.getvalue()
+    assert Suppression.objects.count() == 2
+
+
+@pytest.mark.parametrize("bad", ["no-at-sign", "a@example.org\nb@example.org"])
+def test_the_command_refuses_a_bad_address_and_adds_none(bad):
+    with pytest.raises(CommandError, match="Address 2"):
+        call_command("dsr_suppression_add", "fine@example.org", bad, "--scope", "marketing", stdout=io.StringIO())
+    assert not Suppression.objects.exists()
+
+
+def test_the_command_refuses_an_unknown_scope():
+    with pytest.raises(CommandError, match="invalid choice"):
+        call_command("dsr_suppression_add", "fine@example.org", "--scope", "newsletter", stdout=io.StringIO())
+    assert not Suppression.objects.exists()
