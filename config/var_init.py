@@ -56,6 +56,7 @@ def var_init() -> list[str]:
         ("DJANGO_SECRET_KEY", "secret_key"),
         ("DSR_AUDIT_KEY", "audit_key"),
         ("DSR_PACKAGE_KEY", "package_key"),
+        ("DSR_SUPPRESSION_KEY", "suppression_key"),
     )
     for variable, file_name in keys:
         if not os.environ.get(variable) and key_write(base.VAR_DIR / file_name):

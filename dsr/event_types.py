@@ -73,6 +73,8 @@ class EventType(models.TextChoices):
     PACKAGE_DOWNLOADED = "package_downloaded"
     PACKAGE_PURGED = "package_purged"
     PACKAGE_REISSUED = "package_reissued"
+    # Opt-outs: the requester's address went on the suppression list (its hash, never the address)
+    SUPPRESSION_ADDED = "suppression_added"
     # Written once by migration 0011 to seal each chain that existed before the chain was keyed.
     AUDIT_CHAIN_KEYED = "audit_chain_keyed"
 

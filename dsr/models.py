@@ -353,6 +353,39 @@ class MarketingUnsubscribe(models.Model):
         return self.email
 
 
+class SuppressionScope(models.TextChoices):
+    MARKETING = "marketing", "Marketing email"
+    SALE_SHARING = "sale_sharing", "Sale or sharing of personal information"
+    SENSITIVE = "sensitive", "Use of sensitive personal information"
+    ALL = "all", "Everything above"
+
+
+class SuppressionSource(models.TextChoices):
+    REQUEST = "request", "An opt-out request completed"
+    GPC = "gpc", "A Global Privacy Control signal"
+    UNSUBSCRIBE = "unsubscribe", "An unsubscribe link"
+    STAFF = "staff", "Privacy staff"
+
+
+class Suppression(models.Model):
+    """An address that must not get what `scope` names: a keyed hash of it (HMAC-SHA256 under
+    DSR_SUPPRESSION_KEY, dsr.services.suppression), never the address, so the list can be kept and
+    shared after the person's other data is erased. One row per address and scope: the first
+    source to add it is kept."""
+
+    email_hash = models.CharField(max_length=64)
+    scope = models.CharField(max_length=20, choices=SuppressionScope.choices)
+    source = models.CharField(max_length=20, choices=SuppressionSource.choices)
+    reference = models.CharField(max_length=20, blank=True)  # the request that added it, if any
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["email_hash", "scope"], name="suppression_once_per_scope")]
+
+    def __str__(self):
+        return f"{self.email_hash[:12]}… {self.scope}"
+
+
 class ReferenceCounter(models.Model):
     """The last reference number handed out in a year: DSR-2026-000042."""
 

@@ -3,7 +3,7 @@
 from django.db.models import Q, QuerySet
 
 from dsr.deadlines import business_today
-from dsr.models import OPEN_STATUSES, ApiToken, DataSubjectRequest
+from dsr.models import OPEN_STATUSES, ApiToken, DataSubjectRequest, Suppression
 
 
 def requests_list(*, filters: dict | None = None) -> QuerySet[DataSubjectRequest]:
@@ -115,3 +115,14 @@ def request_for_dashboard(*, reference: str) -> DataSubjectRequest:
 def api_tokens_of(*, user) -> QuerySet:
     """A user's own API tokens, newest first (never anyone else's)."""
     return ApiToken.objects.filter(user=user).order_by("-created")
+
+
+def suppressions_list(*, scope: str = "", since=None) -> QuerySet[Suppression]:
+    """The suppression list, oldest first: a stable order for paging, and a reader that keeps its
+    own copy asks only for what was added `since` its last read."""
+    qs = Suppression.objects.order_by("created_at", "id")
+    if scope:
+        qs = qs.filter(scope=scope)
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    return qs

@@ -246,6 +246,8 @@ SPECTACULAR_SETTINGS = {
         "DenialReasonEnum": "dsr.models.DenialReason",
         "StatusEnum": "dsr.models.Status",
         "RequestTypeEnum": "dsr.models.RequestType",
+        "SuppressionScopeEnum": "dsr.models.SuppressionScope",
+        "SuppressionSourceEnum": "dsr.models.SuppressionSource",
     },
 }
 
@@ -368,6 +370,9 @@ DSR_EMAIL_MAX_ATTEMPTS = env.int("DSR_EMAIL_MAX_ATTEMPTS", default=5)
 # Days a one-click unsubscribe link works (CAN-SPAM: at least 30 after sending; people unsubscribe
 # from mail months old, so a year by default).
 DSR_UNSUBSCRIBE_DAYS = env.int("DSR_UNSUBSCRIBE_DAYS", default=365)
+# The suppression list (dsr.services.suppression) holds HMAC-SHA256 hashes of addresses under this
+# key, never the addresses. Kept outside the database; changing it orphans every hash on the list.
+DSR_SUPPRESSION_KEY = env.str("DSR_SUPPRESSION_KEY", default="")
 # A sender claims an email row for this long; a claim left by a worker that died expires and the
 # row is sent again (only that message can go out twice). Longer than any send takes.
 DSR_EMAIL_LEASE_SECONDS = env.int("DSR_EMAIL_LEASE_SECONDS", default=180)

@@ -20,3 +20,6 @@ SECRET_KEY = key_required("DJANGO_SECRET_KEY")
 DSR_AUDIT_KEYS = audit_keys(key_required("DSR_AUDIT_KEY"))
 # Access packages and per-system results are encrypted under it; also kept outside the database.
 DSR_PACKAGE_KEY = key_required("DSR_PACKAGE_KEY")
+# The suppression list's hashes are keyed with it; also outside the database, and never rotated
+# without re-adding the list (a changed key matches none of the stored hashes).
+DSR_SUPPRESSION_KEY = key_required("DSR_SUPPRESSION_KEY")

@@ -21,6 +21,7 @@ class IsPrivacyStaff(BasePermission):
     sign-in)."""
 
     message = "Only privacy staff can do this."
+    permission = "dsr.work_requests"
 
     def has_permission(self, request, view):
         user = request.user
@@ -31,7 +32,14 @@ class IsPrivacyStaff(BasePermission):
             is_verified = getattr(user, "is_verified", None)
             if not (is_verified and is_verified()):
                 raise PermissionDenied(SECOND_FACTOR_NEEDED, code="second_factor_required")
-        return user.has_perm("dsr.work_requests")
+        return user.has_perm(self.permission)
+
+
+class IsPrivacyStaffReader(IsPrivacyStaff):
+    """Staff who may read requests (reviewers too), with the same second-factor rule."""
+
+    message = "Only privacy staff can read this."
+    permission = "dsr.view_datasubjectrequest"
 
 
 class ActionPermission(BasePermission):

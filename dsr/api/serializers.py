@@ -16,6 +16,8 @@ from dsr.models import (
     Relationship,
     RequestType,
     Status,
+    Suppression,
+    SuppressionScope,
 )
 from dsr.services.intake import CORRECTABLE_FIELDS, CORRECTIONS_MAX, IntakeDetails
 from dsr.validators import single_line
@@ -216,3 +218,31 @@ class RequestFilterIn(serializers.Serializer):
     regime = serializers.ChoiceField(choices=Regime.choices, required=False)
     overdue = serializers.BooleanField(required=False, allow_null=True, default=None)
     search = serializers.CharField(required=False, allow_blank=True, max_length=254)
+
+
+class SuppressionFilterIn(serializers.Serializer):
+    scope = serializers.ChoiceField(choices=SuppressionScope.choices, required=False)
+    since = serializers.DateTimeField(required=False, help_text="Only entries added at or after this time.")
+
+
+class SuppressionOut(serializers.ModelSerializer):
+    hash = serializers.CharField(source="email_hash", help_text="HMAC-SHA256 of the normalised address, hex.")
+
+    class Meta:
+        model = Suppression
+        fields = ["hash", "scope", "source", "created_at"]
+
+
+class SuppressionCheckIn(serializers.Serializer):
+    # As loose as the intake (an "@" and one line): an address a request was accepted with can be checked.
+    email = serializers.CharField(max_length=254, validators=[single_line])
+
+    def validate_email(self, value):
+        if "@" not in value:
+            raise serializers.ValidationError("An email address is needed.")
+        return value
+
+
+class SuppressionCheckOut(serializers.Serializer):
+    suppressed = serializers.BooleanField()
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=SuppressionScope.choices))

@@ -12,6 +12,9 @@ extra_actions: list[Any] = list(requests.get_extra_actions())
 
 urlpatterns = [
     path("requests/", views.PublicRequestCreate.as_view(), name="public-request-create"),
+    path("staff/suppressions/", views.SuppressionList.as_view(), name="suppressions"),
+    path("staff/suppressions.csv", views.SuppressionCsv.as_view(), name="suppressions-csv"),
+    path("staff/suppressions/check/", views.SuppressionCheck.as_view(), name="suppressions-check"),
     path("staff/requests/", requests.as_view({"get": "list", "post": "create"}), name="staff-requests"),
     path("staff/requests/<str:reference>/", requests.as_view({"get": "retrieve"}), name="staff-request-detail"),
     # One route per @action of the viewset, i.e. per entry of dsr.actions the API serves.

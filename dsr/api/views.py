@@ -1,10 +1,14 @@
 """The REST API. Each view validates input, calls one service, and serialises the result."""
 
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import Throttled
+from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
@@ -13,12 +17,14 @@ from rest_framework.viewsets import GenericViewSet
 
 from dsr import actions, selectors
 from dsr.api import serializers as s
-from dsr.api.permissions import ActionPermission
+from dsr.api.permissions import ActionPermission, IsPrivacyStaffReader
+from dsr.csv_export import csv_writer
 from dsr.deadlines import business_today
 from dsr.models import DataSubjectRequest
 from dsr.ratelimit import client_ip, rate_limit_hit
 from dsr.services import intake
 from dsr.services.audit import Actor
+from dsr.services.suppression import suppression_scopes
 
 SUBMITTED_MESSAGE = (
     "Your request has been received. We have sent the next steps to the email address you gave. "
@@ -150,3 +156,78 @@ def _action_endpoint(entry: actions.Action):
 
 for _entry in actions.API_ACTIONS:
     setattr(StaffRequestViewSet, _entry.name, _action_endpoint(_entry))
+
+
+# --- The suppression list, for the other systems that send mail or sell/share data ----------------
+# Reading it needs a staff role that may read requests (reviewers too: it holds hashes only).
+
+
+class SuppressionList(GenericAPIView):
+    permission_classes = [IsPrivacyStaffReader]
+    serializer_class = s.SuppressionOut
+
+    @extend_schema(
+        parameters=[s.SuppressionFilterIn],
+        responses=s.SuppressionOut(many=True),
+        tags=["suppressions"],
+        operation_id="suppressions_list",
+    )
+    def get(self, request):
+        filters = s.SuppressionFilterIn(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        page = self.paginate_queryset(selectors.suppressions_list(**filters.validated_data))
+        return self.get_paginated_response(s.SuppressionOut(page, many=True).data)
+
+
+SUPPRESSION_CSV_HEADER = ["hash", "scope", "source", "created_at"]
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+class SuppressionCsv(APIView):
+    permission_classes = [IsPrivacyStaffReader]
+
+    @extend_schema(
+        parameters=[s.SuppressionFilterIn],
+        responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="hash,scope,source,created_at")},
+        tags=["suppressions"],
+        operation_id="suppressions_csv",
+    )
+    def get(self, request):
+        filters = s.SuppressionFilterIn(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        rows = selectors.suppressions_list(**filters.validated_data).values_list(
+            "email_hash", "scope", "source", "created_at"
+        )
+        writer = csv_writer(_Echo())
+
+        def lines():
+            yield writer.writerow(SUPPRESSION_CSV_HEADER)
+            for email_hash, scope, source, created_at in rows.iterator(chunk_size=2000):
+                yield writer.writerow([email_hash, scope, source, created_at.isoformat()])
+
+        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+        name = f"dsr-suppressions-{timezone.localdate().isoformat()}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+
+class SuppressionCheck(APIView):
+    """Is this address suppressed, and for what? Hashed here, so the key never leaves the product."""
+
+    permission_classes = [IsPrivacyStaffReader]
+
+    @extend_schema(
+        request=s.SuppressionCheckIn,
+        responses=s.SuppressionCheckOut,
+        tags=["suppressions"],
+        operation_id="suppressions_check",
+    )
+    def post(self, request):
+        data = s.SuppressionCheckIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        scopes = sorted(suppression_scopes(data.validated_data["email"]))
+        return Response({"suppressed": bool(scopes), "scopes": scopes})

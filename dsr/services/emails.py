@@ -24,7 +24,8 @@ from django.utils import timezone, translation
 from django.utils.crypto import salted_hmac
 from django.utils.html import format_html
 
-from dsr.models import DataSubjectRequest, EmailStatus, OutboundEmail
+from dsr.models import DataSubjectRequest, EmailStatus, OutboundEmail, SuppressionScope
+from dsr.services.suppression import address_suppressed
 from dsr.services.unsubscribe import unsubscribe_url
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,17 @@ def unsubscribe_headers(email: str) -> dict:
         "List-Unsubscribe": f"<{url}>, <mailto:{settings.DSR_BUSINESS_CONTACT}?subject=unsubscribe>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
+
+
+def marketing_email_queue(*, template: str, to: str, language: str, context: dict) -> OutboundEmail | None:
+    """The one door for marketing email (news, offers: anything not about a request the person
+    made). Art 21(3): an address on the suppression list for marketing gets none — no row is
+    written, None is returned. Every one that goes carries the one-click unsubscribe headers.
+    The product itself sends no marketing today; an integration that does calls this."""
+    if address_suppressed(email=to, scope=SuppressionScope.MARKETING):
+        log.info("marketing email %s not queued: the address is on the suppression list", template)
+        return None
+    return email_queue(template=template, to=to, language=language, context=context, headers=unsubscribe_headers(to))
 
 
 def email_to_requester(*, request: DataSubjectRequest, template: str, context: dict | None = None) -> OutboundEmail:

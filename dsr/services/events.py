@@ -366,3 +366,12 @@ def event_email_tracked(*, tracking_type: str, email_id: int, template: str, to:
         Actor.system(EMAIL_PROVIDER),
         {"email_id": email_id, "template": template, "to": to, "detail": detail},
     )
+
+
+# --- Opt-outs ----------------------------------------------------------------------------------
+
+
+def event_suppression_added(*, scope: str, source: str) -> Event:
+    """The requester's address went on the suppression list for `scope`; the data names neither the
+    address nor its hash (the timeline is no way to link a hash to a person)."""
+    return Event(EventType.SUPPRESSION_ADDED, Actor.system("suppression list"), {"scope": scope, "source": source})

@@ -31,6 +31,8 @@ from dsr.models import (
     RequestDocument,
     RequestType,
     Status,
+    SuppressionScope,
+    SuppressionSource,
 )
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.challenges import challenge_create
@@ -47,6 +49,7 @@ from dsr.services.events import (
     event_verification_not_required,
     event_verification_started,
 )
+from dsr.services.suppression import suppression_add
 from dsr.services.transitions import request_locked, request_transition
 from dsr.validators import choice_check, single_line_check
 
@@ -212,6 +215,9 @@ def request_submit(
     )
     for kind, checked in documents:
         document_store(request=request, kind=kind, checked=checked)
+    if intake.gpc_signal:
+        # §7025: the browser's signal is an opt-out of sale/sharing on its own, whatever was asked.
+        suppression_add(email=email, scope=SuppressionScope.SALE_SHARING, source=SuppressionSource.GPC, request=request)
 
     if intake.relationship == Relationship.ORG_USER:
         forwarded = _organisation_forward(request)
@@ -368,5 +374,8 @@ def unsubscribe_use(*, record: MarketingUnsubscribe, language: str) -> bool:
     claimed = MarketingUnsubscribe.objects.filter(pk=record.pk, used_at__isnull=True).update(used_at=timezone.now())
     if not claimed:
         return False
-    marketing_opt_out_record(email=record.email, language=language)
+    opt_out = marketing_opt_out_record(email=record.email, language=language)
+    suppression_add(
+        email=record.email, scope=SuppressionScope.MARKETING, source=SuppressionSource.UNSUBSCRIBE, request=opt_out
+    )
     return True

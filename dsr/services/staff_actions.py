@@ -34,6 +34,7 @@ from dsr.services.events import (
     event_verified,
 )
 from dsr.services.know_limit import KNOW_LIMIT_MESSAGE, know_limit_reached
+from dsr.services.suppression import suppression_add_for_request
 from dsr.services.transitions import request_locked, request_transition
 from dsr.validators import choice_check, text_required
 
@@ -81,7 +82,7 @@ def request_complete(*, request: DataSubjectRequest, actor: Actor, message: str,
     message = text_required(message, "message", "A message to the requester saying what was done")
     if outcome not in (Outcome.COMPLIED, Outcome.COMPLIED_IN_PART):
         raise InvalidInput("outcome must be 'complied' or 'complied_in_part'.", field="outcome")
-    return request_transition(
+    completed = request_transition(
         request=request,
         to_status=Status.COMPLETED,
         event=event_completed(actor=actor, outcome=outcome, message=message),
@@ -89,6 +90,9 @@ def request_complete(*, request: DataSubjectRequest, actor: Actor, message: str,
         email_template="opt_out_confirmed" if request.request_type in TYPES_WITHOUT_VERIFICATION else "completed",
         email_context={"message": message, "outcome": outcome},
     )
+    # A completed opt-out goes on the suppression list, in the same transaction as the completion.
+    suppression_add_for_request(request=completed)
+    return completed
 
 
 def request_deny(*, request: DataSubjectRequest, actor: Actor, reason_category: str, message: str):

@@ -51,6 +51,7 @@ STAFF_EVENT_LABELS: dict[str, Any] = {
     EventType.PACKAGE_DOWNLOADED: "Access package downloaded",
     EventType.PACKAGE_PURGED: "Access package deleted",
     EventType.PACKAGE_REISSUED: "Access package re-issued",
+    EventType.SUPPRESSION_ADDED: "Address added to the suppression list",
 }
 
 # Staff lines summarised by identity_check_summary rather than by their message or reason.

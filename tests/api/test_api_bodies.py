@@ -35,8 +35,8 @@ ENDPOINTS = _post_endpoints()
 
 def test_every_body_taking_endpoint_is_covered():
     names = sorted(name for name, _ in ENDPOINTS)
-    assert len(names) == 12, names  # public intake, staff intake and ten actions on a request
-    assert "public-request-create" in names and "staff-requests" in names and "staff-request-assign" in names
+    assert len(names) == 13, names  # public intake, staff intake, ten actions on a request, the suppression check
+    assert "suppressions-check" in names and "public-request-create" in names and "staff-requests" in names and "staff-request-assign" in names
 
 
 def _base(**extra):

@@ -32,6 +32,8 @@ WRITTEN_BEFORE = {
     "fulfilment_system_retried", "fulfilment_system_switched_to_manual", "fulfilment_manual_answered",
     "fulfilment_finished", "package_built", "package_code_sent", "package_downloaded", "package_purged",
     "package_reissued",
+    # Opt-outs (issue 11)
+    "suppression_added",
 }
 # What the tracking webhook wrote: "email_" + anymail's normalised type (inbound is not served).
 TRACKING_TYPES = {v for k, v in vars(AnymailEventType).items() if k.isupper()} - {"inbound", "inbound_failed"}

@@ -85,3 +85,4 @@ def test_audit_checkpoints_live_on_their_own_volume():
         assert f"auditcheckpoints:{env['DSR_AUDIT_CHECKPOINT_DIR']}" in services[name]["volumes"]
         assert env["DSR_AUDIT_KEY"].startswith("${DSR_AUDIT_KEY:?")
         assert env["DSR_PACKAGE_KEY"].startswith("${DSR_PACKAGE_KEY:?")
+        assert env["DSR_SUPPRESSION_KEY"].startswith("${DSR_SUPPRESSION_KEY:?")

@@ -15,7 +15,7 @@ import yaml
 from tests.support import ROOT
 
 KEYS = {"DJANGO_SECRET_KEY": "environment-secret-key-" + "s" * 40, "DSR_AUDIT_KEY": "environment-audit-key",
-        "DSR_PACKAGE_KEY": "environment-package-key"}
+        "DSR_PACKAGE_KEY": "environment-package-key", "DSR_SUPPRESSION_KEY": "environment-suppression-key"}
 # Loads the settings and everything that reads them at import: the apps, the URLs, the Celery app
 # and its tasks (dsr.tasks reads the email lease). Not the system checks, which a worker and
 # `manage.py check` run: they open the file cache, which makes its folder (config.var_init makes it
@@ -93,7 +93,7 @@ def test_production_refuses_to_start_without_each_key_even_with_key_files_or_deb
     var_dir = tmp_path / "var"
     _var_init(_env(var_dir))  # key files run mode would read: production must not
     before = {name: (var_dir / name).read_text() for name in ("secret_key", "audit_key")}
-    for missing in ("DJANGO_SECRET_KEY", "DSR_AUDIT_KEY", "DSR_PACKAGE_KEY"):
+    for missing in ("DJANGO_SECRET_KEY", "DSR_AUDIT_KEY", "DSR_PACKAGE_KEY", "DSR_SUPPRESSION_KEY"):
         for debug in ("0", "1"):
             env = _env(var_dir, DJANGO_SETTINGS_MODULE="config.settings.production", DJANGO_DEBUG=debug, **KEYS)
             del env[missing]
@@ -118,12 +118,12 @@ def test_var_init_writes_once_what_run_mode_reads(tmp_path):
     first = _var_init(env)
     assert _tree(tmp_path) == ["var", "var/audit_key", "var/cache", "var/celery", "var/celery/control",
                                "var/celery/queue", "var/mail", "var/package_key",
-                               "var/secret_key"]
+                               "var/secret_key", "var/suppression_key"]
     assert "var/secret_key" in first.stdout and "var/audit_key" in first.stdout
-    keys = {name: (var_dir / name).read_text() for name in ("secret_key", "audit_key", "package_key")}
+    keys = {name: (var_dir / name).read_text() for name in ("secret_key", "audit_key", "package_key", "suppression_key")}
     for name, key in keys.items():
         assert len(key) >= 50 and stat.S_IMODE((var_dir / name).stat().st_mode) == 0o600
-    assert len(set(keys.values())) == 3
+    assert len(set(keys.values())) == 4
     # Again: nothing new, the same keys (links in sent mail and the audit chains depend on them).
     assert _var_init(env).stdout == ""
     assert {name: (var_dir / name).read_text() for name in keys} == keys
@@ -147,7 +147,7 @@ def test_keys_in_the_environment_win_and_var_init_writes_none_for_them(tmp_path)
     env = _env(var_dir, **KEYS)
     _var_init(env)
     assert not (var_dir / "secret_key").exists() and not (var_dir / "audit_key").exists()
-    assert not (var_dir / "package_key").exists()
+    assert not (var_dir / "package_key").exists() and not (var_dir / "suppression_key").exists()
     loaded = _load({**env, "DJANGO_SETTINGS_MODULE": "config.settings.run", "DSR_REQUIRE_2FA": "1"})
     assert loaded["secret_key"] == KEYS["DJANGO_SECRET_KEY"]
     assert loaded["audit_keys"] == {"1": KEYS["DSR_AUDIT_KEY"]}

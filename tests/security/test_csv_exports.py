@@ -14,6 +14,7 @@ from dsr.csv_export import FORMULA_START, csv_cell
 from dsr.models import DataSubjectRequest
 from dsr.services.audit import Actor
 from dsr.services.staff_actions import request_assign
+from dsr.services.suppression import suppression_add
 from tests.factories import officer_create, request_create
 from tests.support import ROOT
 
@@ -52,12 +53,13 @@ def _url_names(resolver=None, namespace=""):
 CSV_ENDPOINTS = {
     "dashboard:queue-csv": ("/dashboard/queue.csv", {"status": "all"}),
     "dashboard:reports-csv": ("/dashboard/reports/metrics.csv", {}),
+    "api:suppressions-csv": ("/api/v1/staff/suppressions.csv", {}),
 }
 
 
 def test_every_csv_endpoint_is_tested():
     assert sorted(n for n in _url_names() if n.lower().endswith("csv")) == sorted(CSV_ENDPOINTS)
-    assert len(CSV_ENDPOINTS) == 2
+    assert len(CSV_ENDPOINTS) == 3
 
 
 def test_every_csv_writer_is_the_safe_one():
@@ -91,6 +93,8 @@ def hostile_queue(db):
         r = request_create(email=f"legacy{i}@example.org", full_name="x")
         DataSubjectRequest.objects.filter(pk=r.pk).update(full_name=value, email=value + "@example.org")
         created.append(r)
+    for email in emails:  # the suppression list holds hashes of them, never the typed text
+        suppression_add(email=email, scope="marketing", source="staff")
     return officer, created
 
 

@@ -103,7 +103,7 @@ def celery_worker_start(*, redis_url: str, var_dir: Path):
         # Run mode, with the test process's keys: the worker's audit events chain with the test's.
         DJANGO_SETTINGS_MODULE="config.settings.run", DJANGO_SECRET_KEY=settings.SECRET_KEY,
         DSR_AUDIT_KEY_ID=settings.DSR_AUDIT_KEY_ID, DSR_AUDIT_KEY=settings.DSR_AUDIT_KEYS[settings.DSR_AUDIT_KEY_ID],
-        DSR_PACKAGE_KEY=settings.DSR_PACKAGE_KEY,
+        DSR_PACKAGE_KEY=settings.DSR_PACKAGE_KEY, DSR_SUPPRESSION_KEY=settings.DSR_SUPPRESSION_KEY,
         DATABASE_URL=f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         REDIS_URL=redis_url, DSR_VAR_DIR=str(var_dir), DSR_SITE_URL="http://testserver",
     )
