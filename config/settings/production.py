@@ -20,3 +20,5 @@ SECRET_KEY = key_required("DJANGO_SECRET_KEY")
 DSR_AUDIT_KEYS = audit_keys(key_required("DSR_AUDIT_KEY"))
 # Access packages and per-system results are encrypted under it; also kept outside the database.
 DSR_PACKAGE_KEY = key_required("DSR_PACKAGE_KEY")
+# The erasure ledger's HMAC key; also kept outside the database and its backups.
+DSR_LEDGER_KEY = key_required("DSR_LEDGER_KEY")
