@@ -27,6 +27,7 @@ from dsr.fulfilment.datamap import DataMap, DataMapError, System, datamap_load
 from dsr.fulfilment.models import FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
 from dsr.fulfilment.records import RecordPolicy
 from dsr.fulfilment.results import ResultSink, held_delete
+from dsr.fulfilment.services import erasure
 from dsr.models import AccessPeriod, DataSubjectRequest, Regime, RequestType, Status
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.events import (
@@ -118,16 +119,18 @@ def fulfilment_start(*, request: DataSubjectRequest, actor: Actor) -> Fulfilment
     """Start a search for a verified access or portability request. Raises TransitionNotAllowed
     (409) when the request is not verified, is closed, is of another type, or a search runs."""
     locked = request_locked(request.pk)
-    if locked.request_type not in PACKAGE_KINDS:
+    if locked.request_type not in PACKAGE_KINDS and locked.request_type != RequestType.ERASURE:
         raise TransitionNotAllowed(
             f"{locked.reference} is a request to {locked.get_request_type_display().lower()}; only requests to "
-            "know and portability requests are answered with a search."
+            "know, portability and erasure requests are answered through the systems."
         )
     if locked.status not in STARTABLE_STATUSES or not locked.verified_at:
         raise TransitionNotAllowed(
             f"{locked.reference} is {locked.get_status_display().lower()}; a search starts only once the request "
             "is verified and while it is open."
         )
+    if locked.request_type == RequestType.ERASURE:  # one door: the erasure run plans, then waits for approval
+        return erasure.erasure_start(locked=locked, actor=actor)
     datamap = _datamap()
     try:
         with transaction.atomic():
@@ -183,8 +186,8 @@ def _claim(system_run_id: int) -> SystemRun | None:
     now = timezone.now()
     with transaction.atomic():
         system_run = SystemRun.objects.select_for_update().select_related("run__request").get(pk=system_run_id)
-        if system_run.run.state != RunState.RUNNING:
-            return None
+        if system_run.run.state != RunState.RUNNING or system_run.run.package_kind == PackageKind.ERASURE:
+            return None  # an erasure's systems are planned and erased by services/erasure.py
         if system_run.status in (*TERMINAL, SystemStatus.WAITING_MANUAL):
             return None
         if system_run.status == SystemStatus.RUNNING and (
