@@ -32,6 +32,9 @@ WRITTEN_BEFORE = {
     "fulfilment_system_retried", "fulfilment_system_switched_to_manual", "fulfilment_manual_answered",
     "fulfilment_finished", "package_built", "package_code_sent", "package_downloaded", "package_purged",
     "package_reissued",
+    # Erasure (issue 11)
+    "erasure_planned", "erasure_approved", "erasure_plan_changed", "erasure_executed", "erasure_verified",
+    "erasure_failed", "erasure_replayed",
 }
 # What the tracking webhook wrote: "email_" + anymail's normalised type (inbound is not served).
 TRACKING_TYPES = {v for k, v in vars(AnymailEventType).items() if k.isupper()} - {"inbound", "inbound_failed"}

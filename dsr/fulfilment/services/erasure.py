@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -31,6 +32,7 @@ from dsr.fulfilment.connectors import connector_for
 from dsr.fulfilment.connectors.base import Connector, ConnectorError, ErasurePlan, PlanChanged, RowPlan, Subject
 from dsr.fulfilment.datamap import DataMap, System
 from dsr.fulfilment.models import ErasureLedgerEntry, FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
+from dsr.fulfilment.services import runs
 from dsr.models import DataSubjectRequest, Regime
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.delivery import request_flag
@@ -47,6 +49,15 @@ from dsr.services.events import (
 from dsr.services.transitions import request_locked
 
 log = logging.getLogger(__name__)
+
+# The verification pass the erasure engine provides (dsr.fulfilment.connectors.erasure); until it
+# is merged, `erasure_verify_keys` below does the same check. Replace with a plain import then.
+try:
+    _engine_verify: Callable[..., Any] | None = importlib.import_module(
+        "dsr.fulfilment.connectors.erasure"
+    ).erasure_verify
+except (ImportError, AttributeError):
+    _engine_verify = None
 
 # The kinds whose connector plans and erases in one transaction; the others are asked separately.
 ERASING_KINDS = frozenset({"sql", "django"})
@@ -116,15 +127,11 @@ def _enqueue(name: str, system_run_id: int) -> None:
 
 
 def _subject(system_run: SystemRun) -> Subject:
-    from dsr.fulfilment.services.runs import subject_for
-
-    return subject_for(system_run)
+    return runs.subject_for(system_run)
 
 
 def _datamap() -> DataMap:
-    from dsr.fulfilment.services.runs import _datamap as load
-
-    return load()
+    return runs._datamap()
 
 
 # --- Start: one planning task per system -----------------------------------------------------------
@@ -381,11 +388,9 @@ def erasure_verify_keys(connector: Connector, subject: Subject, plan: ErasurePla
 
 
 def _verify(connector: Connector, subject: Subject, plan: ErasurePlan) -> list[str]:
-    try:  # the engine's own pass, where this branch has it
-        from dsr.fulfilment.connectors.erasure import erasure_verify  # type: ignore[import-not-found]
-    except ImportError:
-        return erasure_verify_keys(connector, subject, plan)
-    return list(erasure_verify(connector, subject, plan))
+    if _engine_verify is not None:  # the engine's own pass (connectors/erasure.py), once merged
+        return list(_engine_verify(connector, subject, plan))
+    return erasure_verify_keys(connector, subject, plan)
 
 
 def erasure_system_execute(*, system_run_id: int) -> None:
@@ -655,3 +660,6 @@ def erasure_answer_message(run: FulfilmentRun, language: str, datamap: DataMap |
                     % {"names": ", ".join(names)}
                 )
         return "\n".join(lines)
+
+
+runs.erasure_starter_register(erasure_start)

@@ -27,7 +27,6 @@ from dsr.fulfilment.datamap import DataMap, DataMapError, System, datamap_load
 from dsr.fulfilment.models import FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
 from dsr.fulfilment.records import RecordPolicy
 from dsr.fulfilment.results import ResultSink, held_delete
-from dsr.fulfilment.services import erasure
 from dsr.models import AccessPeriod, DataSubjectRequest, Regime, RequestType, Status
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.events import (
@@ -66,6 +65,14 @@ _queue: dict[str, Callable[..., Any]] = {}
 
 def queue_register(name: str, function: Callable[..., Any]) -> None:
     _queue[name] = function
+
+
+# Set by services/erasure.py on import: an erasure request's start plans instead of searching.
+_erasure_starter: list[Callable[..., FulfilmentRun]] = []
+
+
+def erasure_starter_register(function: Callable[..., FulfilmentRun]) -> None:
+    _erasure_starter[:] = [function]
 
 
 def _enqueue(name: str, *args: Any, countdown: float = 0) -> None:
@@ -130,7 +137,9 @@ def fulfilment_start(*, request: DataSubjectRequest, actor: Actor) -> Fulfilment
             "is verified and while it is open."
         )
     if locked.request_type == RequestType.ERASURE:  # one door: the erasure run plans, then waits for approval
-        return erasure.erasure_start(locked=locked, actor=actor)
+        if not _erasure_starter:
+            raise TransitionNotAllowed("Erasure runs are not available (no erasure service registered).")
+        return _erasure_starter[0](locked=locked, actor=actor)
     datamap = _datamap()
     try:
         with transaction.atomic():
