@@ -18,7 +18,8 @@ import hmac
 import importlib
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -42,6 +43,7 @@ from dsr.services.events import (
     event_erasure_failed,
     event_erasure_plan_changed,
     event_erasure_planned,
+    event_erasure_replayed,
     event_erasure_verified,
     event_fulfilment_finished,
     event_fulfilment_started,
@@ -554,6 +556,71 @@ def ledger_record(*, run: FulfilmentRun, request: DataSubjectRequest, systems: l
         },
     )
     return entry
+
+
+@dataclass
+class ReplayResult:
+    reference: str
+    system: str
+    found: int = 0
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    error: str = ""
+
+
+def ledger_replay(*, since: datetime, dry_run: bool = False) -> list[ReplayResult]:
+    """Erase again what a restored backup brought back: for each ledger entry since `since`, the
+    identities come from the request's record (kept under §7101; the ledger holds only HMACs,
+    checked against them), each system erased is planned again and, unless `dry_run`, erased."""
+    results: list[ReplayResult] = []
+    entries = ErasureLedgerEntry.objects.filter(erased_at__gte=since).select_related("run__request").order_by("pk")
+    datamap = _datamap()
+    for entry in entries:
+        request = entry.run.request
+        digest = identity_digest("email", request.email) if request.email else ""
+        if digest not in entry.identity_digests:
+            results.append(
+                ReplayResult(
+                    entry.reference,
+                    "-",
+                    error="the request's email no longer matches the ledger (purged, or DSR_LEDGER_KEY changed)",
+                )
+            )
+            continue
+        for name in entry.systems:
+            result = ReplayResult(entry.reference, name)
+            results.append(result)
+            system = datamap.system(name)
+            if system is None:
+                result.error = f"{name} is no longer in the data map"
+                continue
+            subject = Subject(
+                reference=request.reference,
+                identities={"email": request.email.strip().lower()},
+                request_type=request.request_type,
+                task_key=f"replay:{request.reference}:{entry.run_id}:{name}",
+            )
+            try:
+                connector = connector_for(system)
+                plan = connector.erase_plan(subject)
+                result.found = sum(len(r.keys) for r in plan.rows if r.delete or r.updates)
+                if plan.problems:
+                    result.error = "; ".join(plan.problems)
+                    continue
+                if dry_run or not result.found:
+                    continue
+                erased = connector.erase(subject, plan)
+            except Exception as error:  # one system's failure is named; the others go on
+                result.error = _error_text(error)
+                continue
+            result.counts = erased.counts
+            with transaction.atomic():
+                audit_event_record(
+                    request=request_locked(request.pk),
+                    event=event_erasure_replayed(
+                        run_id=entry.run_id, system=name, found=result.found, counts=erased.counts
+                    ),
+                )
+    return results
 
 
 # --- What the API and the panel show, and the requester's answer -----------------------------------
