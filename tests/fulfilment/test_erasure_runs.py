@@ -239,3 +239,74 @@ def test_the_api_plans_shows_the_plan_and_approves_with_409s(officer, staff_api,
 def test_access_runs_carry_no_plan(officer, staff_api, erasing_systems):
     req = verified_request(officer=officer)
     assert staff_api.get(f"/api/v1/staff/requests/{req.reference}/fulfilment/").json()["plan"] is None
+
+
+# --- The request page's erasure panel -------------------------------------------------------------
+
+PASSWORD = "correct horse battery"
+
+
+def test_the_panel_shows_the_plan_escaped_and_the_officer_approves_and_answers(
+    officer, client, erasing_systems, django_capture_on_commit_callbacks
+):
+    req, run = _planned(officer, erasing_systems, django_capture_on_commit_callbacks)
+    alpha = run.systems.get(system="alpha")
+    alpha.plan["rows"][1]["note"] = "<script>alert(1)</script>"
+    alpha.save(update_fields=["plan"])
+    client.login(username=officer.username, password=PASSWORD)
+    page = client.get(f"/dashboard/requests/{req.reference}/").content.decode()
+    assert "Erasure across the systems" in page and "Approve the erasure" in page
+    assert "total: Invoices are kept 7 years for tax law" in page and "email → null" in page
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "Asked separately, not yet automated" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(f"/dashboard/fulfilment/requests/{req.reference}/erasure/approve/").status_code == 302
+    run_queued(erasing_systems, django_capture_on_commit_callbacks)
+    page = client.get(f"/dashboard/requests/{req.reference}/").content.decode()
+    assert "Erased and verified" in page and "1 deleted, 0 masked" in page
+    assert "Approve the erasure</button>" not in page
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/dashboard/fulfilment/requests/{req.reference}/erasure/answer/")
+    req.refresh_from_db()
+    assert req.status == "completed" and req.outcome == "complied_in_part"  # crm was asked separately
+    assert "alpha: we deleted 1 record" in req.response_message
+
+
+def test_no_approve_button_while_the_plan_has_problems(officer, client, erasing_systems,
+                                                       django_capture_on_commit_callbacks):  # fmt: skip
+    fakes.PROBLEMS["beta"] = ["rows.email: unique column cannot take a fixed value"]
+    req, _ = _planned(officer, erasing_systems, django_capture_on_commit_callbacks)
+    client.login(username=officer.username, password=PASSWORD)
+    page = client.get(f"/dashboard/requests/{req.reference}/").content.decode()
+    assert "The plan cannot be approved" in page and "unique column" in page
+    assert "Approve the erasure</button>" not in page and "Plan again" in page
+
+
+def test_a_reviewer_sees_the_plan_but_cannot_approve(officer, client, erasing_systems,
+                                                     django_capture_on_commit_callbacks):  # fmt: skip
+    req, run = _planned(officer, erasing_systems, django_capture_on_commit_callbacks)
+    reviewer = officer_create(username="rita", email="rita@company.example", role="reviewer")
+    client.login(username=reviewer.username, password=PASSWORD)
+    page = client.get(f"/dashboard/requests/{req.reference}/").content.decode()
+    assert "Erasure across the systems" in page and "Approve the erasure</button>" not in page
+    assert client.post(f"/dashboard/fulfilment/requests/{req.reference}/erasure/approve/").status_code == 403
+    run.refresh_from_db()
+    assert run.approvals == [] and erasing_systems["erase"] == []
+
+
+def test_the_answer_waits_for_the_erasure(officer, erasing_systems, django_capture_on_commit_callbacks):
+    req, _ = _planned(officer, erasing_systems, django_capture_on_commit_callbacks)
+    with pytest.raises(TransitionNotAllowed, match="not done yet"):
+        erasure.erasure_answer_send(request=req, actor=Actor.staff(officer))
+    req.refresh_from_db()
+    assert req.is_open and not _events(req, EventType.COMPLETED)
+
+
+def test_planning_again_replaces_a_plan_awaiting_approval(officer, erasing_systems, django_capture_on_commit_callbacks):
+    req, first = _planned(officer, erasing_systems, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        second = runs.fulfilment_start(request=req, actor=Actor.staff(officer))
+    first.refresh_from_db()
+    assert first.state == RunState.CANCELLED and second.pk != first.pk
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(TransitionNotAllowed, match="already running"):
+        runs.fulfilment_start(request=req, actor=Actor.staff(officer))

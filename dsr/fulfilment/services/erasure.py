@@ -34,7 +34,7 @@ from dsr.fulfilment.connectors.base import Connector, ConnectorError, ErasurePla
 from dsr.fulfilment.datamap import DataMap, System
 from dsr.fulfilment.models import ErasureLedgerEntry, FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
 from dsr.fulfilment.services import runs
-from dsr.models import DataSubjectRequest, Regime
+from dsr.models import DataSubjectRequest, Outcome, Regime
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.delivery import request_flag
 from dsr.services.events import (
@@ -48,6 +48,7 @@ from dsr.services.events import (
     event_fulfilment_finished,
     event_fulfilment_started,
 )
+from dsr.services.staff_actions import request_complete
 from dsr.services.transitions import request_locked
 
 log = logging.getLogger(__name__)
@@ -621,6 +622,25 @@ def ledger_replay(*, since: datetime, dry_run: bool = False) -> list[ReplayResul
                     ),
                 )
     return results
+
+
+def erasure_answer_send(*, request: DataSubjectRequest, actor: Actor) -> DataSubjectRequest:
+    """Complete the request with the answer built from the erasure (never typed by hand): in part
+    when a system was asked separately, not yet automated. Only once every automated system is erased."""
+    run = (
+        FulfilmentRun.objects.filter(request=request, package_kind=PackageKind.ERASURE)
+        .order_by("-started_at", "-pk")
+        .first()
+    )
+    if run is None or run.state != RunState.DONE:
+        raise TransitionNotAllowed(f"The erasure for {request.reference} is not done yet; the answer waits for it.")
+    in_part = SystemRun.objects.filter(run=run).exclude(status=SystemStatus.DONE).exists()
+    return request_complete(
+        request=request,
+        actor=actor,
+        message=erasure_answer_message(run, request.language),
+        outcome=Outcome.COMPLIED_IN_PART if in_part else Outcome.COMPLIED,
+    )
 
 
 # --- What the API and the panel show, and the requester's answer -----------------------------------
