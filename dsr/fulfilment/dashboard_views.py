@@ -79,7 +79,8 @@ def erasure_panel(http_request, obj: DataSubjectRequest) -> str:
     plan = status["plan"]
     for system in status["systems"]:
         system["label"] = ERASURE_LABELS.get(system["status"], system["status"])
-    already = bool(plan) and any(a.get("user") == http_request.user.pk for a in selectors.latest_run(obj).approvals)
+    run = selectors.latest_run(obj)
+    already = run is not None and any(a.get("user") == http_request.user.pk for a in run.approvals)
     return render_to_string(
         "fulfilment/erasure_panel.html",
         {
