@@ -11,8 +11,8 @@ COPY --chown=dsr:dsr . .
 # Static files and the compiled translations (*.mo are not in git: without them the pages and
 # emails would be English only); the keys are placeholders for the build, the real ones come at run time.
 RUN mkdir -p /app/var /srv/audit-checkpoints && chown dsr:dsr /app/var /srv/audit-checkpoints \
-    && DJANGO_SECRET_KEY=build-only DSR_AUDIT_KEY=build-only DSR_PACKAGE_KEY=build-only DSR_SUPPRESSION_KEY=build-only python manage.py collectstatic --noinput --verbosity 0 \
-    && DJANGO_SECRET_KEY=build-only DSR_AUDIT_KEY=build-only DSR_PACKAGE_KEY=build-only DSR_SUPPRESSION_KEY=build-only python manage.py dsr_compile_messages
+    && DJANGO_SECRET_KEY=build-only DSR_AUDIT_KEY=build-only DSR_PACKAGE_KEY=build-only DSR_SUPPRESSION_KEY=build-only DSR_LEDGER_KEY=build-only DSR_ERASURE_HASH_KEY=build-only python manage.py collectstatic --noinput --verbosity 0 \
+    && DJANGO_SECRET_KEY=build-only DSR_AUDIT_KEY=build-only DSR_PACKAGE_KEY=build-only DSR_SUPPRESSION_KEY=build-only DSR_LEDGER_KEY=build-only DSR_ERASURE_HASH_KEY=build-only python manage.py dsr_compile_messages
 USER dsr
 EXPOSE 8000
 CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

@@ -75,6 +75,14 @@ class EventType(models.TextChoices):
     PACKAGE_REISSUED = "package_reissued"
     # Opt-outs: the requester's address went on the suppression list (its hash, never the address)
     SUPPRESSION_ADDED = "suppression_added"
+    # Erasure (dsr/fulfilment/services/erasure.py): plan, approval, execution, verification, replay
+    ERASURE_PLANNED = "erasure_planned"
+    ERASURE_APPROVED = "erasure_approved"
+    ERASURE_PLAN_CHANGED = "erasure_plan_changed"
+    ERASURE_EXECUTED = "erasure_executed"
+    ERASURE_VERIFIED = "erasure_verified"
+    ERASURE_FAILED = "erasure_failed"
+    ERASURE_REPLAYED = "erasure_replayed"
     # Written once by migration 0011 to seal each chain that existed before the chain was keyed.
     AUDIT_CHAIN_KEYED = "audit_chain_keyed"
 

@@ -478,3 +478,8 @@ DSR_HTTP_ALLOW_PLAIN = env.bool("DSR_HTTP_ALLOW_PLAIN", default=False)
 DSR_MANUAL_REMIND_DAYS = env.int("DSR_MANUAL_REMIND_DAYS", default=3)
 # The demo processor (an HTTP system served by the product itself, /demo/processor/): run mode only.
 DSR_DEMO_SYSTEMS = env.bool("DSR_DEMO_SYSTEMS", default=False)
+# Erasure: a plan is executed once one officer approves it, or two different officers when this is on.
+DSR_ERASURE_FOUR_EYES = env.bool("DSR_ERASURE_FOUR_EYES", default=False)
+# The erasure ledger keeps keyed HMACs of identities under this key (never in the database), so a
+# restored backup can be erased again (`manage.py dsr_erasure_replay`). Production requires it.
+DSR_LEDGER_KEY = env.str("DSR_LEDGER_KEY", default="")

@@ -23,3 +23,8 @@ DSR_PACKAGE_KEY = key_required("DSR_PACKAGE_KEY")
 # The suppression list's hashes are keyed with it; also outside the database, and never rotated
 # without re-adding the list (a changed key matches none of the stored hashes).
 DSR_SUPPRESSION_KEY = key_required("DSR_SUPPRESSION_KEY")
+# The erasure ledger's HMAC key; also kept outside the database and its backups.
+DSR_LEDGER_KEY = key_required("DSR_LEDGER_KEY")
+# The key of the erasure's `hash` strategy (joins still work, the values are gone): outside the
+# database, like the others.
+DSR_ERASURE_HASH_KEY = key_required("DSR_ERASURE_HASH_KEY")

@@ -36,6 +36,10 @@ SECRET_KEY = key_read("DJANGO_SECRET_KEY", "secret_key")
 DSR_AUDIT_KEYS = audit_keys(key_read("DSR_AUDIT_KEY", "audit_key"))
 DSR_PACKAGE_KEY = key_read("DSR_PACKAGE_KEY", "package_key")
 DSR_SUPPRESSION_KEY = key_read("DSR_SUPPRESSION_KEY", "suppression_key")
+# The erasure ledger's key, derived from the secret key unless the shell sets one.
+DSR_LEDGER_KEY = (
+    env.str("DSR_LEDGER_KEY", default="") or hashlib.sha256(b"erasure ledger\x00" + SECRET_KEY.encode()).hexdigest()
+)
 
 # The demo systems of the shipped data map (config/datamap.yaml): the shop's SQLite database under
 # var/ (made by `manage.py dsr_demo_shop`) and a processor served by the product itself. The map

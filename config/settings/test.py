@@ -24,6 +24,7 @@ DSR_AUDIT_KEYS = {"test": "test-audit-key, not secret"}
 DSR_PACKAGE_KEY = "test-package-key, not secret"
 DSR_ERASURE_HASH_KEY = "test-erasure-hash-key, not secret"
 DSR_SUPPRESSION_KEY = "test-suppression-key, not secret"
+DSR_LEDGER_KEY = "test-ledger-key, not secret"
 DSR_FULFILMENT_RETRY_SECONDS = 0
 # A test-only app: models a `django` system of a test's data map searches (absent from a copy of
 # the product's sources without tests/, such as the one the translations test extracts from).

@@ -14,7 +14,7 @@ from dsr.api.permissions import ActionPermission, IsPrivacyStaff
 from dsr.fulfilment import selectors
 from dsr.fulfilment.datamap import DataMapError, datamap_load
 from dsr.fulfilment.models import PackageKind, RunState, SystemStatus
-from dsr.fulfilment.services import package_staff, runs
+from dsr.fulfilment.services import erasure, package_staff, runs
 from dsr.models import DataSubjectRequest
 from dsr.services.audit import Actor
 
@@ -55,6 +55,7 @@ class FulfilmentOut(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
     systems = SystemRunOut(many=True)
     package = PackageOut(allow_null=True)
+    plan = serializers.JSONField(allow_null=True, help_text="An erasure's plan per system and collection")
 
 
 class EmptyIn(serializers.Serializer):
@@ -141,6 +142,28 @@ class FulfilmentStart(_Staff):
     def post(self, request, reference):
         obj = _request(reference)
         runs.fulfilment_start(request=obj, actor=Actor.staff(request.user))
+        return _status(obj, status.HTTP_202_ACCEPTED)
+
+
+class ErasureApprove(_Staff):
+    """Approve the erasure plan shown (a second officer under four eyes); the last approval needed
+    starts the erasure. 409 when nothing awaits approval, the plan has problems, or the same
+    officer approves twice."""
+
+    permission = WORK
+
+    @extend_schema(
+        request=EmptyIn,
+        responses={
+            202: FulfilmentOut,
+            409: OpenApiResponse(description="Not awaiting approval, problems in the plan, or approved twice"),
+        },
+        tags=["fulfilment"],
+        operation_id="fulfilment_approve",
+    )
+    def post(self, request, reference):
+        obj = _request(reference)
+        erasure.erasure_approve(request=obj, actor=Actor.staff(request.user), user_id=request.user.pk)
         return _status(obj, status.HTTP_202_ACCEPTED)
 
 

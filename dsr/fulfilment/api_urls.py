@@ -8,6 +8,7 @@ urlpatterns = [
     path("staff/systems/", api.SystemsList.as_view(), name="systems"),
     path("staff/requests/<str:reference>/fulfilment/", api.FulfilmentStatus.as_view(), name="status"),
     path("staff/requests/<str:reference>/fulfilment/start/", api.FulfilmentStart.as_view(), name="start"),
+    path("staff/requests/<str:reference>/fulfilment/approve/", api.ErasureApprove.as_view(), name="approve"),
     path("staff/requests/<str:reference>/fulfilment/package/", api.PackageBuildNow.as_view(), name="package-build"),
     path(
         "staff/requests/<str:reference>/fulfilment/systems/<str:system>/retry/",

@@ -12,6 +12,8 @@ urlpatterns = [
     path("requests/<str:reference>/package/build/", views.build_now, name="build-now"),
     path("requests/<str:reference>/package/reissue/", views.reissue, name="reissue"),
     path("requests/<str:reference>/answer/", views.send_answer, name="answer"),
+    path("requests/<str:reference>/erasure/approve/", views.approve, name="approve"),
+    path("requests/<str:reference>/erasure/answer/", views.erasure_answer, name="erasure-answer"),
     path("requests/<str:reference>/systems/<str:system>/retry/", views.retry, name="retry"),
     path("requests/<str:reference>/systems/<str:system>/manual/", views.switch_to_manual, name="manual"),
 ]

@@ -12,9 +12,9 @@ from dsr.dashboard import staff_required
 from dsr.errors import DsrError
 from dsr.fulfilment import selectors
 from dsr.fulfilment.datamap import DataMapError, datamap_load
-from dsr.fulfilment.models import SystemStatus
-from dsr.fulfilment.services import health, package_staff, runs
-from dsr.models import DataSubjectRequest
+from dsr.fulfilment.models import RunState, SystemStatus
+from dsr.fulfilment.services import erasure, health, package_staff, runs
+from dsr.models import DataSubjectRequest, RequestType
 from dsr.services.audit import Actor
 
 WORK = "dsr.work_requests"
@@ -27,10 +27,20 @@ STATUS_LABELS = {
     SystemStatus.WAITING_MANUAL: "Waiting for the owner",
     SystemStatus.SKIPPED: "Skipped",
 }
+ERASURE_LABELS = {
+    SystemStatus.PENDING: "Queued",
+    SystemStatus.RUNNING: "Working",
+    SystemStatus.PLANNED: "Planned",
+    SystemStatus.DONE: "Erased and verified",
+    SystemStatus.FAILED: "Failed",
+    SystemStatus.SKIPPED: "Asked separately, not yet automated",
+}
 
 
 def staff_panel(http_request, obj: DataSubjectRequest) -> str:
     """The `staff_request_panel` hook: fulfilment's section of the request page."""
+    if obj.request_type == RequestType.ERASURE:
+        return erasure_panel(http_request, obj)
     if obj.request_type not in runs.PACKAGE_KINDS:
         return ""
     status = selectors.fulfilment_status(obj)
@@ -61,6 +71,38 @@ def staff_panel(http_request, obj: DataSubjectRequest) -> str:
     )
 
 
+def erasure_panel(http_request, obj: DataSubjectRequest) -> str:
+    """An erasure request's section: each system's plan (rows deleted, masked, kept and why), the
+    problems, the approvals, the results; Approve (absent while the plan has problems) and Send the answer."""
+    status = selectors.fulfilment_status(obj)
+    may_work = http_request.user.has_perm(WORK)
+    plan = status["plan"]
+    for system in status["systems"]:
+        system["label"] = ERASURE_LABELS.get(system["status"], system["status"])
+    run = selectors.latest_run(obj)
+    already = run is not None and any(a.get("user") == http_request.user.pk for a in run.approvals)
+    return render_to_string(
+        "fulfilment/erasure_panel.html",
+        {
+            "req": obj,
+            "status": status,
+            "plan": plan,
+            "may_work": may_work,
+            "approvable": may_work
+            and obj.is_open
+            and status["state"] == RunState.AWAITING_APPROVAL
+            and not plan["problems"]
+            and not already,
+            "answerable": may_work and obj.is_open and status["state"] == RunState.DONE,
+            "startable": may_work
+            and obj.is_open
+            and obj.verified_at is not None
+            and status["state"] in ("not_started", RunState.AWAITING_APPROVAL, RunState.FAILED, RunState.CANCELLED),
+        },
+        request=http_request,
+    )
+
+
 def _obj(reference: str) -> DataSubjectRequest:
     try:
         return DataSubjectRequest.objects.get(reference=reference)
@@ -86,6 +128,23 @@ def _act(request, reference: str, label: str, call):
 @staff_required(WORK)
 def start(request, reference):
     return _act(request, reference, "Search the systems", lambda o, a: runs.fulfilment_start(request=o, actor=a))
+
+
+@require_POST
+@staff_required(WORK)
+def approve(request, reference):
+    return _act(
+        request,
+        reference,
+        "Approve the erasure",
+        lambda o, a: erasure.erasure_approve(request=o, actor=a, user_id=request.user.pk),
+    )
+
+
+@require_POST
+@staff_required(WORK)
+def erasure_answer(request, reference):
+    return _act(request, reference, "Send the answer", lambda o, a: erasure.erasure_answer_send(request=o, actor=a))
 
 
 @require_POST

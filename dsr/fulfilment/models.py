@@ -11,6 +11,8 @@ from dsr.models import DataSubjectRequest
 
 class RunState(models.TextChoices):
     RUNNING = "running", "Running"
+    # An erasure's plan is ready: nothing changes until an officer (two, under four eyes) approves it.
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
     DONE = "done", "Done"
     FAILED = "failed", "Failed"  # at least one system failed; the others are done
     CANCELLED = "cancelled", "Cancelled"
@@ -23,12 +25,14 @@ class SystemStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     WAITING_MANUAL = "waiting_manual", "Waiting for the owner"
     SKIPPED = "skipped", "Skipped"
+    PLANNED = "planned", "Planned"  # an erasure's plan is stored; it runs once approved
 
 
 class PackageKind(models.TextChoices):
     RECORDS = "records", "Copy of the data"
     PORTABLE = "portable", "Portable copy (data the person provided)"
     CATEGORIES = "categories", "Categories report"
+    ERASURE = "erasure", "Erasure (no package)"
 
 
 class FulfilmentRun(models.Model):
@@ -36,19 +40,25 @@ class FulfilmentRun(models.Model):
     datamap_version = models.CharField(max_length=64)
     datamap_path = models.CharField(max_length=500)
     package_kind = models.CharField(max_length=12, choices=PackageKind.choices)
-    state = models.CharField(max_length=12, choices=RunState.choices, default=RunState.RUNNING)
+    state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.RUNNING)
     # The look-back (CCPA: the period the form recorded; GDPR: none).
     since = models.DateTimeField(null=True, blank=True)
     due_date = models.DateField()
     started_by = models.CharField(max_length=150)
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
+    # An erasure's approvals, in order: [{"by": label, "user": id, "at": iso}]; `approved_at` is set
+    # when the last one needed is given (one officer, or two under DSR_ERASURE_FOUR_EYES).
+    approvals = models.JSONField(default=list, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             # One run at a time per request: a second start while one runs is refused by the database.
             models.UniqueConstraint(
-                fields=["request"], condition=Q(state="running"), name="fulfilment_one_running_run_per_request"
+                fields=["request"],
+                condition=Q(state__in=["running", "awaiting_approval"]),
+                name="fulfilment_one_running_run_per_request",
             ),
         ]
         indexes = [models.Index(fields=["request", "-started_at"], name="fulfilment_run_request")]
@@ -75,6 +85,12 @@ class SystemRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # A redelivered task that finds its lease still held by a live attempt does nothing.
     lease_until = models.DateTimeField(null=True, blank=True)
+    # Erasure: the system's plan (the ErasurePlan as JSON: rows, problems, counts) and its digest,
+    # what the database reported erased, and what the verification pass found left.
+    plan = models.JSONField(default=dict, blank=True)
+    plan_digest = models.CharField(max_length=64, blank=True)
+    erased = models.JSONField(default=dict, blank=True)
+    verification = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "system"], name="fulfilment_system_once_per_run")]
@@ -180,3 +196,22 @@ class SystemHealth(models.Model):
 
     def __str__(self) -> str:
         return f"{self.system}: {'ok' if self.ok else 'failing'}"
+
+
+class ErasureLedgerEntry(models.Model):
+    """One completed erasure: keyed HMACs of the person's identities (never the identities; the key,
+    DSR_LEDGER_KEY, is outside the database), the systems erased, the request's reference and the
+    date. Kept on the §7101 record-keeping basis (24 months) so that `dsr_erasure_replay` can erase
+    again what a restored backup brings back."""
+
+    run = models.OneToOneField(FulfilmentRun, on_delete=models.PROTECT, related_name="ledger_entry")
+    reference = models.CharField(max_length=32)
+    identity_digests = models.JSONField(default=list)  # ["email:<hmac hex>"]
+    systems = models.JSONField(default=list)
+    erased_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["erased_at"], name="fulfilment_ledger_erased_at")]
+
+    def __str__(self) -> str:
+        return f"ledger entry for {self.reference}"

@@ -8,6 +8,7 @@ from typing import Any
 from dsr.fulfilment.categories import category_label
 from dsr.fulfilment.datamap import DataMap, System
 from dsr.fulfilment.models import AccessPackage, FulfilmentRun, ManualTask, SystemHealth, SystemRun, SystemStatus
+from dsr.fulfilment.services.erasure import erasure_plan_view
 from dsr.models import DataSubjectRequest
 
 NOT_STARTED = "not_started"
@@ -67,6 +68,7 @@ def fulfilment_status(request: DataSubjectRequest) -> dict[str, Any]:
             "finished_at": None,
             "systems": [],
             "package": None,
+            "plan": None,
         }
     system_runs = list(SystemRun.objects.filter(run=run).order_by("id"))
     tasks = {t.system_run_id: t for t in ManualTask.objects.filter(system_run__in=system_runs)}
@@ -78,6 +80,8 @@ def fulfilment_status(request: DataSubjectRequest) -> dict[str, Any]:
         "finished_at": run.finished_at,
         "systems": [_system(sr, tasks.get(sr.pk)) for sr in system_runs],
         "package": _package(package_of(run)),
+        # An erasure's plan per system and collection (None for a search).
+        "plan": erasure_plan_view(run, system_runs),
     }
 
 

@@ -6,7 +6,7 @@ from contextvars import ContextVar
 
 from celery import shared_task
 
-from dsr.fulfilment.services import health, packages, runs, sweep
+from dsr.fulfilment.services import erasure, health, packages, runs, sweep
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +58,17 @@ def _package_queue(run_id: int, *, countdown: float = 0) -> None:
 
 runs.queue_register("system", _system_queue)
 runs.queue_register("package", _package_queue)
+
+
+@shared_task(name="dsr.fulfilment.tasks.erasure_system_plan")
+def erasure_system_plan(system_run_id: int) -> None:
+    erasure.erasure_system_plan(system_run_id=system_run_id)
+
+
+@shared_task(name="dsr.fulfilment.tasks.erasure_system_execute")
+def erasure_system_execute(system_run_id: int) -> None:
+    erasure.erasure_system_execute(system_run_id=system_run_id)
+
+
+erasure.queue_register("plan", lambda pk: erasure_system_plan.delay(pk))
+erasure.queue_register("erase", lambda pk: erasure_system_execute.delay(pk))

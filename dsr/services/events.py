@@ -325,6 +325,58 @@ def event_fulfilment_finished(*, run_id: int, state: str, records: int, failed: 
     )
 
 
+def event_erasure_planned(*, run_id: int, systems: dict[str, str], problems: list[str]) -> Event:
+    """Every system's plan is ready: {system: plan digest}; the problems block approval."""
+    return Event(
+        EventType.ERASURE_PLANNED, Actor.system(FULFILMENT), {"run": run_id, "systems": systems, "problems": problems}
+    )
+
+
+def event_erasure_approved(*, actor: Actor, run_id: int, approvals: int, needed: int, digests: dict[str, str]) -> Event:
+    return Event(
+        EventType.ERASURE_APPROVED,
+        actor,
+        {"run": run_id, "approvals": approvals, "needed": needed, "digests": digests},
+    )
+
+
+def event_erasure_plan_changed(*, run_id: int, system: str, digest: str, detail: str) -> Event:
+    return Event(
+        EventType.ERASURE_PLAN_CHANGED,
+        Actor.system(FULFILMENT),
+        {"run": run_id, "system": system, "digest": digest, "detail": detail},
+    )
+
+
+def event_erasure_executed(*, run_id: int, system: str, digest: str, counts: dict, fields: dict) -> Event:
+    """What the database reported changed, per collection and per field, under the approved plan's digest."""
+    return Event(
+        EventType.ERASURE_EXECUTED,
+        Actor.system(FULFILMENT),
+        {"run": run_id, "system": system, "digest": digest, "counts": counts, "fields": fields},
+    )
+
+
+def event_erasure_verified(*, run_id: int, system: str, kept: int) -> Event:
+    return Event(EventType.ERASURE_VERIFIED, Actor.system(FULFILMENT), {"run": run_id, "system": system, "kept": kept})
+
+
+def event_erasure_failed(*, run_id: int, system: str, stage: str, error: str) -> Event:
+    return Event(
+        EventType.ERASURE_FAILED,
+        Actor.system(FULFILMENT),
+        {"run": run_id, "system": system, "stage": stage, "error": error},
+    )
+
+
+def event_erasure_replayed(*, run_id: int, system: str, found: int, counts: dict) -> Event:
+    return Event(
+        EventType.ERASURE_REPLAYED,
+        Actor.system(FULFILMENT),
+        {"run": run_id, "system": system, "found": found, "counts": counts},
+    )
+
+
 def event_package_built(*, run_id: int, kind: str, files: int, size: int, sha256: str, expires_at: datetime) -> Event:
     return Event(
         EventType.PACKAGE_BUILT,

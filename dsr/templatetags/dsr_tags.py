@@ -52,6 +52,13 @@ STAFF_EVENT_LABELS: dict[str, Any] = {
     EventType.PACKAGE_PURGED: "Access package deleted",
     EventType.PACKAGE_REISSUED: "Access package re-issued",
     EventType.SUPPRESSION_ADDED: "Address added to the suppression list",
+    EventType.ERASURE_PLANNED: "Erasure planned; awaiting approval",
+    EventType.ERASURE_APPROVED: "Erasure plan approved",
+    EventType.ERASURE_PLAN_CHANGED: "Data changed since the plan; re-planned for approval",
+    EventType.ERASURE_EXECUTED: "System erased",
+    EventType.ERASURE_VERIFIED: "Erasure verified",
+    EventType.ERASURE_FAILED: "Erasure failed in a system",
+    EventType.ERASURE_REPLAYED: "Erasure replayed after a restore",
 }
 
 # Staff lines summarised by identity_check_summary rather than by their message or reason.

@@ -34,6 +34,9 @@ WRITTEN_BEFORE = {
     "package_reissued",
     # Opt-outs (issue 11)
     "suppression_added",
+    # Erasure (issue 11)
+    "erasure_planned", "erasure_approved", "erasure_plan_changed", "erasure_executed", "erasure_verified",
+    "erasure_failed", "erasure_replayed",
 }
 # What the tracking webhook wrote: "email_" + anymail's normalised type (inbound is not served).
 TRACKING_TYPES = {v for k, v in vars(AnymailEventType).items() if k.isupper()} - {"inbound", "inbound_failed"}

@@ -86,3 +86,5 @@ def test_audit_checkpoints_live_on_their_own_volume():
         assert env["DSR_AUDIT_KEY"].startswith("${DSR_AUDIT_KEY:?")
         assert env["DSR_PACKAGE_KEY"].startswith("${DSR_PACKAGE_KEY:?")
         assert env["DSR_SUPPRESSION_KEY"].startswith("${DSR_SUPPRESSION_KEY:?")
+        assert env["DSR_LEDGER_KEY"].startswith("${DSR_LEDGER_KEY:?")
+        assert env["DSR_ERASURE_HASH_KEY"].startswith("${DSR_ERASURE_HASH_KEY:?")

@@ -91,7 +91,8 @@ def test_the_image_build_compiles_the_catalogues_so_pages_render_in_swedish_and_
     (bin_dir / "python").chmod(0o755)
     env = {**image_env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "DSR_VAR_DIR": str(tmp_path / "var")}
     runtime = {**env, "DJANGO_SECRET_KEY": "runtime-secret-key", "DSR_AUDIT_KEY": "runtime-audit-key",
-               "DSR_PACKAGE_KEY": "runtime-package-key", "DSR_SUPPRESSION_KEY": "runtime-suppression-key"}
+               "DSR_PACKAGE_KEY": "runtime-package-key", "DSR_SUPPRESSION_KEY": "runtime-suppression-key",
+            "DSR_LEDGER_KEY": "runtime-ledger-key", "DSR_ERASURE_HASH_KEY": "runtime-erasure-hash-key"}
 
     before = _render(app, runtime)
     assert all(status == 200 for status, _ in before.values())

@@ -15,7 +15,8 @@ from tests.support import ROOT
 
 # What `docker compose up` is given from outside (README: Production); everything else defaults.
 PROVIDED = {"DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "DSR_AUDIT_KEY": secrets.token_urlsafe(50),
-            "DSR_PACKAGE_KEY": secrets.token_urlsafe(50), "DSR_SUPPRESSION_KEY": secrets.token_urlsafe(50)}
+            "DSR_PACKAGE_KEY": secrets.token_urlsafe(50), "DSR_SUPPRESSION_KEY": secrets.token_urlsafe(50),
+            "DSR_LEDGER_KEY": secrets.token_urlsafe(50), "DSR_ERASURE_HASH_KEY": secrets.token_urlsafe(50)}
 INTERPOLATION = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
 
 

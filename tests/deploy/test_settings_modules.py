@@ -15,7 +15,8 @@ import yaml
 from tests.support import ROOT
 
 KEYS = {"DJANGO_SECRET_KEY": "environment-secret-key-" + "s" * 40, "DSR_AUDIT_KEY": "environment-audit-key",
-        "DSR_PACKAGE_KEY": "environment-package-key", "DSR_SUPPRESSION_KEY": "environment-suppression-key"}
+        "DSR_PACKAGE_KEY": "environment-package-key", "DSR_SUPPRESSION_KEY": "environment-suppression-key",
+            "DSR_LEDGER_KEY": "environment-ledger-key", "DSR_ERASURE_HASH_KEY": "environment-erasure-hash-key"}
 # Loads the settings and everything that reads them at import: the apps, the URLs, the Celery app
 # and its tasks (dsr.tasks reads the email lease). Not the system checks, which a worker and
 # `manage.py check` run: they open the file cache, which makes its folder (config.var_init makes it
@@ -93,7 +94,7 @@ def test_production_refuses_to_start_without_each_key_even_with_key_files_or_deb
     var_dir = tmp_path / "var"
     _var_init(_env(var_dir))  # key files run mode would read: production must not
     before = {name: (var_dir / name).read_text() for name in ("secret_key", "audit_key")}
-    for missing in ("DJANGO_SECRET_KEY", "DSR_AUDIT_KEY", "DSR_PACKAGE_KEY", "DSR_SUPPRESSION_KEY"):
+    for missing in ("DJANGO_SECRET_KEY", "DSR_AUDIT_KEY", "DSR_PACKAGE_KEY", "DSR_SUPPRESSION_KEY", "DSR_LEDGER_KEY", "DSR_ERASURE_HASH_KEY"):
         for debug in ("0", "1"):
             env = _env(var_dir, DJANGO_SETTINGS_MODULE="config.settings.production", DJANGO_DEBUG=debug, **KEYS)
             del env[missing]

@@ -71,7 +71,7 @@ def test_a_reviewer_sees_progress_but_no_buttons_and_cannot_start(officer, revie
 
 
 def test_requests_that_are_not_searched_have_no_panel(officer, officer_client, fake_systems):  # noqa: F811
-    req = verified_request(officer=officer, request_type="erasure")
+    req = verified_request(officer=officer, request_type="rectification")
     assert "Search across the systems" not in officer_client.get(f"/dashboard/requests/{req.reference}/").content.decode()
 
 

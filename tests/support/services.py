@@ -104,6 +104,7 @@ def celery_worker_start(*, redis_url: str, var_dir: Path):
         DJANGO_SETTINGS_MODULE="config.settings.run", DJANGO_SECRET_KEY=settings.SECRET_KEY,
         DSR_AUDIT_KEY_ID=settings.DSR_AUDIT_KEY_ID, DSR_AUDIT_KEY=settings.DSR_AUDIT_KEYS[settings.DSR_AUDIT_KEY_ID],
         DSR_PACKAGE_KEY=settings.DSR_PACKAGE_KEY, DSR_SUPPRESSION_KEY=settings.DSR_SUPPRESSION_KEY,
+        DSR_LEDGER_KEY=settings.DSR_LEDGER_KEY, DSR_ERASURE_HASH_KEY=settings.DSR_ERASURE_HASH_KEY,
         DATABASE_URL=f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         REDIS_URL=redis_url, DSR_VAR_DIR=str(var_dir), DSR_SITE_URL="http://testserver",
     )

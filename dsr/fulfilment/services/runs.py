@@ -67,6 +67,14 @@ def queue_register(name: str, function: Callable[..., Any]) -> None:
     _queue[name] = function
 
 
+# Set by services/erasure.py on import: an erasure request's start plans instead of searching.
+_erasure_starter: list[Callable[..., FulfilmentRun]] = []
+
+
+def erasure_starter_register(function: Callable[..., FulfilmentRun]) -> None:
+    _erasure_starter[:] = [function]
+
+
 def _enqueue(name: str, *args: Any, countdown: float = 0) -> None:
     function = _queue.get(name)
     if function is None:  # the tasks module registers on import (AppConfig.ready)
@@ -118,16 +126,20 @@ def fulfilment_start(*, request: DataSubjectRequest, actor: Actor) -> Fulfilment
     """Start a search for a verified access or portability request. Raises TransitionNotAllowed
     (409) when the request is not verified, is closed, is of another type, or a search runs."""
     locked = request_locked(request.pk)
-    if locked.request_type not in PACKAGE_KINDS:
+    if locked.request_type not in PACKAGE_KINDS and locked.request_type != RequestType.ERASURE:
         raise TransitionNotAllowed(
             f"{locked.reference} is a request to {locked.get_request_type_display().lower()}; only requests to "
-            "know and portability requests are answered with a search."
+            "know, portability and erasure requests are answered through the systems."
         )
     if locked.status not in STARTABLE_STATUSES or not locked.verified_at:
         raise TransitionNotAllowed(
             f"{locked.reference} is {locked.get_status_display().lower()}; a search starts only once the request "
             "is verified and while it is open."
         )
+    if locked.request_type == RequestType.ERASURE:  # one door: the erasure run plans, then waits for approval
+        if not _erasure_starter:
+            raise TransitionNotAllowed("Erasure runs are not available (no erasure service registered).")
+        return _erasure_starter[0](locked=locked, actor=actor)
     datamap = _datamap()
     try:
         with transaction.atomic():
@@ -183,8 +195,8 @@ def _claim(system_run_id: int) -> SystemRun | None:
     now = timezone.now()
     with transaction.atomic():
         system_run = SystemRun.objects.select_for_update().select_related("run__request").get(pk=system_run_id)
-        if system_run.run.state != RunState.RUNNING:
-            return None
+        if system_run.run.state != RunState.RUNNING or system_run.run.package_kind == PackageKind.ERASURE:
+            return None  # an erasure's systems are planned and erased by services/erasure.py
         if system_run.status in (*TERMINAL, SystemStatus.WAITING_MANUAL):
             return None
         if system_run.status == SystemStatus.RUNNING and (

@@ -9,8 +9,8 @@ from django.utils import timezone
 from dsr.deadlines import business_today
 from dsr.errors import DsrError
 from dsr.fulfilment import signing
-from dsr.fulfilment.models import AccessPackage, FulfilmentRun, RunState, SystemRun, SystemStatus
-from dsr.fulfilment.services import manual_tasks, package_staff, packages, runs
+from dsr.fulfilment.models import AccessPackage, FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
+from dsr.fulfilment.services import erasure, manual_tasks, package_staff, packages, runs
 from dsr.services.audit import Actor
 
 # A search still waiting for a system this close to the request's due date is packaged with what
@@ -22,15 +22,19 @@ def systems_stalled_requeue() -> int:
     """A system still pending (its task lost with a broker restart) or running past its lease (the
     worker died) is queued again; the task's claim makes a duplicate harmless."""
     now = timezone.now()
-    stalled = SystemRun.objects.filter(run__state=RunState.RUNNING).filter(
-        Q(status=SystemStatus.PENDING, run__started_at__lt=now - timedelta(minutes=2), finished_at__isnull=True)
-        | Q(status=SystemStatus.RUNNING, requested_at__isnull=True, lease_until__lt=now)
+    stalled = (
+        SystemRun.objects.filter(run__state=RunState.RUNNING)
+        .exclude(run__package_kind=PackageKind.ERASURE)
+        .filter(
+            Q(status=SystemStatus.PENDING, run__started_at__lt=now - timedelta(minutes=2), finished_at__isnull=True)
+            | Q(status=SystemStatus.RUNNING, requested_at__isnull=True, lease_until__lt=now)
+        )
     )
     count = 0
     for system_run_id in stalled.values_list("pk", flat=True):
         runs.requeue(system_run_id)
         count += 1
-    return count
+    return count + erasure.erasure_stalled_requeue()
 
 
 def packages_due_build() -> int:
@@ -38,6 +42,7 @@ def packages_due_build() -> int:
     cutoff = business_today() + timedelta(days=PACKAGE_BEFORE_DUE_DAYS)
     due = (
         FulfilmentRun.objects.filter(state=RunState.RUNNING, due_date__lte=cutoff, request__closed_at__isnull=True)
+        .exclude(package_kind=PackageKind.ERASURE)
         .exclude(pk__in=AccessPackage.objects.values("run_id"))
         .filter(systems__status=SystemStatus.DONE)
         .distinct()
@@ -62,6 +67,7 @@ def packages_stalled_requeue() -> int:
             finished_at__lt=timezone.now() - timedelta(minutes=2),
             request__closed_at__isnull=True,
         )
+        .exclude(package_kind=PackageKind.ERASURE)
         .exclude(pk__in=AccessPackage.objects.values("run_id"))
         .values_list("pk", flat=True)
     )

@@ -1,0 +1,752 @@
+"""An erasure run: preview → approval → execution → verification → answer (issue 11).
+
+`erasure_start` (called by `runs.fulfilment_start` for an erasure request: one door) records the
+run and queues one planning task per sql/django system: the connector finds the person and
+rehearses its plan in a transaction that is rolled back. Systems that cannot erase by themselves
+(http, manual) are listed as asked separately, not yet automated — never claimed as erased. When
+every system is planned the run stops in `awaiting_approval`. `erasure_approve` records an
+officer's approval (two different officers under DSR_ERASURE_FOUR_EYES) and queues one execution
+task per system: the connector runs the approved plan in one transaction, then a verification pass
+finds the person again. A plan whose data changed is rebuilt and approval asked again; a failing
+system is rolled back by its connector and shown failed while the others go on. Each task takes
+ids, claims its system under a lock and is a no-op when redelivered."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone, translation
+from django.utils.translation import gettext, ngettext
+
+from dsr.errors import TransitionNotAllowed
+from dsr.fulfilment.connectors import connector_for
+from dsr.fulfilment.connectors.base import Connector, ConnectorError, ErasurePlan, PlanChanged, RowPlan, Subject
+from dsr.fulfilment.datamap import DataMap, System
+from dsr.fulfilment.models import ErasureLedgerEntry, FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
+from dsr.fulfilment.services import runs
+from dsr.models import DataSubjectRequest, Outcome, Regime
+from dsr.services.audit import Actor, audit_event_record
+from dsr.services.delivery import request_flag
+from dsr.services.events import (
+    event_erasure_approved,
+    event_erasure_executed,
+    event_erasure_failed,
+    event_erasure_plan_changed,
+    event_erasure_planned,
+    event_erasure_replayed,
+    event_erasure_verified,
+    event_fulfilment_finished,
+    event_fulfilment_started,
+)
+from dsr.services.staff_actions import request_complete
+from dsr.services.transitions import request_locked
+
+log = logging.getLogger(__name__)
+
+# The verification pass the erasure engine provides (dsr.fulfilment.connectors.erasure); until it
+# is merged, `erasure_verify_keys` below does the same check. Replace with a plain import then.
+try:
+    _engine_verify: Callable[..., Any] | None = importlib.import_module(
+        "dsr.fulfilment.connectors.erasure"
+    ).erasure_verify
+except (ImportError, AttributeError):
+    _engine_verify = None
+
+# The kinds whose connector plans and erases in one transaction; the others are asked separately.
+ERASING_KINDS = frozenset({"sql", "django"})
+NOT_AUTOMATED = "asked separately, not yet automated: erasure by http and manual systems comes in a later step"
+TERMINAL = frozenset({SystemStatus.DONE, SystemStatus.FAILED, SystemStatus.SKIPPED})
+
+
+class ErasureNotApprovable(TransitionNotAllowed):
+    code = "erasure_not_approvable"
+
+
+# --- The plan as stored (JSON) and back ------------------------------------------------------------
+
+
+def plan_to_json(plan: ErasurePlan) -> dict[str, Any]:
+    return {
+        "system": plan.system,
+        "rows": [
+            {
+                "collection": r.collection,
+                "keys": list(r.keys),
+                "delete": r.delete,
+                "updates": [list(u) for u in r.updates],
+                "kept": [list(k) for k in r.kept],
+                "note": r.note,
+            }
+            for r in plan.rows
+        ],
+        "problems": list(plan.problems),
+        "counts": plan.counts,
+    }
+
+
+def plan_from_json(data: dict[str, Any]) -> ErasurePlan:
+    return ErasurePlan(
+        system=data["system"],
+        rows=tuple(
+            RowPlan(
+                collection=r["collection"],
+                keys=tuple(r["keys"]),
+                delete=r["delete"],
+                updates=tuple((f, s) for f, s in r["updates"]),
+                kept=tuple((f, why) for f, why in r["kept"]),
+                note=r.get("note", ""),
+            )
+            for r in data["rows"]
+        ),
+        problems=tuple(data.get("problems", ())),
+        counts=data.get("counts", {}),
+    )
+
+
+# --- Queueing (ids only, after commit) -------------------------------------------------------------
+
+_queue: dict[str, Callable[..., Any]] = {}
+
+
+def queue_register(name: str, function: Callable[..., Any]) -> None:
+    _queue[name] = function
+
+
+def _enqueue(name: str, system_run_id: int) -> None:
+    function = _queue.get(name)
+    if function is None:  # the tasks module registers on import (AppConfig.ready)
+        raise RuntimeError(f"no queue for {name}")
+    transaction.on_commit(lambda: function(system_run_id))
+
+
+def _subject(system_run: SystemRun) -> Subject:
+    return runs.subject_for(system_run)
+
+
+def _datamap() -> DataMap:
+    return runs._datamap()
+
+
+# --- Start: one planning task per system -----------------------------------------------------------
+
+
+def erasure_start(*, locked: DataSubjectRequest, actor: Actor) -> FulfilmentRun:
+    """Called by runs.fulfilment_start inside its transaction, the request locked and checked. A
+    run still awaiting approval is replaced (the officer plans again, e.g. after fixing a problem)."""
+    datamap = _datamap()
+    for old in FulfilmentRun.objects.select_for_update().filter(request=locked, state=RunState.AWAITING_APPROVAL):
+        old.state = RunState.CANCELLED
+        old.finished_at = timezone.now()
+        old.save(update_fields=["state", "finished_at"])
+    if FulfilmentRun.objects.filter(request=locked, state=RunState.DONE, package_kind=PackageKind.ERASURE).exists():
+        raise TransitionNotAllowed(f"The erasure for {locked.reference} is done; send the answer.")
+    try:
+        with transaction.atomic():
+            run = FulfilmentRun.objects.create(
+                request=locked,
+                datamap_version=datamap.version,
+                datamap_path=datamap.path,
+                package_kind=PackageKind.ERASURE,
+                due_date=locked.respond_by,
+                started_by=actor.label,
+                started_at=timezone.now(),
+            )
+    except IntegrityError:
+        raise TransitionNotAllowed(f"An erasure for {locked.reference} is already running.") from None
+    now = timezone.now()
+    system_runs = SystemRun.objects.bulk_create(
+        [
+            SystemRun(run=run, system=s.name, kind=s.kind)
+            if s.kind in ERASING_KINDS
+            else SystemRun(
+                run=run,
+                system=s.name,
+                kind=s.kind,
+                status=SystemStatus.SKIPPED,
+                error=NOT_AUTOMATED,
+                finished_at=now,
+            )
+            for s in datamap.systems
+        ]
+    )
+    audit_event_record(
+        request=locked,
+        event=event_fulfilment_started(
+            actor=actor,
+            run_id=run.pk,
+            datamap_version=datamap.version,
+            systems=[s.name for s in datamap.systems],
+            package_kind=run.package_kind,
+            since=None,
+        ),
+    )
+    for system_run in system_runs:
+        if system_run.status == SystemStatus.PENDING:
+            _enqueue("plan", system_run.pk)
+    _planning_finish_if_complete(run.pk)
+    return run
+
+
+def _claim(system_run_id: int, *, executing: bool) -> SystemRun | None:
+    """Take the system for this attempt, or None when there is nothing to do: a redelivered task
+    (the system already planned, erased or failed, or claimed by a live attempt) does no work twice."""
+    now = timezone.now()
+    with transaction.atomic():
+        system_run = SystemRun.objects.select_for_update().select_related("run__request").get(pk=system_run_id)
+        run = system_run.run
+        if run.package_kind != PackageKind.ERASURE or run.state != RunState.RUNNING:
+            return None
+        if executing != (run.approved_at is not None):
+            return None
+        ready = SystemStatus.PLANNED if executing else SystemStatus.PENDING
+        if system_run.status == SystemStatus.RUNNING and system_run.lease_until and system_run.lease_until <= now:
+            pass  # the attempt that held it died: take it again (the connector's transaction rolled back)
+        elif system_run.status != ready:
+            return None
+        system_run.status = SystemStatus.RUNNING
+        system_run.attempts += 1
+        system_run.started_at = system_run.started_at or now
+        system_run.lease_until = now + timedelta(seconds=settings.DSR_FULFILMENT_LEASE_SECONDS)
+        system_run.save(update_fields=["status", "attempts", "started_at", "lease_until"])
+        return system_run
+
+
+def _system_spec(system_run: SystemRun) -> tuple[System, Connector]:
+    datamap = _datamap()
+    if datamap.version != system_run.run.datamap_version:
+        raise ConnectorError(
+            f"the data map changed since this erasure was planned (version {system_run.run.datamap_version[:12]} → "
+            f"{datamap.version[:12]}); plan it again"
+        )
+    system = datamap.system(system_run.system)
+    if system is None:
+        raise ConnectorError(f"{system_run.system} is no longer in the data map")
+    return system, connector_for(system)
+
+
+def erasure_system_plan(*, system_run_id: int) -> None:
+    """A planning task: the connector rehearses the plan (nothing changes) and it is stored."""
+    system_run = _claim(system_run_id, executing=False)
+    if system_run is None:
+        return
+    try:
+        _, connector = _system_spec(system_run)
+        plan = connector.erase_plan(_subject(system_run))
+    except Exception as error:  # a connector's failure or bug fails its system, visibly
+        if not isinstance(error, ConnectorError):
+            log.exception("erasure plan of %s failed", system_run.system)
+        _system_failed(system_run.pk, stage="plan", error=_error_text(error))
+        return
+    _system_planned(system_run.pk, plan)
+
+
+def _error_text(error: Exception) -> str:
+    if isinstance(error, ConnectorError):
+        return str(error)
+    return f"unexpected error: {type(error).__name__}: {error}"
+
+
+@transaction.atomic
+def _system_planned(system_run_id: int, plan: ErasurePlan) -> None:
+    system_run = SystemRun.objects.select_for_update().get(pk=system_run_id)
+    if system_run.status != SystemStatus.RUNNING:
+        return
+    system_run.plan = plan_to_json(plan)
+    system_run.plan_digest = plan.digest()
+    system_run.records = sum(len(r.keys) for r in plan.rows)
+    system_run.status = SystemStatus.PLANNED
+    system_run.error = ""
+    system_run.lease_until = None
+    system_run.save(update_fields=["plan", "plan_digest", "records", "status", "error", "lease_until"])
+    _planning_finish_if_complete(system_run.run_id)
+
+
+@transaction.atomic
+def _system_failed(system_run_id: int, *, stage: str, error: str) -> None:
+    system_run = SystemRun.objects.select_for_update().select_related("run").get(pk=system_run_id)
+    if system_run.status in TERMINAL:
+        return
+    request = request_locked(system_run.run.request_id)
+    system_run.status = SystemStatus.FAILED
+    system_run.error = error[:2000]
+    system_run.lease_until = None
+    system_run.finished_at = timezone.now()
+    system_run.save(update_fields=["status", "error", "lease_until", "finished_at"])
+    audit_event_record(
+        request=request,
+        event=event_erasure_failed(run_id=system_run.run_id, system=system_run.system, stage=stage, error=error),
+    )
+    if stage == "plan":
+        _planning_finish_if_complete(system_run.run_id)
+    else:
+        _execution_finish_if_complete(system_run.run_id)
+
+
+def plan_problems(system_runs: list[SystemRun]) -> list[str]:
+    """What blocks approval: a system whose plan failed, and each problem a rehearsal found."""
+    problems = []
+    for system_run in system_runs:
+        if system_run.status == SystemStatus.FAILED and not system_run.plan:
+            problems.append(f"{system_run.system}: could not be planned: {system_run.error}")
+        problems.extend(f"{system_run.system}: {p}" for p in system_run.plan.get("problems", []))
+    return problems
+
+
+def _planning_finish_if_complete(run_id: int) -> None:
+    system_runs = list(SystemRun.objects.filter(run_id=run_id).order_by("id"))
+    if any(s.status in (SystemStatus.PENDING, SystemStatus.RUNNING) for s in system_runs):
+        return
+    run = FulfilmentRun.objects.select_for_update().get(pk=run_id)
+    if run.state != RunState.RUNNING or run.approved_at is not None:
+        return
+    run.state = RunState.AWAITING_APPROVAL
+    run.save(update_fields=["state"])
+    audit_event_record(
+        request=request_locked(run.request_id),
+        event=event_erasure_planned(
+            run_id=run.pk,
+            systems={s.system: s.plan_digest for s in system_runs if s.status == SystemStatus.PLANNED},
+            problems=plan_problems(system_runs),
+        ),
+    )
+
+
+# --- Approval --------------------------------------------------------------------------------------
+
+
+def approvals_needed() -> int:
+    return 2 if settings.DSR_ERASURE_FOUR_EYES else 1
+
+
+@transaction.atomic
+def erasure_approve(*, request: DataSubjectRequest, actor: Actor, user_id: int | None) -> FulfilmentRun:
+    """An officer approves the plan shown. 409 when nothing awaits approval, the plan has problems,
+    or (four eyes) the same officer approves twice. The last approval needed queues execution."""
+    locked = request_locked(request.pk)
+    run = (
+        FulfilmentRun.objects.select_for_update()
+        .filter(request=locked, package_kind=PackageKind.ERASURE)
+        .order_by("-started_at", "-pk")
+        .first()
+    )
+    if run is None or run.state != RunState.AWAITING_APPROVAL:
+        raise ErasureNotApprovable(f"No erasure plan for {locked.reference} is awaiting approval.")
+    if not locked.is_open:
+        raise ErasureNotApprovable(f"{locked.reference} is closed.")
+    system_runs = list(SystemRun.objects.select_for_update().filter(run=run).order_by("id"))
+    problems = plan_problems(system_runs)
+    if problems:
+        raise ErasureNotApprovable(
+            "The plan cannot be approved while it has problems: " + "; ".join(problems) + ". Fix them and plan again."
+        )
+    if any(a.get("user") == user_id and user_id is not None for a in run.approvals):
+        raise ErasureNotApprovable("You have already approved this plan; a second officer must approve it too.")
+    needed = approvals_needed()
+    run.approvals = [*run.approvals, {"by": actor.label, "user": user_id, "at": timezone.now().isoformat()}]
+    digests = {s.system: s.plan_digest for s in system_runs if s.status == SystemStatus.PLANNED}
+    fields = ["approvals"]
+    if len(run.approvals) >= needed:
+        run.state = RunState.RUNNING
+        run.approved_at = timezone.now()
+        fields += ["state", "approved_at"]
+    run.save(update_fields=fields)
+    audit_event_record(
+        request=locked,
+        event=event_erasure_approved(
+            actor=actor, run_id=run.pk, approvals=len(run.approvals), needed=needed, digests=digests
+        ),
+    )
+    if run.approved_at is not None:
+        for system_run in system_runs:
+            if system_run.status == SystemStatus.PLANNED:
+                _enqueue("erase", system_run.pk)
+        _execution_finish_if_complete(run.pk)
+    return run
+
+
+# --- Execution and verification --------------------------------------------------------------------
+
+
+def erasure_verify_keys(connector: Connector, subject: Subject, plan: ErasurePlan) -> list[str]:
+    """The verification pass: find the person again; only rows the plan keeps (masked or kept
+    fields, rows not deleted) may remain. Returns what was found that should not be there."""
+    found = connector.find(subject)
+    allowed = {r.collection: {str(k) for k in r.keys} for r in plan.rows if not r.delete}
+    left = []
+    for collection, keys in found.keys.items():
+        extra = sorted({str(k) for k in keys} - allowed.get(collection, set()))
+        if extra:
+            left.append(f"{collection}: {', '.join(extra[:20])}")
+    return left
+
+
+def _verify(connector: Connector, subject: Subject, plan: ErasurePlan) -> list[str]:
+    if _engine_verify is not None:  # the engine's own pass (connectors/erasure.py), once merged
+        return list(_engine_verify(connector, subject, plan))
+    return erasure_verify_keys(connector, subject, plan)
+
+
+def erasure_system_execute(*, system_run_id: int) -> None:
+    """An execution task: the approved plan, in one transaction of the connector, then verified."""
+    system_run = _claim(system_run_id, executing=True)
+    if system_run is None:
+        return
+    plan = plan_from_json(system_run.plan)
+    if plan.digest() != system_run.plan_digest:  # the stored plan is what was approved, or nothing runs
+        _system_failed(system_run.pk, stage="erase", error="the stored plan does not match its approved digest")
+        return
+    subject = _subject(system_run)
+    try:
+        _, connector = _system_spec(system_run)
+        erased = connector.erase(subject, plan)
+    except PlanChanged as changed:
+        _system_replan(system_run.pk, detail=str(changed))
+        return
+    except Exception as error:  # rolled back whole by the connector; the others go on
+        if not isinstance(error, ConnectorError):
+            log.exception("erasure of %s failed", system_run.system)
+        _system_failed(system_run.pk, stage="erase", error=_error_text(error))
+        return
+    _system_erased(system_run.pk, counts=erased.counts, fields=erased.fields)
+    try:
+        left = _verify(connector, subject, plan)
+    except Exception as error:
+        left = [f"the verification could not run: {_error_text(error)}"]
+    _system_verified(system_run.pk, plan=plan, left=left)
+
+
+@transaction.atomic
+def _system_replan(system_run_id: int, *, detail: str) -> None:
+    """The data changed since approval (nothing was changed): this system is planned again and
+    the run goes back to awaiting approval; systems already erased stay erased."""
+    system_run = SystemRun.objects.select_for_update().select_related("run").get(pk=system_run_id)
+    run = FulfilmentRun.objects.select_for_update().get(pk=system_run.run_id)
+    request = request_locked(run.request_id)
+    audit_event_record(
+        request=request,
+        event=event_erasure_plan_changed(
+            run_id=run.pk, system=system_run.system, digest=system_run.plan_digest, detail=detail[:500]
+        ),
+    )
+    system_run.status = SystemStatus.PENDING
+    system_run.plan = {}
+    system_run.plan_digest = ""
+    system_run.lease_until = None
+    system_run.save(update_fields=["status", "plan", "plan_digest", "lease_until"])
+    run.approved_at = None
+    run.approvals = []
+    run.state = RunState.RUNNING
+    run.save(update_fields=["approved_at", "approvals", "state"])
+    _enqueue("plan", system_run.pk)
+
+
+@transaction.atomic
+def _system_erased(system_run_id: int, *, counts: dict, fields: dict) -> None:
+    system_run = SystemRun.objects.select_for_update().select_related("run").get(pk=system_run_id)
+    request = request_locked(system_run.run.request_id)
+    system_run.erased = {"counts": counts, "fields": fields}
+    system_run.save(update_fields=["erased"])
+    audit_event_record(
+        request=request,
+        event=event_erasure_executed(
+            run_id=system_run.run_id, system=system_run.system, digest=system_run.plan_digest, counts=counts,
+            fields=fields,
+        ),
+    )  # fmt: skip
+
+
+def _system_verified(system_run_id: int, *, plan: ErasurePlan, left: list[str]) -> None:
+    if left:
+        _system_failed(system_run_id, stage="verify", error="the verification found rows left: " + "; ".join(left))
+        with transaction.atomic():
+            SystemRun.objects.filter(pk=system_run_id).update(verification={"ok": False, "left": left})
+        return
+    with transaction.atomic():
+        system_run = SystemRun.objects.select_for_update().select_related("run").get(pk=system_run_id)
+        if system_run.status != SystemStatus.RUNNING:
+            return
+        kept = sum(len(r.keys) for r in plan.rows if not r.delete)
+        request = request_locked(system_run.run.request_id)
+        system_run.verification = {"ok": True, "left": [], "kept": kept}
+        system_run.status = SystemStatus.DONE
+        system_run.lease_until = None
+        system_run.finished_at = timezone.now()
+        system_run.save(update_fields=["verification", "status", "lease_until", "finished_at"])
+        audit_event_record(
+            request=request, event=event_erasure_verified(run_id=system_run.run_id, system=system_run.system, kept=kept)
+        )
+        _execution_finish_if_complete(system_run.run_id)
+
+
+def _execution_finish_if_complete(run_id: int) -> None:
+    system_runs = list(SystemRun.objects.filter(run_id=run_id).order_by("id"))
+    if any(s.status not in TERMINAL for s in system_runs):
+        return
+    run = FulfilmentRun.objects.select_for_update().get(pk=run_id)
+    if run.state != RunState.RUNNING or run.approved_at is None:
+        return
+    failed = [s.system for s in system_runs if s.status == SystemStatus.FAILED]
+    run.state = RunState.FAILED if failed else RunState.DONE
+    run.finished_at = timezone.now()
+    run.save(update_fields=["state", "finished_at"])
+    request = request_locked(run.request_id)
+    deleted = sum(c.get("deleted", 0) for s in system_runs for c in s.erased.get("counts", {}).values())
+    audit_event_record(
+        request=request,
+        event=event_fulfilment_finished(run_id=run.pk, state=run.state, records=deleted, failed=failed),
+    )
+    erased = [s.system for s in system_runs if s.status == SystemStatus.DONE]
+    if erased:
+        ledger_record(run=run, request=request, systems=erased)
+    if failed:  # the request stays open; the team sees it flagged
+        request_flag(request_id=request.pk, reason=f"Erasure failed in {', '.join(failed)}", data={"systems": failed})
+
+
+def erasure_stalled_requeue() -> int:
+    """The sweep: an erasure system whose task was lost (a broker restart) or whose worker died
+    past its lease is queued again; the claim makes a duplicate harmless."""
+    now = timezone.now()
+    stalled = (
+        SystemRun.objects.filter(run__state=RunState.RUNNING, run__package_kind=PackageKind.ERASURE)
+        .filter(
+            Q(status=SystemStatus.PENDING, run__started_at__lt=now - timedelta(minutes=2))
+            | Q(status=SystemStatus.PLANNED, run__approved_at__lt=now - timedelta(minutes=2))
+            | Q(status=SystemStatus.RUNNING, lease_until__lt=now)
+        )
+        .values_list("pk", "run__approved_at")
+    )
+    count = 0
+    for system_run_id, approved_at in stalled:
+        with transaction.atomic():
+            _enqueue("plan" if approved_at is None else "erase", system_run_id)
+        count += 1
+    return count
+
+
+# --- The ledger ------------------------------------------------------------------------------------
+
+
+def identity_digest(kind: str, value: str) -> str:
+    """A keyed HMAC of one identity (DSR_LEDGER_KEY, never in the database): the ledger can say
+    "this person was erased" of an identity it is shown, and holds nothing to read back."""
+    key = settings.DSR_LEDGER_KEY
+    if not key:
+        raise RuntimeError("DSR_LEDGER_KEY is not set")
+    message = f"{kind}\x00{value.strip().lower()}".encode()
+    return f"{kind}:{hmac.new(key.encode(), message, hashlib.sha256).hexdigest()}"
+
+
+def ledger_record(*, run: FulfilmentRun, request: DataSubjectRequest, systems: list[str]) -> ErasureLedgerEntry:
+    entry, _ = ErasureLedgerEntry.objects.update_or_create(
+        run=run,
+        defaults={
+            "reference": request.reference,
+            "identity_digests": [identity_digest("email", request.email)],
+            "systems": systems,
+            "erased_at": timezone.now(),
+        },
+    )
+    return entry
+
+
+@dataclass
+class ReplayResult:
+    reference: str
+    system: str
+    found: int = 0
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    error: str = ""
+
+
+def ledger_replay(*, since: datetime, dry_run: bool = False) -> list[ReplayResult]:
+    """Erase again what a restored backup brought back: for each ledger entry since `since`, the
+    identities come from the request's record (kept under §7101; the ledger holds only HMACs,
+    checked against them), each system erased is planned again and, unless `dry_run`, erased."""
+    results: list[ReplayResult] = []
+    entries = ErasureLedgerEntry.objects.filter(erased_at__gte=since).select_related("run__request").order_by("pk")
+    datamap = _datamap()
+    for entry in entries:
+        request = entry.run.request
+        digest = identity_digest("email", request.email) if request.email else ""
+        if digest not in entry.identity_digests:
+            results.append(
+                ReplayResult(
+                    entry.reference,
+                    "-",
+                    error="the request's email no longer matches the ledger (purged, or DSR_LEDGER_KEY changed)",
+                )
+            )
+            continue
+        for name in entry.systems:
+            result = ReplayResult(entry.reference, name)
+            results.append(result)
+            system = datamap.system(name)
+            if system is None:
+                result.error = f"{name} is no longer in the data map"
+                continue
+            subject = Subject(
+                reference=request.reference,
+                identities={"email": request.email.strip().lower()},
+                request_type=request.request_type,
+                task_key=f"replay:{request.reference}:{entry.run_id}:{name}",
+            )
+            try:
+                connector = connector_for(system)
+                plan = connector.erase_plan(subject)
+                result.found = sum(len(r.keys) for r in plan.rows if r.delete or r.updates)
+                if plan.problems:
+                    result.error = "; ".join(plan.problems)
+                    continue
+                if dry_run or not result.found:
+                    continue
+                erased = connector.erase(subject, plan)
+            except Exception as error:  # one system's failure is named; the others go on
+                result.error = _error_text(error)
+                continue
+            result.counts = erased.counts
+            with transaction.atomic():
+                audit_event_record(
+                    request=request_locked(request.pk),
+                    event=event_erasure_replayed(
+                        run_id=entry.run_id, system=name, found=result.found, counts=erased.counts
+                    ),
+                )
+    return results
+
+
+def erasure_answer_send(*, request: DataSubjectRequest, actor: Actor) -> DataSubjectRequest:
+    """Complete the request with the answer built from the erasure (never typed by hand): in part
+    when a system was asked separately, not yet automated. Only once every automated system is erased."""
+    run = (
+        FulfilmentRun.objects.filter(request=request, package_kind=PackageKind.ERASURE)
+        .order_by("-started_at", "-pk")
+        .first()
+    )
+    if run is None or run.state != RunState.DONE:
+        raise TransitionNotAllowed(f"The erasure for {request.reference} is not done yet; the answer waits for it.")
+    in_part = SystemRun.objects.filter(run=run).exclude(status=SystemStatus.DONE).exists()
+    return request_complete(
+        request=request,
+        actor=actor,
+        message=erasure_answer_message(run, request.language),
+        outcome=Outcome.COMPLIED_IN_PART if in_part else Outcome.COMPLIED,
+    )
+
+
+# --- What the API and the panel show, and the requester's answer -----------------------------------
+
+
+def erasure_plan_view(run: FulfilmentRun | None, system_runs: list[SystemRun]) -> dict[str, Any] | None:
+    """`"plan"` of `GET …/fulfilment/`: per system and collection the rows (by key) to be deleted,
+    masked, kept and why; the problems; the approvals."""
+    if run is None or run.package_kind != PackageKind.ERASURE:
+        return None
+    systems = []
+    for s in system_runs:
+        collections = []
+        for row in s.plan.get("rows", []):
+            action = "delete" if row["delete"] else ("mask" if row["updates"] else "keep")
+            collections.append(
+                {
+                    "collection": row["collection"],
+                    "action": action,
+                    "keys": [str(k) for k in row["keys"]],
+                    "updates": [{"field": f, "strategy": st} for f, st in row["updates"]],
+                    "kept": [{"field": f, "reason": why} for f, why in row["kept"]],
+                    "note": row.get("note", ""),
+                    "counts": s.plan.get("counts", {}).get(row["collection"], {}),
+                }
+            )
+        systems.append(
+            {
+                "system": s.system,
+                "kind": s.kind,
+                "status": s.status,
+                "digest": s.plan_digest,
+                "automated": s.kind in ERASING_KINDS,
+                "note": s.error if s.status == SystemStatus.SKIPPED else "",
+                "collections": collections,
+                "problems": list(s.plan.get("problems", [])),
+                "erased": s.erased.get("counts", {}),
+                "verified": s.verification.get("ok") if s.verification else None,
+            }
+        )
+    return {
+        "systems": systems,
+        "problems": plan_problems(system_runs),
+        "approvals": [{"by": a["by"], "at": a["at"]} for a in run.approvals],
+        "approvals_needed": approvals_needed(),
+        "approved_at": run.approved_at,
+    }
+
+
+def erasure_answer_message(run: FulfilmentRun, language: str, datamap: DataMap | None = None) -> str:
+    """The requester's answer, in their language: what was deleted, what was kept and why
+    (§7022(f), Art 12(4)), the systems asked separately, and for CCPA the recipients (§7022(b)(3)).
+    It names systems, counts and reasons only — never a piece of personal data."""
+    system_runs = list(SystemRun.objects.filter(run=run).order_by("id"))
+    if datamap is None:
+        try:
+            datamap = _datamap()
+        except Exception:
+            datamap = None
+    with translation.override(language):
+        lines = [gettext("We have acted on your request to delete your personal information:")]
+        reasons: list[str] = []
+        for s in system_runs:
+            counts = s.erased.get("counts", {})
+            deleted = sum(c.get("deleted", 0) for c in counts.values())
+            masked = sum(c.get("updated", 0) for c in counts.values())
+            if s.status == SystemStatus.DONE:
+                line = ngettext(
+                    "%(system)s: we deleted %(count)d record", "%(system)s: we deleted %(count)d records", deleted
+                ) % {"system": s.system, "count": deleted}
+                if masked:
+                    line += ngettext(
+                        " and removed your details from %(count)d record we must keep.",
+                        " and removed your details from %(count)d records we must keep.",
+                        masked,
+                    ) % {"count": masked}
+                else:
+                    line += "."
+            elif s.status == SystemStatus.SKIPPED:
+                line = gettext("%(system)s: we have asked for your information to be deleted there separately.") % {
+                    "system": s.system
+                }
+            else:
+                line = gettext("%(system)s: not yet deleted; we are working on it and will tell you when it is.") % {
+                    "system": s.system
+                }
+            lines.append(f"- {line}")
+            for row in s.plan.get("rows", []) if s.status == SystemStatus.DONE else []:
+                for _field, why in row["kept"]:
+                    if why and why not in reasons:
+                        reasons.append(why)
+        if reasons:
+            lines.append(gettext("We kept some information because the law requires or allows it:"))
+            lines.extend(f"- {why}" for why in reasons)
+            lines.append(gettext("We use what we kept only for those reasons."))
+        lines.append(gettext("We keep a record of your request, as the law requires."))
+        if run.request.regime == Regime.CCPA and datamap is not None:
+            names = sorted({r.name for s in datamap.systems for r in s.recipients})
+            if names:
+                # §7022(b)(3): the service providers and third parties are told; this slice does not
+                # notify them automatically, so the answer says who the team tells.
+                lines.append(
+                    gettext("We are telling the service providers and third parties who received it: %(names)s.")
+                    % {"names": ", ".join(names)}
+                )
+        return "\n".join(lines)
+
+
+runs.erasure_starter_register(erasure_start)

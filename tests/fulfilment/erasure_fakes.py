@@ -1,0 +1,156 @@
+"""A fake erasing system for the erasure run's tests: an in-memory table per collection, planned,
+erased and searched like a real connector would (the real ones have their own tests)."""
+
+import textwrap
+
+import pytest
+
+from dsr.fulfilment.connectors import base as connectors
+from dsr.fulfilment.connectors.base import Connector, ConnectorError, Erased, ErasurePlan, Found, Health, PlanChanged
+from dsr.fulfilment.connectors.base import RowPlan
+from dsr.fulfilment.services import erasure, runs
+
+MAP = textwrap.dedent(
+    """
+    systems:
+      - name: alpha
+        owner: alpha@example.com
+        kind: sql
+        connection: {dsn_env: ALPHA_DSN}
+        recipients:
+          - name: Parcel carriers
+            category: Service providers (delivery)
+        collections:
+          - name: people
+            identities: {email: email}
+            fields: {id: none, email: {category: identifiers, erasure: delete}}
+          - name: invoices
+            identities: {email: email}
+            fields:
+              id: none
+              email: {category: identifiers, erasure: "null"}
+              total: {category: commercial_information, erasure: keep, keep_reason: "Invoices are kept 7 years for tax law"}
+      - name: beta
+        owner: beta@example.com
+        kind: django
+        collections:
+          - name: rows
+            model: shop.Row
+            identities: {email: email}
+            fields: {id: none, email: {category: identifiers, erasure: delete}}
+      - name: crm
+        owner: sales@example.com
+        kind: manual
+        connection: {instructions: Search the sheet.}
+        collections:
+          - name: leads
+            primary_key: email
+            identities: {email: email}
+            fields: {email: identifiers}
+    """
+)
+
+# system -> collection -> key -> row
+STORE: dict[str, dict[str, dict[int, dict]]] = {}
+# What each system does on erase, by name: "ok", "fail", "leave" (a row survives), "changed" (once).
+BEHAVIOUR: dict[str, list[str]] = {}
+PROBLEMS: dict[str, list[str]] = {}
+ERASE_CALLS: list[str] = []
+
+
+def seed(email: str = "bench1@example.com") -> None:
+    STORE.clear()
+    STORE["alpha"] = {
+        "people": {1: {"id": 1, "email": email}, 2: {"id": 2, "email": "other@example.com"}},
+        "invoices": {10: {"id": 10, "email": email, "total": 99}, 11: {"id": 11, "email": email, "total": 5}},
+    }
+    STORE["beta"] = {"rows": {7: {"id": 7, "email": email}}}
+
+
+class FakeErasing(Connector):
+    kind = "fake"
+
+    def _mine(self, subject):
+        email = subject.identities["email"]
+        tables = STORE.get(self.system.name, {})
+        return {c: sorted(k for k, row in rows.items() if row.get("email") == email) for c, rows in tables.items()}
+
+    def find(self, subject):
+        return Found(self._mine(subject))
+
+    def export(self, subject, sink):
+        raise AssertionError("an erasure never exports")
+
+    def health(self):
+        return Health(ok=True)
+
+    def erase_plan(self, subject):
+        rows = []
+        for collection, keys in self._mine(subject).items():
+            if collection == "invoices":
+                rows.append(
+                    RowPlan(
+                        collection,
+                        tuple(keys),
+                        updates=(("email", "null"),),
+                        kept=(("total", "Invoices are kept 7 years for tax law"),),
+                    )
+                )
+            else:
+                rows.append(RowPlan(collection, tuple(keys), delete=True))
+        counts = {r.collection: {"deleted": len(r.keys) if r.delete else 0, "updated": 0 if r.delete else len(r.keys)}
+                  for r in rows}  # fmt: skip
+        return ErasurePlan(self.system.name, tuple(rows), tuple(PROBLEMS.get(self.system.name, ())), counts)
+
+    def erase(self, subject, plan):
+        ERASE_CALLS.append(self.system.name)
+        steps = BEHAVIOUR.get(self.system.name, ["ok"])
+        step = steps.pop(0) if len(steps) > 1 else steps[0]
+        if step == "changed" or self.erase_plan(subject).digest() != plan.digest():
+            raise PlanChanged(f"{self.system.name}: the person's rows changed since the plan")
+        if step == "fail":
+            raise ConnectorError(f"{self.system.name}: the connection dropped; rolled back")
+        tables = STORE[self.system.name]
+        counts = {}
+        for row in plan.rows:
+            keys = row.keys[1:] if step == "leave" else row.keys
+            if row.delete:
+                for key in keys:
+                    del tables[row.collection][key]
+                counts[row.collection] = {"deleted": len(keys), "updated": 0}
+            else:
+                for key in keys:
+                    for field, _strategy in row.updates:
+                        tables[row.collection][key][field] = None
+                counts[row.collection] = {"deleted": 0, "updated": len(keys)}
+        return Erased(counts=counts, fields={})
+
+
+@pytest.fixture
+def erasing_systems(settings, tmp_path, monkeypatch):
+    path = tmp_path / "datamap.yaml"
+    path.write_text(MAP)
+    settings.DSR_DATAMAP = str(path)
+    monkeypatch.setitem(connectors.CONNECTORS, "sql", FakeErasing)
+    monkeypatch.setitem(connectors.CONNECTORS, "django", FakeErasing)
+    seed()
+    BEHAVIOUR.clear()
+    PROBLEMS.clear()
+    ERASE_CALLS.clear()
+    queued: dict[str, list[int]] = {"plan": [], "erase": [], "system": []}
+    monkeypatch.setitem(erasure._queue, "plan", lambda pk: queued["plan"].append(pk))
+    monkeypatch.setitem(erasure._queue, "erase", lambda pk: queued["erase"].append(pk))
+    monkeypatch.setitem(runs._queue, "system", lambda pk, countdown=0: queued["system"].append(pk))
+    return queued
+
+
+def run_queued(queued, capture):
+    """Run every queued erasure task (and those they queue), like a worker would."""
+    while queued["plan"] or queued["erase"]:
+        name = "plan" if queued["plan"] else "erase"
+        pk = queued[name].pop(0)
+        with capture(execute=True):
+            if name == "plan":
+                erasure.erasure_system_plan(system_run_id=pk)
+            else:
+                erasure.erasure_system_execute(system_run_id=pk)
