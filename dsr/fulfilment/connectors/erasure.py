@@ -256,8 +256,10 @@ def erasure_verify(connector: Connector, subject: Subject, plan: ErasurePlan) ->
     problems: list[str] = []
     for collection, keys in found.keys.items():
         row = planned.get(collection)
+        # Compared as text: a plan read back from its stored JSON has text where keys were UUIDs or dates.
+        listed = {str(k) for k in row.keys} if row else set()
         for key in keys:
-            if row is None or key not in row.keys:
+            if row is None or str(key) not in listed:
                 problems.append(f"{plan.system}.{collection}: row {key} is found and was not in the plan")
             elif row.delete:
                 problems.append(f"{plan.system}.{collection}: row {key} was to be deleted and is still found")

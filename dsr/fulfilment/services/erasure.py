@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from django.utils.translation import gettext, ngettext
 from dsr.errors import TransitionNotAllowed
 from dsr.fulfilment.connectors import connector_for
 from dsr.fulfilment.connectors.base import Connector, ConnectorError, ErasurePlan, PlanChanged, RowPlan, Subject
+from dsr.fulfilment.connectors.erasure import erasure_verify
 from dsr.fulfilment.datamap import DataMap, System
 from dsr.fulfilment.models import ErasureLedgerEntry, FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
 from dsr.fulfilment.services import runs
@@ -52,15 +52,6 @@ from dsr.services.staff_actions import request_complete
 from dsr.services.transitions import request_locked
 
 log = logging.getLogger(__name__)
-
-# The verification pass the erasure engine provides (dsr.fulfilment.connectors.erasure); until it
-# is merged, `erasure_verify_keys` below does the same check. Replace with a plain import then.
-try:
-    _engine_verify: Callable[..., Any] | None = importlib.import_module(
-        "dsr.fulfilment.connectors.erasure"
-    ).erasure_verify
-except (ImportError, AttributeError):
-    _engine_verify = None
 
 # The kinds whose connector plans and erases in one transaction; the others are asked separately.
 ERASING_KINDS = frozenset({"sql", "django"})
@@ -377,23 +368,8 @@ def erasure_approve(*, request: DataSubjectRequest, actor: Actor, user_id: int |
 # --- Execution and verification --------------------------------------------------------------------
 
 
-def erasure_verify_keys(connector: Connector, subject: Subject, plan: ErasurePlan) -> list[str]:
-    """The verification pass: find the person again; only rows the plan keeps (masked or kept
-    fields, rows not deleted) may remain. Returns what was found that should not be there."""
-    found = connector.find(subject)
-    allowed = {r.collection: {str(k) for k in r.keys} for r in plan.rows if not r.delete}
-    left = []
-    for collection, keys in found.keys.items():
-        extra = sorted({str(k) for k in keys} - allowed.get(collection, set()))
-        if extra:
-            left.append(f"{collection}: {', '.join(extra[:20])}")
-    return left
-
-
 def _verify(connector: Connector, subject: Subject, plan: ErasurePlan) -> list[str]:
-    if _engine_verify is not None:  # the engine's own pass (connectors/erasure.py), once merged
-        return list(_engine_verify(connector, subject, plan))
-    return erasure_verify_keys(connector, subject, plan)
+    return erasure_verify(connector, subject, plan)
 
 
 def erasure_system_execute(*, system_run_id: int) -> None:
