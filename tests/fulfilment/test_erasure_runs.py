@@ -159,7 +159,7 @@ def test_the_verification_pass_fails_a_system_that_left_rows(
     run_queued(erasing_systems, django_capture_on_commit_callbacks)
     beta = run.systems.get(system="beta")
     assert beta.status == SystemStatus.FAILED and beta.verification["ok"] is False
-    assert beta.verification["left"] == ["rows: 7"]
+    assert beta.verification["left"] == ["beta.rows: row 7 was to be deleted and is still found"]
     assert _events(req, EventType.ERASURE_FAILED)[0].data["stage"] == "verify"
     assert run.systems.get(system="alpha").verification["ok"] is True  # masked rows may remain
 
