@@ -127,7 +127,9 @@ def _act(request, reference: str, label: str, call):
 @require_POST
 @staff_required(WORK)
 def start(request, reference):
-    return _act(request, reference, "Search the systems", lambda o, a: runs.fulfilment_start(request=o, actor=a))
+    # One door for both: a request to delete is planned (nothing changes), the others searched.
+    label = "Plan the erasure" if _obj(reference).request_type == RequestType.ERASURE else "Search the systems"
+    return _act(request, reference, label, lambda o, a: runs.fulfilment_start(request=o, actor=a))
 
 
 @require_POST

@@ -65,6 +65,7 @@ def test_officer_plans_reads_approves_and_the_erasure_is_done(live_server, brows
     page.get_by_role("button", name="Plan the erasure").click()
     page.wait_for_url(f"**/dashboard/requests/{req.reference}/")
 
+    assert "Plan the erasure: done." in page.content()
     panel = page.locator("#fulfilment")
     assert panel.locator('[data-fulfilment="state"]').inner_text() == "awaiting_approval"
     shop = panel.locator('table[data-system="shop"]')
