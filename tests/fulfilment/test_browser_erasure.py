@@ -12,7 +12,7 @@ from dsr.fulfilment.demo_shop import demo_shop_create, shop_engine
 from dsr.models import Status
 from tests.factories import officer_create
 from tests.fulfilment.conftest import verified_request
-from tests.support.browser import page_open, screenshot
+from tests.support.browser import screenshot, staff_page_signed_in
 
 EMAIL = "sven.svensson@demo.example"
 
@@ -56,12 +56,7 @@ def test_officer_plans_reads_approves_and_the_erasure_is_done(live_server, brows
     before = _shop_rows(demo_shop)
     assert before[0][1] == EMAIL and before[1] > 0 and before[2][0] > 0
 
-    page = page_open(browser, "en", "desktop")
-    page.goto(live_server.url + f"/dashboard/requests/{req.reference}/")
-    page.get_by_label("Username").fill("olivia")
-    page.get_by_label("Password").fill("correct horse battery")
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"**/dashboard/requests/{req.reference}/")
+    page = staff_page_signed_in(browser, live_server, f"/dashboard/requests/{req.reference}/")
     page.get_by_role("button", name="Plan the erasure").click()
     page.wait_for_url(f"**/dashboard/requests/{req.reference}/")
 

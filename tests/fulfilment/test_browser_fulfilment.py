@@ -18,7 +18,7 @@ from dsr.fulfilment.demo_shop import demo_shop_create, shop_engine
 from dsr.fulfilment.models import AccessPackage
 from tests.factories import officer_create
 from tests.fulfilment.conftest import verified_request
-from tests.support.browser import page_open, screenshot
+from tests.support.browser import page_open, screenshot, staff_page_signed_in
 
 EMAIL = "katherine.johnson@demo.example"
 
@@ -54,12 +54,7 @@ def test_officer_watches_the_search_the_owner_answers_and_the_requester_download
     officer = officer_create(username="olivia", email="olivia@company.example")
     req = verified_request(officer=officer, email=EMAIL, regime="gdpr")
 
-    staff = page_open(browser, "en", "desktop")
-    staff.goto(live_server.url + f"/dashboard/requests/{req.reference}/")
-    staff.get_by_label("Username").fill("olivia")
-    staff.get_by_label("Password").fill("correct horse battery")
-    staff.get_by_role("button", name="Sign in").click()
-    staff.wait_for_url(f"**/dashboard/requests/{req.reference}/")
+    staff = staff_page_signed_in(browser, live_server, f"/dashboard/requests/{req.reference}/")
     staff.locator("summary", has_text="Approve and start work").click()
     staff.locator("details[open] form").get_by_role("button").click()
     staff.get_by_role("button", name="Yes, approve and start work").click()

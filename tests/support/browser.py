@@ -25,3 +25,16 @@ def page_open(browser, language: str, viewport: str):
 def screenshot(page, name: str):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def staff_page_signed_in(browser, live_server, path: str, *, username: str = "olivia",
+                         password: str = "correct horse battery"):
+    """A desktop page signed in as `username` (no second factor: the test settings' default) and
+    landed on `path`, where the sign-in form sent it."""
+    page = page_open(browser, "en", "desktop")
+    page.goto(live_server.url + path)
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"**{path}")
+    return page
