@@ -1,8 +1,11 @@
 """The one small interface every connector implements (the model: Saleor's plugins — one base
 class, many implementations, a registry): `find` says which records of a person a system holds,
 `export` streams them into a sink, `health` says whether the system can be reached. Part 2 adds
-`erase` and `correct`. A connector is built from its system's entry in the data map; adding a kind
-of system is one class registered here and a kind name in the map."""
+`erase_plan`/`erase` (sql, django: planned, rehearsed and run in one transaction) and `instruct`
+(tell the system to do something to the person's records and say whether it confirmed: every kind;
+http and manual systems confirm later, through a signed callback or their owner's task link).
+A connector is built from its system's entry in the data map; adding a kind of system is one class
+registered here and a kind name in the map."""
 
 from __future__ import annotations
 
@@ -125,6 +128,36 @@ class Erased:
     fields: dict[str, int] = field(default_factory=dict)
 
 
+# --- Instructions (issue 11): erase, restrict, opt out, limit, correct — told, then confirmed ---
+
+# What a system can be told to do with a person's records.
+INSTRUCTION_ACTIONS = ("erase", "restrict", "opt_out_sale", "limit_sensitive", "correct")
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """What a system is told to do. `items` say it per collection, by action:
+    erase: {"collection", "keys": [...], "delete": bool, "fields": [field, ...]};
+    restrict / opt_out_sale / limit_sensitive: {"collection", "keys": [...], "set": {field: value}}
+    (the map's flag fields; a system without keys found gets the identities only);
+    correct: {"collection", "key", "field", "value"}. `note` is plain text for a human owner."""
+
+    action: str
+    items: tuple[dict[str, Any], ...] = ()
+    note: str = ""
+
+
+@dataclass
+class Instructed:
+    """The system's answer: `confirmed` when it did it now (an sql/django transaction, an http 200
+    that says done); otherwise `pending` says what was asked and where, and the confirmation comes
+    later (an http callback, the owner's task). `counts`: per collection, the rows it reports changed."""
+
+    confirmed: bool
+    pending: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+
+
 class PlanChanged(Exception):
     """The person's data changed since the plan was approved: it must be rebuilt and approved again."""
 
@@ -174,6 +207,12 @@ class Connector(ABC):
         person's data no longer matches `plan` (its digest), ConnectorError when the system fails
         (rolled back whole)."""
         raise ConnectorMisconfigured(f"{self.system.name}: a {self.kind} system does not erase by itself")
+
+    def instruct(self, subject: Subject, instruction: Instruction) -> Instructed:
+        """Tell the system to do `instruction` to the person's records. Raises ConnectorError when
+        it cannot be told (retry says whether trying again may help); never claims a confirmation
+        the system did not give."""
+        raise ConnectorMisconfigured(f"{self.system.name}: a {self.kind} system cannot be told to {instruction.action}")
 
 
 CONNECTORS: dict[str, type[Connector]] = {}
