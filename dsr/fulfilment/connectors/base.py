@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, ClassVar, Protocol
@@ -211,11 +212,35 @@ class Connector(ABC):
     def instruct(self, subject: Subject, instruction: Instruction) -> Instructed:
         """Tell the system to do `instruction` to the person's records. Raises ConnectorError when
         it cannot be told (retry says whether trying again may help); never claims a confirmation
-        the system did not give."""
-        raise ConnectorMisconfigured(f"{self.system.name}: a {self.kind} system cannot be told to {instruction.action}")
+        the system did not give. Each (kind, action) is one handler registered with
+        `instruction_handler_register`, so a new action is a module of its own."""
+        handler = INSTRUCTION_HANDLERS.get((self.kind, instruction.action))
+        if handler is None:
+            raise ConnectorMisconfigured(
+                f"{self.system.name}: a {self.kind} system cannot be told to {instruction.action}"
+            )
+        return handler(self, subject, instruction)
 
 
 CONNECTORS: dict[str, type[Connector]] = {}
+
+InstructionHandler = Callable[[Connector, Subject, Instruction], Instructed]
+# (connector kind, action) -> the function that carries the instruction out on that kind of system.
+INSTRUCTION_HANDLERS: dict[tuple[str, str], InstructionHandler] = {}
+
+
+def instruction_handler_register(kind: str, *actions: str) -> Callable[[InstructionHandler], InstructionHandler]:
+    """Decorator: `fn(connector, subject, instruction) -> Instructed` handles `actions` on `kind`."""
+    unknown = set(actions) - set(INSTRUCTION_ACTIONS)
+    if unknown or not actions:
+        raise ValueError(f"unknown instruction actions: {sorted(unknown) or 'none given'}")
+
+    def register(fn: InstructionHandler) -> InstructionHandler:
+        for action in actions:
+            INSTRUCTION_HANDLERS[(kind, action)] = fn
+        return fn
+
+    return register
 
 
 def connector_register(cls: type[Connector]) -> type[Connector]:
