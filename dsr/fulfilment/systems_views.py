@@ -125,6 +125,8 @@ def owner_task(request: HttpRequest, token: str) -> HttpResponse:
     if task is None:
         raise Http404("No such task")
     page = manual_tasks.manual_task_page(task)
+    if page.lines is not None:
+        return _private(owner_instruction(request, token, task, page))
     errors: dict[str, str] = {}
     status = 200
     notice = ""
@@ -161,3 +163,64 @@ def owner_task(request: HttpRequest, token: str) -> HttpResponse:
         "max_bytes": settings.DSR_UPLOAD_MAX_BYTES,
     }
     return _private(render(request, "fulfilment/owner_task.html", context, status=status))
+
+
+def _counts(request: HttpRequest, page: manual_tasks.TaskPage, errors: dict[str, str]) -> dict[str, int]:
+    """The optional counts the owner typed (count_<collection>): whole numbers, 0 or more."""
+    counts: dict[str, int] = {}
+    for c in page.system.collections if page.system else ():
+        raw = (request.POST.get(f"count_{c.name}") or "").strip()
+        if not raw:
+            continue
+        if not raw.isdigit():
+            errors[f"count_{c.name}"] = f"The number of records changed in {c.name} must be a whole number, 0 or more."
+            continue
+        counts[c.name] = int(raw)
+    return counts
+
+
+def owner_instruction(request: HttpRequest, token: str, task, page: manual_tasks.TaskPage) -> HttpResponse:
+    """An instruction's task (erase, restrict, …): the exact list, and the owner's answer — done
+    (with the rows changed, if known) or could not, with the reason."""
+    errors: dict[str, str] = {}
+    notice = ""
+    status = 200
+    form = {"reason": "", "counts": {}}
+    if request.method == "POST":
+        answer = request.POST.get("answer")
+        reason = request.POST.get("reason", "")
+        form["reason"] = reason
+        if answer == "done":
+            counts = _counts(request, page, errors)
+            form["counts"] = {k: str(v) for k, v in counts.items()}
+            if request.POST.get("confirm") != "yes":
+                errors["confirm"] = "Tick the box to confirm that it is done."
+        elif answer == "could_not":
+            counts = {}
+        else:
+            errors["form"] = "Choose whether it is done or could not be done."
+        if not errors:
+            try:
+                manual_tasks.manual_instruction_answer(task=task, done=answer == "done", counts=counts, reason=reason)
+            except DsrError as refused:
+                errors[refused.field or "form"] = refused.message
+            else:
+                notice = (
+                    "Thank you: recorded that it is done."
+                    if answer == "done"
+                    else "Thank you: recorded that it could not be done; the privacy team will follow it up."
+                )
+                task = manual_tasks.manual_task_by_token(token) or task
+                page = manual_tasks.manual_task_page(task)
+        if errors:
+            status = 400
+    context = {
+        "page": page,
+        "action": manual_tasks.ACTION_LABELS.get(page.action, page.action),
+        "collections": [c.name for c in page.system.collections] if page.system else [],
+        "errors": errors,
+        "notice": notice,
+        "form": form,
+        "confirmed": task.system_run.status == "done",
+    }
+    return render(request, "fulfilment/owner_instruction.html", context, status=status)

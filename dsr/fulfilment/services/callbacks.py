@@ -1,6 +1,8 @@
 """An http system's answer that comes later: before each call the subject preparer gives the system
 a callback URL and a fresh bearer token (only its keyed digest is stored); the system then POSTs
-its records there, signed like the product's own requests. `callback_receive` checks the token,
+its records there, signed like the product's own requests (or, for an instruction — erase,
+restrict, opt out, limit, correct — `{"done": true, "counts": {...}}` or `{"error": "..."}`,
+which confirm or refuse it through the instruction channel). `callback_receive` checks the token,
 the signature (and its nonce, so a replay is refused), that the system is still waiting, and the
 body, then records the answer through the run like any connector's: records, "nothing held", or
 an error of the system's own (the system fails visibly)."""
@@ -19,6 +21,7 @@ from django.urls import reverse
 from dsr.errors import DsrError, InvalidInput
 from dsr.fulfilment.connectors.base import ConnectorMisconfigured, Subject
 from dsr.fulfilment.connectors.http import HttpConnector, RecordsInvalid, records_from_answer
+from dsr.fulfilment.connectors.http_instruct import CountsInvalid, counts_from_answer
 from dsr.fulfilment.crypto import token_digest
 from dsr.fulfilment.datamap import DataMapError, datamap_load
 from dsr.fulfilment.models import RunState, SystemRun, SystemStatus
@@ -27,6 +30,8 @@ from dsr.fulfilment.signing import SignatureInvalid, signature_verify
 
 # A callback is accepted while its system is still waiting for it (or between retries).
 WAITING = frozenset({SystemStatus.PENDING, SystemStatus.RUNNING})
+# An instruction's confirmation: also once the channel recorded the 202 (waiting for confirmation).
+INSTRUCTION_WAITING = frozenset({SystemStatus.PENDING, SystemStatus.RUNNING, SystemStatus.WAITING})
 
 
 class CallbackRefused(DsrError):
@@ -98,6 +103,8 @@ def callback_receive(
             code="invalid_input",
             field="body",
         ) from None
+    if system_run.instruction:
+        return _instruction_callback(system_run, system, document)
     if isinstance(document, dict) and "error" in document:
         reported = document["error"]
         if not isinstance(reported, str) or not reported.strip():
@@ -132,3 +139,44 @@ def callback_receive(
         except InvalidInput as invalid:
             raise CallbackRefused(invalid.message, status_code=400, code="invalid_input", field="records") from None
     return {"system": system.name, "status": SystemStatus.DONE, "records": kept}
+
+
+def _instruction_callback(system_run: SystemRun, system, document) -> dict:
+    """An instruction's later answer: done (with counts) confirms it, an error refuses it; both
+    once. The signature, its nonce and the token have been checked by the caller."""
+    from dsr.fulfilment.services import instructions
+
+    reported = ""
+    counts: dict[str, int] = {}
+    if isinstance(document, dict) and "error" in document:
+        reported = document["error"]
+        if not isinstance(reported, str) or not reported.strip():
+            raise CallbackRefused(
+                "'error' must be a sentence saying what went wrong.", status_code=400, code="invalid_input",
+                field="error",
+            )  # fmt: skip
+    else:
+        try:
+            counts = counts_from_answer(system, document)
+        except CountsInvalid as invalid:
+            raise CallbackRefused(str(invalid), status_code=400, code="invalid_input", field="counts") from None
+    action = system_run.instruction.get("action", "")
+    with transaction.atomic():
+        locked = SystemRun.objects.select_for_update().select_related("run").get(pk=system_run.pk)
+        if locked.run.state != RunState.RUNNING or locked.status not in INSTRUCTION_WAITING:
+            answered = locked.status == SystemStatus.DONE
+            raise CallbackRefused(
+                f"{system.name} has already confirmed this instruction."
+                if answered
+                else f"{system.name} is no longer waiting for a confirmation ({locked.get_status_display().lower()}).",
+                status_code=409,
+                code="already_answered" if answered else "not_waiting",
+            )
+        by = f"{system.name} (callback)"
+        if reported:
+            instructions.instruction_refuse(
+                system_run_id=locked.pk, error=f"{system.name} could not {action}: {reported.strip()[:500]}", by=by
+            )
+            return {"system": system.name, "action": action, "status": SystemStatus.FAILED}
+        instructions.instruction_confirm(system_run_id=locked.pk, counts=counts, by=by)
+    return {"system": system.name, "action": action, "status": SystemStatus.DONE, "counts": counts}

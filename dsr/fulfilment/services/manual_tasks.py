@@ -28,7 +28,7 @@ from django.utils import timezone
 from dsr.csv_export import CsvUnreadable, csv_rows
 from dsr.deadlines import business_today
 from dsr.errors import InvalidInput, TransitionNotAllowed
-from dsr.fulfilment.connectors.base import Subject
+from dsr.fulfilment.connectors.base import Instruction, Subject
 from dsr.fulfilment.crypto import token_digest, token_new
 from dsr.fulfilment.datamap import Collection, DataMap, DataMapError, System, datamap_load
 from dsr.fulfilment.models import ManualTask, RunState, SystemRun, SystemStatus
@@ -113,6 +113,106 @@ def manual_task_open(system_run: SystemRun, system: System, subject: Subject) ->
     return f"asked {system.owner} on {today.isoformat()}"
 
 
+# --- Telling the owner what to do (the manual instruction handler, connectors/manual_instruct.py) --
+
+
+def system_run_of(subject: Subject) -> SystemRun:
+    """The system run a subject was made for: its task key is "<reference>:<run>:<system>"
+    (runs.subject_for), checked against the request's reference."""
+    reference, _, rest = subject.task_key.partition(":")
+    run_id, _, system = rest.partition(":")
+    system_run = (
+        SystemRun.objects.select_related("run__request")
+        .filter(run_id=int(run_id) if run_id.isdigit() else 0, system=system, run__request__reference=reference)
+        .first()
+    )
+    if system_run is None:
+        raise InvalidInput(f"no system run for the task key {subject.task_key!r}", field="task_key")
+    return system_run
+
+
+@transaction.atomic
+def manual_instruction_open(*, system: System, subject: Subject, instruction: Instruction) -> str:
+    """Open (or open again, with a new link) the owner's task for an instruction and email them
+    the link; returns what was asked, for the timeline. As for a search, the email carries the
+    request's reference and due date, the action and the link; the list is behind the link."""
+    system_run = system_run_of(subject)
+    now = timezone.now()
+    today = business_today()
+    seed = token_new()
+    task, _ = ManualTask.objects.update_or_create(
+        system_run=system_run,
+        defaults={
+            "owner_email": system.owner,
+            "token_seed": seed,
+            "token_digest": token_digest(manual_task_token(seed)),
+            "created_at": now,
+            "remind_on": today + timedelta(days=_remind_days(system)),
+            "reminded_at": None,
+            "escalated_at": None,
+            "answered_at": None,
+            "nothing_held": False,
+            "upload_name": "",
+        },
+    )
+    request = system_run.run.request
+    email_queue(
+        template="owner_instruction",
+        to=system.owner,
+        language=settings.LANGUAGE_CODE,
+        context={
+            "request": request,
+            "system": _system_context(system),
+            "task_url": manual_task_url(task),
+            "action": ACTION_LABELS.get(instruction.action, instruction.action),
+        },
+        request=request,
+    )
+    return f"asked {system.owner} on {today.isoformat()} to {ACTION_LABELS.get(instruction.action, instruction.action)}"
+
+
+# What the owner is asked to do, as the page and the emails say it.
+ACTION_LABELS = {
+    "erase": "erase the person's records",
+    "restrict": "restrict the processing of the person's records",
+    "opt_out_sale": "stop selling or sharing the person's data",
+    "limit_sensitive": "limit the use of the person's sensitive data",
+    "correct": "correct the person's records",
+}
+
+
+def instruction_lines(instruction: dict[str, Any], system: System | None) -> list[dict[str, Any]]:
+    """The exact list on the owner's page, one entry per item: the collection, the keys (or, when
+    none were found, the identities to look for), and what to do with which fields."""
+    lines = []
+    for item in instruction.get("items", []):
+        name = item.get("collection", "")
+        collection = next((c for c in system.collections if c.name == name), None) if system else None
+        keys = [str(k) for k in item.get("keys", [])]
+        if "key" in item:
+            keys = [str(item["key"])]
+        if instruction.get("action") == "erase":
+            fields = list(item.get("fields", []))
+            what = "delete the rows" if item.get("delete") else (
+                "erase the fields " + ", ".join(fields) if fields else "erase the person's details"
+            )
+        elif instruction.get("action") == "correct":
+            what = f"set {item.get('field', '')} to {item.get('value', '')!s}"
+        else:
+            flags = item.get("set", {})
+            what = "set " + ", ".join(f"{k} = {v}" for k, v in flags.items()) if flags else "flag the records"
+        lines.append(
+            {
+                "collection": item.get("collection", ""),
+                "keys": keys,
+                "primary_key": collection.primary_key if collection else "",
+                "identities": dict(collection.identities) if collection and not keys else {},
+                "what": what,
+            }
+        )
+    return lines
+
+
 # --- The owner's page -------------------------------------------------------------------------------
 
 
@@ -128,6 +228,10 @@ class TaskPage:
     instructions: str
     open: bool  # the search still waits for this answer
     closed_reason: str
+    # An instruction's task (erase, restrict, …): the action and the exact list; else a search.
+    action: str = ""
+    lines: list[dict[str, Any]] | None = None
+    note: str = ""
 
 
 def manual_task_page(task: ManualTask, datamap: DataMap | None = None) -> TaskPage:
@@ -138,11 +242,13 @@ def manual_task_page(task: ManualTask, datamap: DataMap | None = None) -> TaskPa
     except DataMapError:
         system = None
     closed_reason = ""
+    instruction = system_run.instruction or {}
+    waiting = SystemStatus.WAITING if instruction else SystemStatus.WAITING_MANUAL
     if task.answered_at:
         closed_reason = "answered"
     elif run.state != RunState.RUNNING or not run.request.is_open:
-        closed_reason = "The search this task belongs to has ended: nothing more is needed from you."
-    elif system_run.status != SystemStatus.WAITING_MANUAL:
+        closed_reason = "The request this task belongs to has ended: nothing more is needed from you."
+    elif system_run.status != waiting:
         closed_reason = "This system no longer waits for your answer: nothing more is needed from you."
     elif system is None:
         closed_reason = "This system is no longer in the data map; the privacy team has been told."
@@ -155,7 +261,52 @@ def manual_task_page(task: ManualTask, datamap: DataMap | None = None) -> TaskPa
         instructions=str(system.connection.get("instructions", "")) if system and system.kind == "manual" else "",
         open=not closed_reason,
         closed_reason=closed_reason,
+        action=instruction.get("action", ""),
+        lines=instruction_lines(instruction, system) if instruction else None,
+        note=str(instruction.get("note", "")),
     )
+
+
+def manual_instruction_answer(*, task: ManualTask, done: bool, counts: dict[str, int], reason: str) -> None:
+    """The owner's answer to an instruction: done (optionally with the rows changed per collection)
+    or could not, with the reason. Goes to the instruction channel (instruction_confirm /
+    instruction_refuse). Raises InvalidInput (a count for a collection the system does not have, no
+    reason) or TransitionNotAllowed (answered, or no longer waiting)."""
+    from dsr.fulfilment.services import instructions
+
+    page = manual_task_page(task)
+    if not page.open or page.lines is None:
+        raise TransitionNotAllowed(
+            "This task has already been answered." if page.closed_reason == "answered" else page.closed_reason
+            or "This task does not ask you to do anything."
+        )
+    system = page.system
+    assert system is not None  # an open page has its system
+    names = {c.name for c in system.collections}
+    for collection, value in counts.items():
+        if collection not in names:
+            raise InvalidInput(f"'{collection}' is not a collection of {system.name}.", field=f"count_{collection}")
+        if value < 0:
+            raise InvalidInput(f"The count for {collection} must be 0 or more.", field=f"count_{collection}")
+    reason = " ".join((reason or "").split())
+    if not done and not reason:
+        raise InvalidInput("Say why it could not be done, so the privacy team can act on it.", field="reason")
+    with transaction.atomic():
+        locked = ManualTask.objects.select_for_update().get(pk=task.pk)
+        if locked.answered_at:
+            raise TransitionNotAllowed("This task has already been answered.")
+        system_run = SystemRun.objects.select_related("run").get(pk=locked.system_run_id)
+        if system_run.status != SystemStatus.WAITING or system_run.run.state != RunState.RUNNING:
+            raise TransitionNotAllowed("This system no longer waits for your answer: nothing more is needed from you.")
+        locked.answered_at = timezone.now()
+        locked.save(update_fields=["answered_at"])
+        by = f"{locked.owner_email} (owner)"
+        if done:
+            instructions.instruction_confirm(system_run_id=system_run.pk, counts=counts, by=by)
+        else:
+            instructions.instruction_refuse(
+                system_run_id=system_run.pk, error=f"{system.name}'s owner could not do it: {reason[:500]}", by=by
+            )
 
 
 # --- The owner's answer -------------------------------------------------------------------------------
@@ -323,9 +474,10 @@ def manual_task_answer(*, task: ManualTask, uploads: dict[str, UploadedFile], no
 
 
 def _waiting():
+    # A search's owner (waiting for the owner) or an instruction's (waiting for confirmation).
     return ManualTask.objects.filter(
         answered_at__isnull=True,
-        system_run__status=SystemStatus.WAITING_MANUAL,
+        system_run__status__in=[SystemStatus.WAITING_MANUAL, SystemStatus.WAITING],
         system_run__run__state=RunState.RUNNING,
         system_run__run__request__closed_at__isnull=True,
     )
@@ -342,12 +494,14 @@ def _remind(task_id: int, today: date, datamap: DataMap | None) -> bool:
     task.reminded_at = timezone.now()
     task.remind_on = today + timedelta(days=_remind_days(system))
     task.save(update_fields=["reminded_at", "remind_on"])
+    action = (task.system_run.instruction or {}).get("action", "")
     email_queue(
-        template="owner_reminder",
+        template="owner_instruction_reminder" if action else "owner_reminder",
         to=task.owner_email,
         language=settings.LANGUAGE_CODE,
         context={
             "request": request,
+            "action": ACTION_LABELS.get(action, action),
             "system": _system_context(system) if system else {"name": task.system_run.system},
             "task_url": manual_task_url(task),
             "asked_on": timezone.localdate(task.created_at),
@@ -374,11 +528,14 @@ def _escalate(task_id: int, today: date, datamap: DataMap | None) -> bool:
     request = task.system_run.run.request
     task.escalated_at = timezone.now()
     task.save(update_fields=["escalated_at"])
+    action = (task.system_run.instruction or {}).get("action", "")
     email_to_staff(
         request=request,
-        template="staff_owner_unanswered",
+        template="staff_instruction_unconfirmed" if action else "staff_owner_unanswered",
         recipients=staff_recipients(),
         context={
+            "action": ACTION_LABELS.get(action, action),
+            "kind": "manual",
             "system": _system_context(system) if system else {"name": task.system_run.system},
             "owner": {"email": task.owner_email},
             "asked_on": timezone.localdate(task.created_at),
