@@ -83,6 +83,9 @@ class EventType(models.TextChoices):
     ERASURE_VERIFIED = "erasure_verified"
     ERASURE_FAILED = "erasure_failed"
     ERASURE_REPLAYED = "erasure_replayed"
+    # The cool-off (DSR_ERASURE_DELAY_HOURS): when the approved erasure runs, and the requester's cancel
+    ERASURE_SCHEDULED = "erasure_scheduled"
+    ERASURE_CANCELLED = "erasure_cancelled"
     # Written once by migration 0011 to seal each chain that existed before the chain was keyed.
     AUDIT_CHAIN_KEYED = "audit_chain_keyed"
 

@@ -480,6 +480,11 @@ DSR_MANUAL_REMIND_DAYS = env.int("DSR_MANUAL_REMIND_DAYS", default=3)
 DSR_DEMO_SYSTEMS = env.bool("DSR_DEMO_SYSTEMS", default=False)
 # Erasure: a plan is executed once one officer approves it, or two different officers when this is on.
 DSR_ERASURE_FOUR_EYES = env.bool("DSR_ERASURE_FOUR_EYES", default=False)
+# The cool-off: an approved erasure runs this many hours later (the requester may cancel it from
+# their status page meanwhile); it always starts early enough to end before the legal deadline.
+DSR_ERASURE_DELAY_HOURS = env.int("DSR_ERASURE_DELAY_HOURS", default=0)
+# An http system told what to do and silent this long is told once more, then the team is told.
+DSR_INSTRUCTION_WAIT_HOURS = env.int("DSR_INSTRUCTION_WAIT_HOURS", default=48)
 # The erasure ledger keeps keyed HMACs of identities under this key (never in the database), so a
 # restored backup can be erased again (`manage.py dsr_erasure_replay`). Production requires it.
 DSR_LEDGER_KEY = env.str("DSR_LEDGER_KEY", default="")

@@ -26,6 +26,8 @@ class SystemStatus(models.TextChoices):
     WAITING_MANUAL = "waiting_manual", "Waiting for the owner"
     SKIPPED = "skipped", "Skipped"
     PLANNED = "planned", "Planned"  # an erasure's plan is stored; it runs once approved
+    # An instruction was sent; the system (an http callback) or its owner confirms later.
+    WAITING = "waiting", "Waiting for confirmation"
 
 
 class PackageKind(models.TextChoices):
@@ -51,6 +53,9 @@ class FulfilmentRun(models.Model):
     # when the last one needed is given (one officer, or two under DSR_ERASURE_FOUR_EYES).
     approvals = models.JSONField(default=list, blank=True)
     approved_at = models.DateTimeField(null=True, blank=True)
+    # The cool-off (DSR_ERASURE_DELAY_HOURS): an approved erasure runs from this moment, clamped so
+    # it ends before the legal deadline; until then the requester may cancel it.
+    erase_after = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -91,6 +96,9 @@ class SystemRun(models.Model):
     plan_digest = models.CharField(max_length=64, blank=True)
     erased = models.JSONField(default=dict, blank=True)
     verification = models.JSONField(default=dict, blank=True)
+    # An http system told and silent: told once more (the sweep), then the team is told (once).
+    resent_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "system"], name="fulfilment_system_once_per_run")]

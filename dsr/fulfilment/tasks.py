@@ -70,5 +70,14 @@ def erasure_system_execute(system_run_id: int) -> None:
     erasure.erasure_system_execute(system_run_id=system_run_id)
 
 
+@shared_task(name="dsr.fulfilment.tasks.erasure_system_verify")
+def erasure_system_verify(system_run_id: int) -> None:
+    erasure.erasure_system_verify(system_run_id=system_run_id)
+
+
 erasure.queue_register("plan", lambda pk: erasure_system_plan.delay(pk))
-erasure.queue_register("erase", lambda pk: erasure_system_execute.delay(pk))
+# With a cool-off (DSR_ERASURE_DELAY_HOURS) the execution waits; the sweep runs any lost one when due.
+erasure.queue_register(
+    "erase", lambda pk, countdown=0: erasure_system_execute.apply_async((pk,), countdown=countdown or None)
+)
+erasure.queue_register("verify", lambda pk: erasure_system_verify.delay(pk))

@@ -340,6 +340,19 @@ def event_erasure_approved(*, actor: Actor, run_id: int, approvals: int, needed:
     )
 
 
+def event_erasure_scheduled(*, run_id: int, erase_after: str, delay_hours: int, clamped: bool, latest: str) -> Event:
+    return Event(
+        EventType.ERASURE_SCHEDULED,
+        Actor.system(FULFILMENT),
+        {"run": run_id, "erase_after": erase_after, "delay_hours": delay_hours, "clamped": clamped,
+         "latest_start": latest},
+    )  # fmt: skip
+
+
+def event_erasure_cancelled(*, actor: Actor, run_id: int, erase_after: str) -> Event:
+    return Event(EventType.ERASURE_CANCELLED, actor, {"run": run_id, "erase_after": erase_after})
+
+
 def event_erasure_plan_changed(*, run_id: int, system: str, digest: str, detail: str) -> Event:
     return Event(
         EventType.ERASURE_PLAN_CHANGED,

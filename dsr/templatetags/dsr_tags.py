@@ -59,6 +59,8 @@ STAFF_EVENT_LABELS: dict[str, Any] = {
     EventType.ERASURE_VERIFIED: "Erasure verified",
     EventType.ERASURE_FAILED: "Erasure failed in a system",
     EventType.ERASURE_REPLAYED: "Erasure replayed after a restore",
+    EventType.ERASURE_SCHEDULED: "Erasure scheduled after the cool-off",
+    EventType.ERASURE_CANCELLED: "Erasure cancelled by the requester",
 }
 
 # Staff lines summarised by identity_check_summary rather than by their message or reason.

@@ -37,6 +37,8 @@ WRITTEN_BEFORE = {
     # Erasure (issue 11)
     "erasure_planned", "erasure_approved", "erasure_plan_changed", "erasure_executed", "erasure_verified",
     "erasure_failed", "erasure_replayed",
+    # The erasure's cool-off (issue 11)
+    "erasure_scheduled", "erasure_cancelled",
 }
 # What the tracking webhook wrote: "email_" + anymail's normalised type (inbound is not served).
 TRACKING_TYPES = {v for k, v in vars(AnymailEventType).items() if k.isupper()} - {"inbound", "inbound_failed"}

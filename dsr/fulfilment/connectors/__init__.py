@@ -32,7 +32,5 @@ __all__ = [
 ]
 
 # The kinds, registered by importing their modules (the manual and http kinds register elsewhere).
-from dsr.fulfilment.connectors import django_models, sql  # noqa: E402, F401
-
 # How http and manual systems are told what to do (instruction handlers, registered on import).
-from dsr.fulfilment.connectors import http_instruct, manual_instruct  # noqa: E402, F401
+from dsr.fulfilment.connectors import django_models, http_instruct, manual_instruct, sql  # noqa: E402, F401  # noqa: E402, F401

@@ -83,4 +83,3 @@ def http_instruct(connector: Connector, subject: Subject, instruction: Instructi
     except CountsInvalid as invalid:
         raise _error(f"{name}'s answer was refused: {invalid}", retry=False) from None
     return Instructed(confirmed=True, counts=counts)
-

@@ -1,15 +1,20 @@
 """An erasure run: preview → approval → execution → verification → answer (issue 11).
 
 `erasure_start` (called by `runs.fulfilment_start` for an erasure request: one door) records the
-run and queues one planning task per sql/django system: the connector finds the person and
-rehearses its plan in a transaction that is rolled back. Systems that cannot erase by themselves
-(http, manual) are listed as asked separately, not yet automated — never claimed as erased. When
-every system is planned the run stops in `awaiting_approval`. `erasure_approve` records an
-officer's approval (two different officers under DSR_ERASURE_FOUR_EYES) and queues one execution
-task per system: the connector runs the approved plan in one transaction, then a verification pass
-finds the person again. A plan whose data changed is rebuilt and approval asked again; a failing
-system is rolled back by its connector and shown failed while the others go on. Each task takes
-ids, claims its system under a lock and is a no-op when redelivered."""
+run and queues one planning task per sql, django and http system: an sql/django connector finds
+the person and rehearses its plan in a transaction that is rolled back; an http system is asked
+`find` for the keys and planned by the map's strategies. A manual system is planned at once by
+identities: its owner erases the person's records in the collections listed. When every system
+is planned the run stops in `awaiting_approval`. `erasure_approve` records an officer's approval
+(two different officers under DSR_ERASURE_FOUR_EYES) and, after the cool-off
+(DSR_ERASURE_DELAY_HOURS, clamped to end before the deadline; the requester may cancel meanwhile),
+one execution task per system: an sql/django connector runs the approved plan in one transaction,
+then a verification pass finds the person again; an http or manual system is told to erase
+through the instruction channel (services/instructions.py) and is erased once it confirms — an
+http system then verified by `find` again, a manual one by its owner's confirmation. A plan whose
+data changed is rebuilt and approval asked again; a failing system is rolled back by its
+connector and shown failed while the others go on. Each task takes ids, claims its system under a
+lock and is a no-op when redelivered."""
 
 from __future__ import annotations
 
@@ -29,8 +34,16 @@ from django.utils.translation import gettext, ngettext
 
 from dsr.errors import TransitionNotAllowed
 from dsr.fulfilment.connectors import connector_for
-from dsr.fulfilment.connectors.base import Connector, ConnectorError, ErasurePlan, PlanChanged, RowPlan, Subject
-from dsr.fulfilment.connectors.erasure import erasure_verify
+from dsr.fulfilment.connectors.base import (
+    Connector,
+    ConnectorError,
+    ErasurePlan,
+    Instruction,
+    PlanChanged,
+    RowPlan,
+    Subject,
+)
+from dsr.fulfilment.connectors.erasure import REWRITES, erasure_verify, rows_plan
 from dsr.fulfilment.datamap import DataMap, System
 from dsr.fulfilment.models import ErasureLedgerEntry, FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
 from dsr.fulfilment.services import runs
@@ -39,24 +52,37 @@ from dsr.services.audit import Actor, audit_event_record
 from dsr.services.delivery import request_flag
 from dsr.services.events import (
     event_erasure_approved,
+    event_erasure_cancelled,
     event_erasure_executed,
     event_erasure_failed,
     event_erasure_plan_changed,
     event_erasure_planned,
     event_erasure_replayed,
+    event_erasure_scheduled,
     event_erasure_verified,
     event_fulfilment_finished,
     event_fulfilment_started,
 )
-from dsr.services.staff_actions import request_complete
+from dsr.services.staff_actions import request_cancel, request_complete
 from dsr.services.transitions import request_locked
 
 log = logging.getLogger(__name__)
 
-# The kinds whose connector plans and erases in one transaction; the others are asked separately.
+# The kinds whose connector plans and erases in one transaction; http and manual systems are
+# told to erase through the instruction channel and confirm later.
 ERASING_KINDS = frozenset({"sql", "django"})
-NOT_AUTOMATED = "asked separately, not yet automated: erasure by http and manual systems comes in a later step"
+INSTRUCTED_KINDS = frozenset({"http", "manual"})
 TERMINAL = frozenset({SystemStatus.DONE, SystemStatus.FAILED, SystemStatus.SKIPPED})
+# How each kind's erasure is proved, as the plan and the answer say it.
+VERIFIED_BY = {
+    "sql": "searched again after the erasure (find): only what the plan keeps may be left",
+    "django": "searched again after the erasure (find): only what the plan keeps may be left",
+    "http": "told by a signed call; once it confirms, searched again (find): only what the plan keeps may be left",
+    "manual": "its owner erases the records and confirms it on their task link (the owner's confirmation is the proof)",
+}
+# The cool-off never runs into the deadline: execution starts at the latest this long before the
+# start of the request's due date (business time zone), so systems that confirm later still can.
+ERASE_BEFORE_DUE_HOURS = 24
 
 
 class ErasureNotApprovable(TransitionNotAllowed):
@@ -113,11 +139,14 @@ def queue_register(name: str, function: Callable[..., Any]) -> None:
     _queue[name] = function
 
 
-def _enqueue(name: str, system_run_id: int) -> None:
+def _enqueue(name: str, system_run_id: int, *, countdown: float = 0) -> None:
     function = _queue.get(name)
     if function is None:  # the tasks module registers on import (AppConfig.ready)
         raise RuntimeError(f"no queue for {name}")
-    transaction.on_commit(lambda: function(system_run_id))
+    if countdown > 0:
+        transaction.on_commit(lambda: function(system_run_id, countdown=countdown))
+    else:
+        transaction.on_commit(lambda: function(system_run_id))
 
 
 def _subject(system_run: SystemRun) -> Subject:
@@ -154,21 +183,8 @@ def erasure_start(*, locked: DataSubjectRequest, actor: Actor) -> FulfilmentRun:
             )
     except IntegrityError:
         raise TransitionNotAllowed(f"An erasure for {locked.reference} is already running.") from None
-    now = timezone.now()
     system_runs = SystemRun.objects.bulk_create(
-        [
-            SystemRun(run=run, system=s.name, kind=s.kind)
-            if s.kind in ERASING_KINDS
-            else SystemRun(
-                run=run,
-                system=s.name,
-                kind=s.kind,
-                status=SystemStatus.SKIPPED,
-                error=NOT_AUTOMATED,
-                finished_at=now,
-            )
-            for s in datamap.systems
-        ]
+        [SystemRun(run=run, system=s.name, kind=s.kind) for s in datamap.systems]
     )
     audit_event_record(
         request=locked,
@@ -182,10 +198,68 @@ def erasure_start(*, locked: DataSubjectRequest, actor: Actor) -> FulfilmentRun:
         ),
     )
     for system_run in system_runs:
-        if system_run.status == SystemStatus.PENDING:
+        if system_run.kind == "manual":
+            # Nothing to ask before approval: the owner erases by identities, planned from the map.
+            spec = datamap.system(system_run.system)
+            assert spec is not None
+            _system_planned_now(system_run, manual_plan(spec))
+        else:
             _enqueue("plan", system_run.pk)
     _planning_finish_if_complete(run.pk)
     return run
+
+
+def manual_plan(system: System) -> ErasurePlan:
+    """A manual system's plan: per collection what the owner does to the person's records, found
+    by their identities (nobody can list the keys beforehand), by the map's strategies. A personal
+    field without a strategy is a problem, as for any system."""
+    rows: list[RowPlan] = []
+    problems: list[str] = []
+    for collection in system.collections:
+        where = f"{system.name}.{collection.name}"
+        delete = any(f.erasure == "delete" for f in collection.fields)
+        updates = [(f.name, f.erasure) for f in collection.fields if f.erasure in REWRITES]
+        kept = [(f.name, f.keep_reason) for f in collection.fields if f.erasure == "keep"]
+        if not delete:
+            for f in collection.fields:
+                if f.personal and not f.erasure and f.name != collection.primary_key:
+                    problems.append(f"no erasure strategy in the map for {where}.{f.name}")
+        found_by = ", ".join(f"{kind} in {field}" for kind, field in collection.identities.items())
+        rows.append(
+            RowPlan(
+                collection=collection.name,
+                keys=(),
+                delete=delete,
+                updates=() if delete else tuple(sorted(updates)),
+                kept=() if delete else tuple(sorted(kept)),
+                note=f"the owner {'deletes' if delete else 'erases the fields of'} the person's records, found by "
+                f"{found_by or 'their identities'}",
+            )
+        )
+    return ErasurePlan(system=system.name, rows=tuple(rows), problems=tuple(problems))
+
+
+def http_plan(system: System, connector: Connector, subject: Subject) -> ErasurePlan:
+    """An http system's plan: the keys it says it holds (`find`), planned by the map's strategies.
+    Nothing is rehearsed there: the counts are what the plan would change."""
+    found = connector.find(subject)
+    rows, problems = rows_plan(system, found.keys)
+    counts = {
+        r.collection: {
+            "deleted": len(r.keys) if r.delete else 0,
+            "updated": 0 if r.delete or not r.updates else len(r.keys),
+            "kept": 0 if r.delete else len(r.keys),
+        }
+        for r in rows
+    }
+    return ErasurePlan(system=system.name, rows=tuple(rows), problems=tuple(problems), counts=counts)
+
+
+def _system_planned_now(system_run: SystemRun, plan: ErasurePlan) -> None:
+    system_run.plan = {**plan_to_json(plan), "verified_by": VERIFIED_BY.get(system_run.kind, "")}
+    system_run.plan_digest = plan.digest()
+    system_run.status = SystemStatus.PLANNED
+    system_run.save(update_fields=["plan", "plan_digest", "status"])
 
 
 def _claim(system_run_id: int, *, executing: bool) -> SystemRun | None:
@@ -199,6 +273,8 @@ def _claim(system_run_id: int, *, executing: bool) -> SystemRun | None:
             return None
         if executing != (run.approved_at is not None):
             return None
+        if executing and run.erase_after is not None and run.erase_after > now:
+            return None  # still in the cool-off: the task came early (the sweep runs it when due)
         ready = SystemStatus.PLANNED if executing else SystemStatus.PENDING
         if system_run.status == SystemStatus.RUNNING and system_run.lease_until and system_run.lease_until <= now:
             pass  # the attempt that held it died: take it again (the connector's transaction rolled back)
@@ -231,8 +307,11 @@ def erasure_system_plan(*, system_run_id: int) -> None:
     if system_run is None:
         return
     try:
-        _, connector = _system_spec(system_run)
-        plan = connector.erase_plan(_subject(system_run))
+        system, connector = _system_spec(system_run)
+        if system.kind == "http":
+            plan = http_plan(system, connector, _subject(system_run))
+        else:
+            plan = connector.erase_plan(_subject(system_run))
     except Exception as error:  # a connector's failure or bug fails its system, visibly
         if not isinstance(error, ConnectorError):
             log.exception("erasure plan of %s failed", system_run.system)
@@ -252,7 +331,7 @@ def _system_planned(system_run_id: int, plan: ErasurePlan) -> None:
     system_run = SystemRun.objects.select_for_update().get(pk=system_run_id)
     if system_run.status != SystemStatus.RUNNING:
         return
-    system_run.plan = plan_to_json(plan)
+    system_run.plan = {**plan_to_json(plan), "verified_by": VERIFIED_BY.get(system_run.kind, "")}
     system_run.plan_digest = plan.digest()
     system_run.records = sum(len(r.keys) for r in plan.rows)
     system_run.status = SystemStatus.PLANNED
@@ -358,10 +437,98 @@ def erasure_approve(*, request: DataSubjectRequest, actor: Actor, user_id: int |
         ),
     )
     if run.approved_at is not None:
+        countdown = _cool_off_schedule(run, locked)
         for system_run in system_runs:
             if system_run.status == SystemStatus.PLANNED:
-                _enqueue("erase", system_run.pk)
+                # With a cool-off the task waits (a countdown); the sweep runs any lost one when due.
+                _enqueue("erase", system_run.pk, countdown=countdown)
         _execution_finish_if_complete(run.pk)
+    return run
+
+
+# --- The cool-off ----------------------------------------------------------------------------------
+
+
+def erase_latest_start(due_date) -> datetime:
+    """The latest moment an approved erasure may start: ERASE_BEFORE_DUE_HOURS before the start
+    of the request's due date in the business's time zone, so it ends before the legal deadline."""
+    start_of_due = datetime.combine(due_date, datetime.min.time(), tzinfo=timezone.get_current_timezone())
+    return start_of_due - timedelta(hours=ERASE_BEFORE_DUE_HOURS)
+
+
+def _cool_off_schedule(run: FulfilmentRun, request: DataSubjectRequest) -> float:
+    """Set when the approved erasure runs (now + DSR_ERASURE_DELAY_HOURS, never past the latest
+    start the deadline allows: clamped, and the timeline says so). Returns the seconds to wait."""
+    hours = settings.DSR_ERASURE_DELAY_HOURS
+    if hours <= 0:
+        return 0
+    now = timezone.now()
+    latest = erase_latest_start(run.due_date)
+    wanted = now + timedelta(hours=hours)
+    erase_after = max(now, min(wanted, latest))
+    run.erase_after = erase_after
+    run.save(update_fields=["erase_after"])
+    audit_event_record(
+        request=request,
+        event=event_erasure_scheduled(
+            run_id=run.pk,
+            erase_after=erase_after.isoformat(),
+            delay_hours=hours,
+            clamped=erase_after < wanted,
+            latest=latest.isoformat(),
+        ),
+    )
+    return max(0.0, (erase_after - now).total_seconds())
+
+
+def erasure_waiting(run: FulfilmentRun | None) -> bool:
+    """The approved erasure is in its cool-off: nothing has run yet and it may still be cancelled."""
+    return (
+        run is not None
+        and run.package_kind == PackageKind.ERASURE
+        and run.state == RunState.RUNNING
+        and run.approved_at is not None
+        and run.erase_after is not None
+        and run.erase_after > timezone.now()
+    )
+
+
+def erasure_pending_for(request: DataSubjectRequest) -> FulfilmentRun | None:
+    """The request's erasure run in its cool-off, if any (what the status page offers to cancel)."""
+    run = (
+        FulfilmentRun.objects.filter(request=request, package_kind=PackageKind.ERASURE)
+        .order_by("-started_at", "-pk")
+        .first()
+    )
+    return run if erasure_waiting(run) else None
+
+
+@transaction.atomic
+def erasure_cancel(*, request: DataSubjectRequest, actor: Actor, reason: str) -> FulfilmentRun:
+    """The requester cancels an approved erasure during its cool-off: the run is cancelled (nothing
+    was erased: no system has started), the timeline records it, and the request is cancelled
+    through the status door (request_cancel, which tells the requester). 409 once it has started."""
+    locked = request_locked(request.pk)
+    run = (
+        FulfilmentRun.objects.select_for_update()
+        .filter(request=locked, package_kind=PackageKind.ERASURE)
+        .order_by("-started_at", "-pk")
+        .first()
+    )
+    if not erasure_waiting(run) or not locked.is_open:
+        raise TransitionNotAllowed(gettext("The deletion has already started, or there is none to cancel."))
+    assert run is not None
+    system_runs = list(SystemRun.objects.select_for_update().filter(run=run))
+    if any(s.status not in (SystemStatus.PLANNED, SystemStatus.SKIPPED) for s in system_runs):
+        raise TransitionNotAllowed(gettext("The deletion has already started, or there is none to cancel."))
+    run.state = RunState.CANCELLED
+    run.finished_at = timezone.now()
+    run.save(update_fields=["state", "finished_at"])
+    audit_event_record(
+        request=locked,
+        event=event_erasure_cancelled(actor=actor, run_id=run.pk, erase_after=run.erase_after.isoformat()),
+    )
+    request_cancel(request=locked, actor=actor, reason=reason)
     return run
 
 
@@ -373,7 +540,12 @@ def _verify(connector: Connector, subject: Subject, plan: ErasurePlan) -> list[s
 
 
 def erasure_system_execute(*, system_run_id: int) -> None:
-    """An execution task: the approved plan, in one transaction of the connector, then verified."""
+    """An execution task: the approved plan, in one transaction of the connector, then verified;
+    or, for an http or manual system, the instruction to erase, sent through the channel."""
+    kind = SystemRun.objects.filter(pk=system_run_id).values_list("kind", flat=True).first()
+    if kind in INSTRUCTED_KINDS:
+        _instruction_send(system_run_id)
+        return
     system_run = _claim(system_run_id, executing=True)
     if system_run is None:
         return
@@ -399,6 +571,144 @@ def erasure_system_execute(*, system_run_id: int) -> None:
     except Exception as error:
         left = [f"the verification could not run: {_error_text(error)}"]
     _system_verified(system_run.pk, plan=plan, left=left)
+
+
+def erasure_instruction(plan: ErasurePlan) -> Instruction:
+    """What an http or manual system is told: per collection the keys (none for a manual system:
+    its owner finds the person by identities), whether the rows go, which fields are rewritten by
+    which strategy, and what stays."""
+    items = tuple(
+        {
+            "collection": r.collection,
+            "keys": list(r.keys),
+            "delete": r.delete,
+            "fields": [f for f, _ in r.updates],
+            "strategies": dict(r.updates),
+            "kept": [f for f, _ in r.kept],
+        }
+        for r in plan.rows
+    )
+    return Instruction(
+        action="erase",
+        items=items,
+        note="Erase the person's records as listed: delete the rows marked so, and rewrite the listed fields "
+        "(null, fixed, random or hash); leave the kept fields as they are.",
+    )
+
+
+def _instruction_send(system_run_id: int) -> None:
+    """Execution for an http or manual system: the approved plan as an instruction to erase,
+    dispatched through the channel (which tells the system after commit). A redelivered task finds
+    the system no longer planned and does nothing."""
+    from dsr.fulfilment.services import instructions
+
+    now = timezone.now()
+    with transaction.atomic():
+        system_run = SystemRun.objects.select_for_update().select_related("run").get(pk=system_run_id)
+        run = system_run.run
+        if run.package_kind != PackageKind.ERASURE or run.state != RunState.RUNNING or run.approved_at is None:
+            return
+        if system_run.status != SystemStatus.PLANNED or (run.erase_after is not None and run.erase_after > now):
+            return
+        plan = plan_from_json(system_run.plan)
+        if plan.digest() != system_run.plan_digest:
+            system_run.status = SystemStatus.RUNNING
+            system_run.save(update_fields=["status"])
+            _system_failed(system_run.pk, stage="erase", error="the stored plan does not match its approved digest")
+            return
+        if system_run.kind == "http" and plan.empty:
+            # It said it holds nothing: nothing to tell; verified by asking again, like the others.
+            system_run.status = SystemStatus.DONE
+            system_run.erased = {"counts": {}}
+            system_run.finished_at = now
+            system_run.save(update_fields=["status", "erased", "finished_at"])
+            _enqueue("verify", system_run.pk)
+            return
+        instructions.instruction_dispatch(system_run=system_run, instruction=erasure_instruction(plan))
+
+
+def _instructed_counts(system_run: SystemRun) -> dict[str, dict[str, int]]:
+    """What the system said it changed ({collection: n}) as erased counts, by the plan's rows."""
+    reported = (system_run.instructed or {}).get("counts") or {}
+    rows = {r["collection"]: r for r in system_run.plan.get("rows", [])}
+    counts = {}
+    for collection, n in reported.items():
+        delete = bool(rows.get(collection, {}).get("delete"))
+        counts[collection] = {"deleted": int(n) if delete else 0, "updated": 0 if delete else int(n)}
+    return counts
+
+
+def erasure_instruction_outcome(run_id: int) -> None:
+    """The channel's outcome hook for erasure runs (inside its transaction): a system that
+    confirmed is recorded as erased with the counts it reported; a manual one is then verified by
+    its owner's confirmation, an http one by `find` again (queued after commit); the run finishes
+    when every system is done and verified, or failed."""
+    run = FulfilmentRun.objects.select_for_update().get(pk=run_id)
+    if run.state != RunState.RUNNING or run.approved_at is None:
+        return
+    request = request_locked(run.request_id)
+    for system_run in SystemRun.objects.select_for_update().filter(run=run, kind__in=INSTRUCTED_KINDS):
+        if system_run.status != SystemStatus.DONE or system_run.verification or system_run.erased:
+            continue
+        counts = _instructed_counts(system_run)
+        system_run.erased = {"counts": counts, "confirmed_by": (system_run.instructed or {}).get("by", "")}
+        fields = ["erased"]
+        audit_event_record(
+            request=request,
+            event=event_erasure_executed(
+                run_id=run.pk, system=system_run.system, digest=system_run.plan_digest, counts=counts, fields={}
+            ),
+        )
+        if system_run.kind == "manual":
+            kept = sum(len(r.get("kept", [])) for r in system_run.plan.get("rows", []))
+            system_run.verification = {"ok": True, "left": [], "kept": kept, "by": "owner"}
+            fields.append("verification")
+            audit_event_record(
+                request=request, event=event_erasure_verified(run_id=run.pk, system=system_run.system, kept=kept)
+            )
+        else:
+            _enqueue("verify", system_run.pk)
+        system_run.save(update_fields=fields)
+    _execution_finish_if_complete(run.pk)
+
+
+def erasure_system_verify(*, system_run_id: int) -> None:
+    """An http system that confirmed its erasure is searched again (`find`): empty, except what the
+    plan keeps, or the system fails with the keys left. A redelivered task does nothing twice."""
+    system_run = SystemRun.objects.select_related("run__request").get(pk=system_run_id)
+    if system_run.status != SystemStatus.DONE or system_run.verification or system_run.kind != "http":
+        return
+    if system_run.run.state != RunState.RUNNING:
+        return
+    plan = plan_from_json(system_run.plan)
+    try:
+        _, connector = _system_spec(system_run)
+        left = _verify(connector, _subject(system_run), plan)
+    except Exception as error:
+        left = [f"the verification could not run: {_error_text(error)}"]
+    with transaction.atomic():
+        locked = SystemRun.objects.select_for_update().get(pk=system_run_id)
+        if locked.status != SystemStatus.DONE or locked.verification:
+            return
+        request = request_locked(system_run.run.request_id)
+        if left:
+            error = "the verification found rows left: " + "; ".join(left)
+            locked.status = SystemStatus.FAILED
+            locked.error = error[:2000]
+            locked.verification = {"ok": False, "left": left}
+            locked.save(update_fields=["status", "error", "verification"])
+            audit_event_record(
+                request=request,
+                event=event_erasure_failed(run_id=locked.run_id, system=locked.system, stage="verify", error=error),
+            )
+        else:
+            kept = sum(len(r.keys) for r in plan.rows if not r.delete)
+            locked.verification = {"ok": True, "left": [], "kept": kept, "by": "find"}
+            locked.save(update_fields=["verification"])
+            audit_event_record(
+                request=request, event=event_erasure_verified(run_id=locked.run_id, system=locked.system, kept=kept)
+            )
+        _execution_finish_if_complete(locked.run_id)
 
 
 @transaction.atomic
@@ -464,9 +774,16 @@ def _system_verified(system_run_id: int, *, plan: ErasurePlan, left: list[str]) 
         _execution_finish_if_complete(system_run.run_id)
 
 
+def _unproven(system_run: SystemRun) -> bool:
+    # An http system's confirmation counts once `find` agrees; a manual one's is its owner's word.
+    return (
+        system_run.status == SystemStatus.DONE and system_run.kind in INSTRUCTED_KINDS and not system_run.verification
+    )
+
+
 def _execution_finish_if_complete(run_id: int) -> None:
     system_runs = list(SystemRun.objects.filter(run_id=run_id).order_by("id"))
-    if any(s.status not in TERMINAL for s in system_runs):
+    if any(s.status not in TERMINAL or _unproven(s) for s in system_runs):
         return
     run = FulfilmentRun.objects.select_for_update().get(pk=run_id)
     if run.state != RunState.RUNNING or run.approved_at is None:
@@ -492,12 +809,20 @@ def erasure_stalled_requeue() -> int:
     """The sweep: an erasure system whose task was lost (a broker restart) or whose worker died
     past its lease is queued again; the claim makes a duplicate harmless."""
     now = timezone.now()
+    # Once approved, an http or manual system's PENDING and RUNNING belong to the instruction
+    # channel, which has its own; a cool-off's systems wait until it is over.
+    due = Q(run__erase_after__isnull=True) | Q(run__erase_after__lte=now)
     stalled = (
         SystemRun.objects.filter(run__state=RunState.RUNNING, run__package_kind=PackageKind.ERASURE)
         .filter(
-            Q(status=SystemStatus.PENDING, run__started_at__lt=now - timedelta(minutes=2))
-            | Q(status=SystemStatus.PLANNED, run__approved_at__lt=now - timedelta(minutes=2))
-            | Q(status=SystemStatus.RUNNING, lease_until__lt=now)
+            Q(
+                status=SystemStatus.PENDING,
+                run__approved_at__isnull=True,
+                run__started_at__lt=now - timedelta(minutes=2),
+            )
+            | (Q(status=SystemStatus.PLANNED, run__approved_at__lt=now - timedelta(minutes=2)) & due)
+            | Q(status=SystemStatus.RUNNING, lease_until__lt=now, run__approved_at__isnull=True)
+            | Q(status=SystemStatus.RUNNING, lease_until__lt=now, kind__in=ERASING_KINDS)
         )
         .values_list("pk", "run__approved_at")
     )
@@ -505,6 +830,18 @@ def erasure_stalled_requeue() -> int:
     for system_run_id, approved_at in stalled:
         with transaction.atomic():
             _enqueue("plan" if approved_at is None else "erase", system_run_id)
+        count += 1
+    # An http system that confirmed but whose verification task was lost.
+    unverified = SystemRun.objects.filter(
+        run__state=RunState.RUNNING,
+        run__package_kind=PackageKind.ERASURE,
+        kind="http",
+        status=SystemStatus.DONE,
+        verification={},
+    ).filter(Q(confirmed_at__lt=now - timedelta(minutes=2)) | Q(finished_at__lt=now - timedelta(minutes=2)))
+    for system_run_id in unverified.values_list("pk", flat=True):
+        with transaction.atomic():
+            _enqueue("verify", system_run_id)
         count += 1
     return count
 
@@ -649,7 +986,13 @@ def erasure_plan_view(run: FulfilmentRun | None, system_runs: list[SystemRun]) -
                 "kind": s.kind,
                 "status": s.status,
                 "digest": s.plan_digest,
+                # How it is erased and proved: one transaction here, or told and confirmed.
                 "automated": s.kind in ERASING_KINDS,
+                "told": s.kind in INSTRUCTED_KINDS,
+                "verified_by": s.plan.get("verified_by", VERIFIED_BY.get(s.kind, "")),
+                "confirmed_at": getattr(s, "confirmed_at", None),
+                "confirmed_by": (getattr(s, "instructed", None) or {}).get("by", ""),
+                "error": s.error if s.status == SystemStatus.FAILED else "",
                 "note": s.error if s.status == SystemStatus.SKIPPED else "",
                 "collections": collections,
                 "problems": list(s.plan.get("problems", [])),
@@ -663,6 +1006,9 @@ def erasure_plan_view(run: FulfilmentRun | None, system_runs: list[SystemRun]) -
         "approvals": [{"by": a["by"], "at": a["at"]} for a in run.approvals],
         "approvals_needed": approvals_needed(),
         "approved_at": run.approved_at,
+        # The cool-off: the erasure runs from this moment (null: at once); cancellable until then.
+        "erase_after": run.erase_after,
+        "cancellable": erasure_waiting(run),
     }
 
 
@@ -683,7 +1029,14 @@ def erasure_answer_message(run: FulfilmentRun, language: str, datamap: DataMap |
             counts = s.erased.get("counts", {})
             deleted = sum(c.get("deleted", 0) for c in counts.values())
             masked = sum(c.get("updated", 0) for c in counts.values())
-            if s.status == SystemStatus.DONE:
+            if s.status == SystemStatus.DONE and s.kind in INSTRUCTED_KINDS and not counts and s.plan.get("rows"):
+                # Told and confirmed, without counts: say who confirmed, never a number not given.
+                line = (
+                    gettext("%(system)s: its owner confirmed that your information was deleted.")
+                    if s.kind == "manual"
+                    else gettext("%(system)s: the system confirmed that your information was deleted.")
+                ) % {"system": s.system}
+            elif s.status == SystemStatus.DONE:
                 line = ngettext(
                     "%(system)s: we deleted %(count)d record", "%(system)s: we deleted %(count)d records", deleted
                 ) % {"system": s.system, "count": deleted}

@@ -193,8 +193,10 @@ def instruction_lines(instruction: dict[str, Any], system: System | None) -> lis
             keys = [str(item["key"])]
         if instruction.get("action") == "erase":
             fields = list(item.get("fields", []))
-            what = "delete the rows" if item.get("delete") else (
-                "erase the fields " + ", ".join(fields) if fields else "erase the person's details"
+            what = (
+                "delete the rows"
+                if item.get("delete")
+                else ("erase the fields " + ", ".join(fields) if fields else "erase the person's details")
             )
         elif instruction.get("action") == "correct":
             what = f"set {item.get('field', '')} to {item.get('value', '')!s}"
@@ -277,8 +279,9 @@ def manual_instruction_answer(*, task: ManualTask, done: bool, counts: dict[str,
     page = manual_task_page(task)
     if not page.open or page.lines is None:
         raise TransitionNotAllowed(
-            "This task has already been answered." if page.closed_reason == "answered" else page.closed_reason
-            or "This task does not ask you to do anything."
+            "This task has already been answered."
+            if page.closed_reason == "answered"
+            else page.closed_reason or "This task does not ask you to do anything."
         )
     system = page.system
     assert system is not None  # an open page has its system
