@@ -189,6 +189,38 @@ CATALOGUE += [
         "A manual system's owner is still silent five days before the request's due date (once).",
         {"system": SYSTEM, "owner": {"email": "sales@example.com"}, "asked_on": date(2026, 3, 9), "days_left": 5},
     ),
+    EmailKind(
+        "owner_instruction",
+        "owner",
+        "A manual system is told what to do (erase, restrict, opt out, limit, correct): the private task link.",
+        {"system": SYSTEM, "task_url": TASK_URL, "action": "erase the person's records"},
+    ),
+    EmailKind(
+        "owner_instruction_reminder",
+        "owner",
+        "The owner has not confirmed an instruction after DSR_MANUAL_REMIND_DAYS (or the system's remind_days).",
+        {
+            "system": SYSTEM,
+            "task_url": TASK_URL,
+            "action": "erase the person's records",
+            "asked_on": date(2026, 3, 9),
+            "days_left": 12,
+        },
+    ),  # fmt: skip
+    EmailKind(
+        "staff_instruction_unconfirmed",
+        "staff",
+        "A system told what to do has not confirmed: a manual owner five days before the due date, an http "
+        "system told twice (or near the due date); once.",
+        {
+            "system": SYSTEM,
+            "owner": {"email": "sales@example.com"},
+            "action": "erase the person's records",
+            "kind": "manual",
+            "asked_on": date(2026, 3, 9),
+            "days_left": 5,
+        },
+    ),  # fmt: skip
 ]
 
 

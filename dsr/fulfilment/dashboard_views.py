@@ -33,7 +33,8 @@ ERASURE_LABELS = {
     SystemStatus.PLANNED: "Planned",
     SystemStatus.DONE: "Erased and verified",
     SystemStatus.FAILED: "Failed",
-    SystemStatus.SKIPPED: "Asked separately, not yet automated",
+    SystemStatus.SKIPPED: "Skipped",
+    SystemStatus.WAITING: "Told to erase; waiting for its confirmation",
 }
 
 

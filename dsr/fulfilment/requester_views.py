@@ -19,8 +19,8 @@ from django.views.decorators.http import require_GET, require_POST
 from dsr import selectors
 from dsr.errors import TransitionNotAllowed
 from dsr.forms import CodeForm
-from dsr.fulfilment.services import packages, runs
-from dsr.models import DataSubjectRequest, Status
+from dsr.fulfilment.services import erasure, packages, runs
+from dsr.models import DataSubjectRequest, RequestType, Status
 from dsr.ratelimit import client_ip, rate_limit_hit
 from dsr.services.audit import Actor
 
@@ -34,7 +34,10 @@ def _error_key(obj) -> str:
 
 
 def status_panel(http_request, obj: DataSubjectRequest) -> str:
-    """The `status_page_panel` hook: the download, once the answer is sent."""
+    """The `status_page_panel` hook: the download, once the answer is sent; for an erasure in its
+    cool-off, when the data will be deleted and the button to cancel it."""
+    if obj.request_type == RequestType.ERASURE:
+        return erasure_panel(http_request, obj)
     if obj.request_type not in runs.PACKAGE_KINDS or obj.status != Status.COMPLETED:
         return ""
     package = packages.package_for_request(obj)
@@ -67,6 +70,17 @@ def status_panel(http_request, obj: DataSubjectRequest) -> str:
             "categories_only": package.kind == "categories",
             "business_contact": settings.DSR_BUSINESS_CONTACT,
         },
+        request=http_request,
+    )
+
+
+def erasure_panel(http_request, obj: DataSubjectRequest) -> str:
+    run = erasure.erasure_pending_for(obj)
+    if run is None or not obj.is_open:
+        return ""
+    return render_to_string(
+        "fulfilment/erasure_cooloff_panel.html",
+        {"req": obj, "run": run, "error": http_request.session.pop(_error_key(obj), "")},
         request=http_request,
     )
 
@@ -155,3 +169,20 @@ def package_download(request, obj):
     response["Content-Length"] = str(package.bytes)
     response["Cache-Control"] = "no-store"
     return response
+
+
+@require_POST
+@_requester_view
+def erasure_cancel(request, obj):
+    """Cancel the deletion during its cool-off: nothing is erased and the request is cancelled."""
+    try:
+        erasure.erasure_cancel(
+            request=obj,
+            actor=Actor.requester(obj.email),
+            reason=_("You cancelled the deletion of your data from your status page; nothing was deleted."),
+        )
+    except TransitionNotAllowed as refused:
+        request.session[_error_key(obj)] = str(refused.message)
+        return redirect(reverse("dsr:request-status", kwargs={"token": obj.public_token}) + "#erasure")
+    request.session[f"dsr_notice_{obj.pk}"] = str(_("You cancelled the deletion. Nothing was deleted."))
+    return redirect(reverse("dsr:request-status", kwargs={"token": obj.public_token}))
