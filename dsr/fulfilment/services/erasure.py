@@ -526,7 +526,9 @@ def erasure_cancel(*, request: DataSubjectRequest, actor: Actor, reason: str) ->
     run.save(update_fields=["state", "finished_at"])
     audit_event_record(
         request=locked,
-        event=event_erasure_cancelled(actor=actor, run_id=run.pk, erase_after=run.erase_after.isoformat()),
+        event=event_erasure_cancelled(
+            actor=actor, run_id=run.pk, erase_after=run.erase_after.isoformat() if run.erase_after else ""
+        ),
     )
     request_cancel(request=locked, actor=actor, reason=reason)
     return run
@@ -692,14 +694,16 @@ def erasure_system_verify(*, system_run_id: int) -> None:
             return
         request = request_locked(system_run.run.request_id)
         if left:
-            error = "the verification found rows left: " + "; ".join(left)
+            found_left = "the verification found rows left: " + "; ".join(left)
             locked.status = SystemStatus.FAILED
-            locked.error = error[:2000]
+            locked.error = found_left[:2000]
             locked.verification = {"ok": False, "left": left}
             locked.save(update_fields=["status", "error", "verification"])
             audit_event_record(
                 request=request,
-                event=event_erasure_failed(run_id=locked.run_id, system=locked.system, stage="verify", error=error),
+                event=event_erasure_failed(
+                    run_id=locked.run_id, system=locked.system, stage="verify", error=found_left
+                ),
             )
         else:
             kept = sum(len(r.keys) for r in plan.rows if not r.delete)

@@ -13,9 +13,9 @@ from django.utils import timezone
 from dsr.deadlines import business_today
 from dsr.errors import DsrError
 from dsr.fulfilment import signing
-from dsr.fulfilment.models import AccessPackage, FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
 from dsr.fulfilment.connectors.base import Instruction
 from dsr.fulfilment.datamap import DataMapError, datamap_load
+from dsr.fulfilment.models import AccessPackage, FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
 from dsr.fulfilment.services import erasure, manual_tasks, package_staff, packages, runs
 from dsr.services.audit import Actor
 from dsr.services.emails import email_to_staff, staff_recipients
