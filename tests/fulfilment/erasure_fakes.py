@@ -50,6 +50,9 @@ MAP = textwrap.dedent(
     """
 )
 
+# The same systems without the manual one: erasures that finish without anyone confirming.
+MAP_ERASING_ONLY = MAP.split("  - name: crm")[0]
+
 # system -> collection -> key -> row
 STORE: dict[str, dict[str, dict[int, dict]]] = {}
 # What each system does on erase, by name: "ok", "fail", "leave" (a row survives), "changed" (once).
@@ -126,10 +129,9 @@ class FakeErasing(Connector):
         return Erased(counts=counts, fields={})
 
 
-@pytest.fixture
-def erasing_systems(settings, tmp_path, monkeypatch):
+def erasing_systems_install(settings, tmp_path, monkeypatch, text):
     path = tmp_path / "datamap.yaml"
-    path.write_text(MAP)
+    path.write_text(text)
     settings.DSR_DATAMAP = str(path)
     monkeypatch.setitem(connectors.CONNECTORS, "sql", FakeErasing)
     monkeypatch.setitem(connectors.CONNECTORS, "django", FakeErasing)
@@ -137,20 +139,39 @@ def erasing_systems(settings, tmp_path, monkeypatch):
     BEHAVIOUR.clear()
     PROBLEMS.clear()
     ERASE_CALLS.clear()
-    queued: dict[str, list[int]] = {"plan": [], "erase": [], "system": []}
+    queued: dict[str, list] = {"plan": [], "erase": [], "system": [], "verify": [], "countdowns": []}
     monkeypatch.setitem(erasure._queue, "plan", lambda pk: queued["plan"].append(pk))
-    monkeypatch.setitem(erasure._queue, "erase", lambda pk: queued["erase"].append(pk))
+
+    def erase(pk, countdown=0):
+        queued["erase"].append(pk)
+        queued["countdowns"].append(countdown)
+
+    monkeypatch.setitem(erasure._queue, "erase", erase)
+    monkeypatch.setitem(erasure._queue, "verify", lambda pk: queued["verify"].append(pk))
     monkeypatch.setitem(runs._queue, "system", lambda pk, countdown=0: queued["system"].append(pk))
     return queued
 
 
+@pytest.fixture
+def erasing_systems(settings, tmp_path, monkeypatch):
+    return erasing_systems_install(settings, tmp_path, monkeypatch, MAP)
+
+
+@pytest.fixture
+def erasing_only(settings, tmp_path, monkeypatch):
+    """alpha (sql) and beta (django) only: an erasure that needs nobody's confirmation."""
+    return erasing_systems_install(settings, tmp_path, monkeypatch, MAP_ERASING_ONLY)
+
+
 def run_queued(queued, capture):
     """Run every queued erasure task (and those they queue), like a worker would."""
-    while queued["plan"] or queued["erase"]:
-        name = "plan" if queued["plan"] else "erase"
+    while queued["plan"] or queued["erase"] or queued.get("verify"):
+        name = "plan" if queued["plan"] else "erase" if queued["erase"] else "verify"
         pk = queued[name].pop(0)
         with capture(execute=True):
             if name == "plan":
                 erasure.erasure_system_plan(system_run_id=pk)
-            else:
+            elif name == "erase":
                 erasure.erasure_system_execute(system_run_id=pk)
+            else:
+                erasure.erasure_system_verify(system_run_id=pk)
