@@ -182,7 +182,8 @@ def erasure_cancel(request, obj):
             reason=_("You cancelled the deletion of your data from your status page; nothing was deleted."),
         )
     except TransitionNotAllowed as refused:
-        request.session[_error_key(obj)] = str(refused.message)
-        return redirect(reverse("dsr:request-status", kwargs={"token": obj.public_token}) + "#erasure")
+        # Shown as the page's notice: the panel itself is gone once there is nothing to cancel.
+        request.session[f"dsr_notice_{obj.pk}"] = str(refused.message)
+        return redirect(reverse("dsr:request-status", kwargs={"token": obj.public_token}))
     request.session[f"dsr_notice_{obj.pk}"] = str(_("You cancelled the deletion. Nothing was deleted."))
     return redirect(reverse("dsr:request-status", kwargs={"token": obj.public_token}))
