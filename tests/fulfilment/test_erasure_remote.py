@@ -38,7 +38,9 @@ KEPT_ONLY = {"records": {"charges": [{"id": "ch_1", "email": "[erased]"}, {"id":
 
 def remote_map(url: str) -> str:
     """alpha (sql, a fake erasing connector), payments (http at the loopback processor), crm (manual)."""
-    return fakes.MAP_ERASING_ONLY.split("  - name: beta")[0] + f"""
+    return (
+        fakes.MAP_ERASING_ONLY.split("  - name: beta")[0]
+        + f"""
   - name: payments
     owner: finance@example.com
     kind: http
@@ -68,6 +70,7 @@ def remote_map(url: str) -> str:
         identities: {{email: email}}
         fields: {{email: {{category: identifiers, erasure: delete}}, note: {{category: inferences, erasure: delete}}}}
 """
+    )
 
 
 @pytest.fixture
@@ -106,7 +109,11 @@ def _instruct_calls(processor):  # noqa: F811
 
 
 def test_the_plan_asks_the_http_system_find_and_plans_the_manual_one_by_identities(
-    officer, remote, processor, staff_api, django_capture_on_commit_callbacks  # noqa: F811
+    officer,
+    remote,
+    processor,
+    staff_api,
+    django_capture_on_commit_callbacks,  # noqa: F811
 ):
     processor.plan = [Reply(200, FOUND)]
     req, run = _planned(officer, remote, django_capture_on_commit_callbacks)
@@ -131,7 +138,12 @@ def test_the_plan_asks_the_http_system_find_and_plans_the_manual_one_by_identiti
 
 
 def test_sql_http_and_manual_end_to_end_preview_approve_confirmed_done_answer(
-    officer, client, remote, channel, processor, django_capture_on_commit_callbacks  # noqa: F811
+    officer,
+    client,
+    remote,
+    channel,
+    processor,
+    django_capture_on_commit_callbacks,  # noqa: F811
 ):
     capture = django_capture_on_commit_callbacks
     processor.plan = [Reply(200, FOUND), Reply(202, {}), Reply(200, KEPT_ONLY)]
@@ -197,7 +209,11 @@ def test_sql_http_and_manual_end_to_end_preview_approve_confirmed_done_answer(
 
 
 def test_an_http_system_that_confirms_inline_is_done_then_verified(
-    officer, remote, channel, processor, django_capture_on_commit_callbacks  # noqa: F811
+    officer,
+    remote,
+    channel,
+    processor,
+    django_capture_on_commit_callbacks,  # noqa: F811
 ):
     processor.plan = [Reply(200, FOUND), Reply(200, {"done": True, "counts": {"charges": 2}}), Reply(200, KEPT_ONLY)]
     req, run = _planned(officer, remote, django_capture_on_commit_callbacks)
@@ -211,7 +227,11 @@ def test_an_http_system_that_confirms_inline_is_done_then_verified(
 
 
 def test_a_confirmation_that_leaves_rows_behind_fails_the_system(
-    officer, remote, channel, processor, django_capture_on_commit_callbacks  # noqa: F811
+    officer,
+    remote,
+    channel,
+    processor,
+    django_capture_on_commit_callbacks,  # noqa: F811
 ):
     processor.plan = [Reply(200, FOUND), Reply(200, {"done": True}), Reply(200, FOUND)]
     req, run = _planned(officer, remote, django_capture_on_commit_callbacks)
@@ -223,7 +243,12 @@ def test_a_confirmation_that_leaves_rows_behind_fails_the_system(
 
 
 def test_the_owner_could_not_erase_fails_the_system_and_flags_the_request(
-    officer, client, remote, channel, processor, django_capture_on_commit_callbacks  # noqa: F811
+    officer,
+    client,
+    remote,
+    channel,
+    processor,
+    django_capture_on_commit_callbacks,  # noqa: F811
 ):
     processor.plan = [Reply(200, FOUND), Reply(200, {"done": True}), Reply(200, KEPT_ONLY)]
     req, run = _planned(officer, remote, django_capture_on_commit_callbacks)
@@ -247,7 +272,12 @@ def test_the_owner_could_not_erase_fails_the_system_and_flags_the_request(
 
 
 def test_the_owners_counts_must_be_numbers_and_the_link_must_be_right(
-    officer, client, remote, channel, processor, django_capture_on_commit_callbacks  # noqa: F811
+    officer,
+    client,
+    remote,
+    channel,
+    processor,
+    django_capture_on_commit_callbacks,  # noqa: F811
 ):
     processor.plan = [Reply(200, FOUND), Reply(202, {})]
     req, run = _planned(officer, remote, django_capture_on_commit_callbacks)
