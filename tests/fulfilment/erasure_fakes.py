@@ -154,13 +154,12 @@ def erasing_systems_install(settings, tmp_path, monkeypatch, text):
 
 @pytest.fixture
 def erasing_systems(settings, tmp_path, monkeypatch):
-    return erasing_systems_install(settings, tmp_path, monkeypatch, MAP)
-
-
-@pytest.fixture
-def erasing_only(settings, tmp_path, monkeypatch):
-    """alpha (sql) and beta (django) only: an erasure that needs nobody's confirmation."""
+    """alpha (sql) and beta (django): an erasure that needs nobody's confirmation (a manual
+    system's erasure is told and confirmed: tests/fulfilment/test_erasure_remote.py)."""
     return erasing_systems_install(settings, tmp_path, monkeypatch, MAP_ERASING_ONLY)
+
+
+erasing_only = erasing_systems
 
 
 def run_queued(queued, capture):

@@ -43,9 +43,8 @@ def test_the_plan_changes_nothing_and_waits_for_approval(officer, erasing_system
     assert run.state == RunState.AWAITING_APPROVAL
     assert {s: {c: dict(rows) for c, rows in t.items()} for s, t in fakes.STORE.items()} == before
     assert fakes.ERASE_CALLS == [] and erasing_systems["system"] == []  # no access task ran
-    alpha, beta, crm = run.systems.order_by("id")
+    alpha, beta = run.systems.order_by("id")
     assert (alpha.status, beta.status) == (SystemStatus.PLANNED, SystemStatus.PLANNED)
-    assert crm.status == SystemStatus.SKIPPED and "not yet automated" in crm.error
     assert len(alpha.plan_digest) == 64 and alpha.records == 3
     planned = _events(req, EventType.ERASURE_PLANNED)
     assert planned[0].data["systems"] == {"alpha": alpha.plan_digest, "beta": beta.plan_digest}
@@ -189,7 +188,7 @@ def test_the_answer_in_swedish_says_what_was_deleted_and_what_was_kept_and_why(
     message = erasure.erasure_answer_message(FulfilmentRun.objects.get(pk=run.pk), "sv")
     assert "Vi har" in message and "alpha" in message
     assert "Invoices are kept 7 years for tax law" in message  # the map's reason, as the owner wrote it
-    assert "crm" in message and "bench1" not in message
+    assert "beta" in message and "bench1" not in message
     assert "Parcel carriers" not in message  # GDPR: no §7022(b)(3) line
 
 
@@ -221,7 +220,7 @@ def test_the_api_plans_shows_the_plan_and_approves_with_409s(officer, staff_api,
         "counts": {"deleted": 1, "updated": 0},
     }  # fmt: skip
     assert alpha["collections"][1]["kept"] == [{"field": "total", "reason": "Invoices are kept 7 years for tax law"}]
-    assert body["plan"]["systems"][2]["automated"] is False
+    assert body["plan"]["systems"][0]["automated"] is True and "find" in body["plan"]["systems"][0]["verified_by"]
     reviewer = officer_create(username="rita", email="rita@company.example", role="reviewer")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {staff_token_key(reviewer)}")
@@ -258,7 +257,7 @@ def test_the_panel_shows_the_plan_escaped_and_the_officer_approves_and_answers(
     assert "Erasure across the systems" in page and "Approve the erasure" in page
     assert "total: Invoices are kept 7 years for tax law" in page and "email → null" in page
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "Asked separately, not yet automated" in page
+    assert "not yet automated" not in page
     with django_capture_on_commit_callbacks(execute=True):
         assert client.post(f"/dashboard/fulfilment/requests/{req.reference}/erasure/approve/").status_code == 302
     run_queued(erasing_systems, django_capture_on_commit_callbacks)
@@ -268,7 +267,7 @@ def test_the_panel_shows_the_plan_escaped_and_the_officer_approves_and_answers(
     with django_capture_on_commit_callbacks(execute=True):
         client.post(f"/dashboard/fulfilment/requests/{req.reference}/erasure/answer/")
     req.refresh_from_db()
-    assert req.status == "completed" and req.outcome == "complied_in_part"  # crm was asked separately
+    assert req.status == "completed" and req.outcome == "complied"  # every system erased and verified
     assert "alpha: we deleted 1 record" in req.response_message
 
 
