@@ -78,8 +78,16 @@ def erasure_panel(http_request, obj: DataSubjectRequest) -> str:
     status = selectors.fulfilment_status(obj)
     may_work = http_request.user.has_perm(WORK)
     plan = status["plan"]
+    planned = {s["system"]: s for s in (plan or {}).get("systems", [])}
     for system in status["systems"]:
         system["label"] = ERASURE_LABELS.get(system["status"], system["status"])
+        told = planned.get(system["system"], {})
+        if system["status"] == SystemStatus.DONE and told.get("told"):
+            # Told and confirmed: an http system is proved by find again, a manual one by its owner.
+            if told.get("kind") == "manual":
+                system["label"] = "Erased, confirmed by its owner"
+            elif told.get("verified") is None:
+                system["label"] = "Confirmed; searching again to verify"
     run = selectors.latest_run(obj)
     already = run is not None and any(a.get("user") == http_request.user.pk for a in run.approvals)
     return render_to_string(

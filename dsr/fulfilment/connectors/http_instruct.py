@@ -58,6 +58,21 @@ def counts_from_answer(system: System, document: Any) -> dict[str, int]:
     return checked
 
 
+def _with_callback(subject: Subject) -> Subject:
+    """Where the system confirms later, when the caller has not said: the callback url of the
+    subject's system run and a fresh token (services/callbacks.py). A subject of no system run
+    (a test, a replay) is sent without one: the system must then answer inline."""
+    # The services import the connectors: imported here, when a system is told, not at import.
+    from dsr.errors import InvalidInput
+    from dsr.fulfilment.services import callbacks, manual_tasks
+
+    try:
+        system_run = manual_tasks.system_run_of(subject)
+    except InvalidInput:
+        return subject
+    return callbacks.callback_subject_prepare(system_run, subject)
+
+
 def instruction_payload(connector: HttpConnector, subject: Subject, instruction: Instruction) -> dict[str, Any]:
     body = connector.payload("instruct", subject)
     body.update({"action": instruction.action, "items": list(instruction.items), "note": instruction.note})
@@ -68,6 +83,8 @@ def instruction_payload(connector: HttpConnector, subject: Subject, instruction:
 def http_instruct(connector: Connector, subject: Subject, instruction: Instruction) -> Instructed:
     """One signed call: 200 with done → confirmed (its counts), 202 → pending until the callback."""
     assert isinstance(connector, HttpConnector)
+    if not subject.callback_url:
+        subject = _with_callback(subject)
     answer = connector.call(instruction_payload(connector, subject, instruction))
     name = connector.system.name
     if answer.status == 202:
