@@ -4,7 +4,10 @@ with no set-up. It behaves as a real processor would: it checks the product's si
 refuses a replay), answers a person it does not know inline with "nothing held", and for a demo
 customer answers 202 and posts their payment records to the signed callback a moment later from
 a Celery task — so the request's page shows the system "requested", then done. The records are
-made up, the same for the same person every time. Everywhere else the URL is a 404."""
+made up, the same for the same person every time. Told to erase (`"mode": "instruct"`), it
+answers 202 and confirms on the callback a moment later; from then on it holds only the person's
+charges, their email replaced (what the shipped map keeps for tax law). Everywhere else the URL is
+a 404."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from urllib.parse import urlsplit
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -66,6 +70,18 @@ def demo_payments(email: str, *, due_date: date) -> dict[str, list[dict[str, Any
     }
 
 
+def _erased_key(email: str) -> str:
+    return "demo-processor-erased:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def demo_held(email: str, *, due_date: date) -> dict[str, list[dict[str, Any]]]:
+    """What the demo holds now: everything, or after an erasure the charges alone, unlinked."""
+    records = demo_payments(email, due_date=due_date)
+    if cache.get(_erased_key(email)):
+        return {"charges": [{**c, "email": "[erased]"} for c in records["charges"]]}
+    return records
+
+
 def _secret() -> str:
     secret = os.environ.get(SECRET_ENV, "")
     if not secret:
@@ -101,11 +117,45 @@ def processor(request: HttpRequest) -> HttpResponse:
     known = bool(email) and DemoCustomer.objects.filter(email__iexact=email).exists()
     if not known:
         return JsonResponse({"nothing_held": True})
+    if mode == "instruct":
+        return _instructed(document, email, due_date)
     if mode == "find" or not document.get("callback_url") or not document.get("callback_token"):
-        return JsonResponse({"records": demo_payments(email, due_date=due_date)})
+        return JsonResponse({"records": demo_held(email, due_date=due_date)})
     callback = (document["callback_url"], document["callback_token"], email, due_date.isoformat())
     transaction.on_commit(lambda: demo_processor_answer.apply_async(callback, countdown=ANSWER_AFTER_SECONDS))
     return JsonResponse({"status": "accepted", "answer_within_seconds": ANSWER_AFTER_SECONDS}, status=202)
+
+
+def _instructed(document: dict, email: str, due_date: date) -> HttpResponse:
+    """Told what to do: an erasure is done (held in the cache, so a search afterwards finds only
+    what is kept) and confirmed on the callback, or inline when there is none; any other action is
+    confirmed inline."""
+    if document.get("action") != "erase":
+        return JsonResponse({"done": True, "counts": {}})
+    before = demo_held(email, due_date=due_date)
+    cache.set(_erased_key(email), True, None)
+    counts = {"payment_methods": len(before.get("payment_methods", [])), "charges": len(before.get("charges", []))}
+    if not document.get("callback_url") or not document.get("callback_token"):
+        return JsonResponse({"done": True, "counts": counts})
+    confirm = (document["callback_url"], document["callback_token"], counts)
+    transaction.on_commit(lambda: demo_processor_confirm.apply_async(confirm, countdown=ANSWER_AFTER_SECONDS))
+    return JsonResponse({"status": "accepted", "answer_within_seconds": ANSWER_AFTER_SECONDS}, status=202)
+
+
+@shared_task(name="dsr.fulfilment.demo_processor.demo_processor_confirm", ignore_result=True)
+def demo_processor_confirm(callback_url: str, callback_token: str, counts: dict[str, int]) -> int:
+    """Confirm an erasure on the product's callback, signed; returns its status."""
+    secret = os.environ.get(SECRET_ENV, "")
+    if not secret:
+        return 0
+    try:
+        answer = signed_post(
+            urlsplit(callback_url), secret=secret, payload={"done": True, "counts": counts}, timeout=10,
+            name="demo processor callback", headers={"Authorization": f"Bearer {callback_token}"},
+        )  # fmt: skip
+    except ConnectorError:
+        return 0
+    return answer.status
 
 
 # The demo stands in for another company's system with its own queue, so this task is handed what
@@ -116,7 +166,7 @@ def demo_processor_answer(callback_url: str, callback_token: str, email: str, du
     secret = os.environ.get(SECRET_ENV, "")
     if not secret:
         return 0
-    payload = {"records": demo_payments(email, due_date=date.fromisoformat(due_date))}
+    payload = {"records": demo_held(email, due_date=date.fromisoformat(due_date))}
     try:
         answer = signed_post(
             urlsplit(callback_url), secret=secret, payload=payload, timeout=10, name="demo processor callback",

@@ -110,3 +110,58 @@ def test_outside_run_mode_the_demo_is_404_and_it_checks_signatures(client, setti
     replay = client.post("/demo/processor/", body, content_type="application/json", headers=headers)
     assert replay.status_code == 409
     assert client.get("/demo/processor/").status_code == 405
+
+
+@pytest.fixture
+def demo_forgets():
+    """The demo keeps what it erased in the cache: forgotten after the test, whatever happens."""
+    from django.core.cache import cache
+
+    yield
+    cache.delete(demo_processor._erased_key("ada.lovelace@demo.example"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_processor_is_told_to_erase_confirms_on_its_callback_and_then_holds_only_what_is_kept(
+    demo, demo_forgets, monkeypatch, django_capture_on_commit_callbacks
+):
+    from dsr.fulfilment.services import erasure, instructions
+    from tests.fulfilment import erasure_fakes
+
+    queued = {"plan": [], "erase": [], "verify": [], "system": []}
+    monkeypatch.setitem(erasure._queue, "plan", lambda pk: queued["plan"].append(pk))
+    monkeypatch.setitem(erasure._queue, "erase", lambda pk, countdown=0: queued["erase"].append(pk))
+    monkeypatch.setitem(erasure._queue, "verify", lambda pk: queued["verify"].append(pk))
+    told = []
+    monkeypatch.setitem(instructions._queue, "instruction", lambda pk, countdown=0: told.append(pk))
+    confirms = []
+    monkeypatch.setattr(
+        demo_processor.demo_processor_confirm, "apply_async", lambda args, countdown=0: confirms.append(args)
+    )
+    officer = officer_create(username="olivia", email="olivia@company.example")
+    req = verified_request(officer=officer, request_type="erasure", email="ada.lovelace@demo.example")
+    capture = django_capture_on_commit_callbacks
+    with capture(execute=True):
+        run = runs.fulfilment_start(request=req, actor=Actor.staff(officer))
+    erasure_fakes.run_queued(queued, capture)
+    run.refresh_from_db()
+    assert run.state == RunState.AWAITING_APPROVAL, [s.error for s in run.systems.all()]
+    with capture(execute=True):
+        erasure.erasure_approve(request=req, actor=Actor.staff(officer), user_id=officer.pk)
+    erasure_fakes.run_queued(queued, capture)
+    with capture(execute=True):
+        instructions.instruction_execute(system_run_id=told.pop())
+    payments = run.systems.get()
+    assert payments.status == SystemStatus.WAITING, payments.error
+    [args] = confirms
+    assert demo_processor.demo_processor_confirm.run(*args) == 200
+    erasure_fakes.run_queued(queued, capture)
+    payments.refresh_from_db()
+    run.refresh_from_db()
+    assert payments.status == SystemStatus.DONE and payments.verification["ok"] is True, payments.error
+    assert payments.erased["counts"] == {"payment_methods": {"deleted": 1, "updated": 0},
+                                         "charges": {"deleted": 0, "updated": 3}}  # fmt: skip
+    assert run.state == RunState.DONE
+    held = demo_processor.demo_held("ada.lovelace@demo.example", due_date=run.due_date)
+    assert list(held) == ["charges"] and {c["email"] for c in held["charges"]} == {"[erased]"}
+    assert demo_processor.demo_processor_confirm.run(*args) == 409  # a second confirmation is refused
