@@ -250,7 +250,7 @@ def test_show_json_is_machine_readable_complete_and_stable():
         "provided": False,
         "never_disclose": True,
         "others_data": False,
-        "erasure": None,
+        "erasure": "delete",
         "keep_reason": None,
         "description": "",
     }
