@@ -7,6 +7,7 @@ which lists a system as erased only once it confirmed."""
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 
@@ -292,3 +293,29 @@ def test_the_owners_counts_must_be_numbers_and_the_link_must_be_right(
     task = ManualTask.objects.get(system_run__system="crm")
     assert task.answered_at is None and run.systems.get(system="crm").status == SystemStatus.WAITING
     assert json.dumps(task.system_run.instruction)  # the list the owner sees is the one stored
+
+
+def test_confirmed_without_counts_the_answer_says_who_confirmed_and_the_replay_leaves_them_alone(
+    officer, client, remote, channel, processor, django_capture_on_commit_callbacks  # noqa: F811
+):
+    processor.plan = [Reply(200, FOUND), Reply(200, {"done": True}), Reply(200, KEPT_ONLY)]
+    req, run = _planned(officer, remote, django_capture_on_commit_callbacks, language="sv")
+    _approve(req, officer, django_capture_on_commit_callbacks)
+    run_all(remote, channel, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(_task_link("crm"), {"answer": "done", "confirm": "yes"})
+    run_all(remote, channel, django_capture_on_commit_callbacks)
+    run.refresh_from_db()
+    assert run.state == RunState.DONE
+    english = erasure.erasure_answer_message(run, "en")
+    assert "payments: the system confirmed that your information was deleted." in english
+    assert "crm: its owner confirmed that your information was deleted." in english
+    swedish = erasure.erasure_answer_message(run, "sv")
+    assert "crm: systemets ägare har bekräftat att dina uppgifter har raderats." in swedish
+    assert "payments: systemet har bekräftat" in swedish
+    dutch = erasure.erasure_answer_message(run, "nl")
+    assert "crm: de eigenaar van het systeem heeft bevestigd" in dutch
+    # The ledger lists every system erased; a replay after a restore plans only the product's own.
+    assert run.ledger_entry.systems == ["alpha", "payments", "crm"]
+    results = erasure.ledger_replay(since=run.started_at - timedelta(days=1), dry_run=True)
+    assert [r.system for r in results] == ["alpha"]

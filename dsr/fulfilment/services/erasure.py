@@ -905,9 +905,13 @@ def ledger_replay(*, since: datetime, dry_run: bool = False) -> list[ReplayResul
             )
             continue
         for name in entry.systems:
+            system = datamap.system(name)
+            if system is not None and system.kind in INSTRUCTED_KINDS:
+                # Erased by the system or its owner in their own records, which the product's
+                # backups do not hold: a restore here brings nothing of them back.
+                continue
             result = ReplayResult(entry.reference, name)
             results.append(result)
-            system = datamap.system(name)
             if system is None:
                 result.error = f"{name} is no longer in the data map"
                 continue
