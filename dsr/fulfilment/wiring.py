@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from dsr.fulfilment import dashboard_views, demo_processor, requester_views  # noqa: F401  (demo_processor: its Celery task)
-from dsr.fulfilment.services import callbacks, manual_tasks, packages, runs
+from dsr.fulfilment.connectors import http_instruct, manual_instruct
+from dsr.fulfilment.services import callbacks, erasure, instructions, manual_tasks, packages, runs
 from dsr.fulfilment.services import hooks as service_hooks
 
 HOOKS: dict[str, Callable[..., Any]] = {
@@ -21,3 +22,9 @@ HOOKS: dict[str, Callable[..., Any]] = {
 
 runs.subject_preparer_register("http", callbacks.callback_subject_prepare)
 runs.manual_asker_register(manual_tasks.manual_task_open)
+# Instructions (issue 11): where an http system confirms later, and the manual owner's task.
+http_instruct.callback_preparer_register(callbacks.instruction_subject_prepare)
+manual_instruct.owner_instructor_register(manual_tasks.manual_instruction_open)
+# An erasure's http and manual systems are told through the instruction channel; the erasure
+# service finishes its run when each has confirmed (or failed).
+instructions.instruction_outcome_register("erasure", erasure.erasure_instruction_outcome)

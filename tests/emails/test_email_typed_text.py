@@ -35,7 +35,8 @@ PRODUCT_SET = {"reference", "public_token", "request_type", "regime", "channel",
 STAFF_CONTEXT = 'Staff <img src=https://staff-link.example/p.png> wrote\nwww.staff-link.example <a href="https://staff-link.example">x</a>'
 
 STAFF_CONTEXT_KEYS = {"message", "reason", "by"}
-PRODUCT_CONTEXT_KEYS = {"verify_url", "verify_code", "outcome", "original_status_url", "failure", "task_url"}
+PRODUCT_CONTEXT_KEYS = {"verify_url", "verify_code", "outcome", "original_status_url", "failure", "task_url",
+                        "action", "kind"}  # an instruction's action and system kind, as the product says them
 
 
 def test_every_text_field_of_a_request_is_classified():

@@ -15,6 +15,7 @@ the system's own message. The counts are checked against the data map before the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from dsr.deadlines import business_today
@@ -58,19 +59,18 @@ def counts_from_answer(system: System, document: Any) -> dict[str, int]:
     return checked
 
 
-def _with_callback(subject: Subject) -> Subject:
-    """Where the system confirms later, when the caller has not said: the callback url of the
-    subject's system run and a fresh token (services/callbacks.py). A subject of no system run
-    (a test, a replay) is sent without one: the system must then answer inline."""
-    # The services import the connectors: imported here, when a system is told, not at import.
-    from dsr.errors import InvalidInput
-    from dsr.fulfilment.services import callbacks, manual_tasks
+# Where the system confirms later, when the caller has not said: the callback url of the subject's
+# system run and a fresh token (services/callbacks.py, registered by dsr.fulfilment.wiring:
+# connectors never import services). Without it, the system must answer inline.
+_callback_preparer: list[Callable[[Subject], Subject]] = []
 
-    try:
-        system_run = manual_tasks.system_run_of(subject)
-    except InvalidInput:
-        return subject
-    return callbacks.callback_subject_prepare(system_run, subject)
+
+def callback_preparer_register(function: Callable[[Subject], Subject]) -> None:
+    _callback_preparer[:] = [function]
+
+
+def _with_callback(subject: Subject) -> Subject:
+    return _callback_preparer[0](subject) if _callback_preparer else subject
 
 
 def instruction_payload(connector: HttpConnector, subject: Subject, instruction: Instruction) -> dict[str, Any]:

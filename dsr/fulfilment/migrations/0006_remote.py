@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("fulfilment", "0003_runs_erasure"),
+        ("fulfilment", "0004_instructions"),
     ]
 
     operations = [

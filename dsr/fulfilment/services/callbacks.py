@@ -25,7 +25,7 @@ from dsr.fulfilment.connectors.http_instruct import CountsInvalid, counts_from_a
 from dsr.fulfilment.crypto import token_digest
 from dsr.fulfilment.datamap import DataMapError, datamap_load
 from dsr.fulfilment.models import RunState, SystemRun, SystemStatus
-from dsr.fulfilment.services import runs
+from dsr.fulfilment.services import instructions, manual_tasks, runs
 from dsr.fulfilment.signing import SignatureInvalid, signature_verify
 
 # A callback is accepted while its system is still waiting for it (or between retries).
@@ -52,6 +52,16 @@ def callback_subject_prepare(system_run: SystemRun, subject: Subject) -> Subject
     attempt issues a new token; an earlier attempt's token stops working."""
     token = runs.callback_token_issue(system_run)
     return replace(subject, callback_url=callback_url(system_run.pk), callback_token=token)
+
+
+def instruction_subject_prepare(subject: Subject) -> Subject:
+    """http_instruct's callback preparer: the subject's system run's callback url and a fresh
+    token. A subject of no system run (a replay, a test) goes without: it must answer inline."""
+    try:
+        system_run = manual_tasks.system_run_of(subject)
+    except InvalidInput:
+        return subject
+    return callback_subject_prepare(system_run, subject)
 
 
 def _unauthorised() -> CallbackRefused:
@@ -144,8 +154,6 @@ def callback_receive(
 def _instruction_callback(system_run: SystemRun, system, document) -> dict:
     """An instruction's later answer: done (with counts) confirms it, an error refuses it; both
     once. The signature, its nonce and the token have been checked by the caller."""
-    from dsr.fulfilment.services import instructions
-
     reported = ""
     counts: dict[str, int] = {}
     if isinstance(document, dict) and "error" in document:

@@ -46,7 +46,7 @@ from dsr.fulfilment.connectors.base import (
 from dsr.fulfilment.connectors.erasure import REWRITES, erasure_verify, rows_plan
 from dsr.fulfilment.datamap import DataMap, System
 from dsr.fulfilment.models import ErasureLedgerEntry, FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
-from dsr.fulfilment.services import runs
+from dsr.fulfilment.services import instructions, runs
 from dsr.models import DataSubjectRequest, Outcome, Regime
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.delivery import request_flag
@@ -602,8 +602,6 @@ def _instruction_send(system_run_id: int) -> None:
     """Execution for an http or manual system: the approved plan as an instruction to erase,
     dispatched through the channel (which tells the system after commit). A redelivered task finds
     the system no longer planned and does nothing."""
-    from dsr.fulfilment.services import instructions
-
     now = timezone.now()
     with transaction.atomic():
         system_run = SystemRun.objects.select_for_update().select_related("run").get(pk=system_run_id)

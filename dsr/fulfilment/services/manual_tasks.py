@@ -32,7 +32,7 @@ from dsr.fulfilment.connectors.base import Instruction, Subject
 from dsr.fulfilment.crypto import token_digest, token_new
 from dsr.fulfilment.datamap import Collection, DataMap, DataMapError, System, datamap_load
 from dsr.fulfilment.models import ManualTask, RunState, SystemRun, SystemStatus
-from dsr.fulfilment.services import runs
+from dsr.fulfilment.services import instructions, runs
 from dsr.services.audit import audit_event_record
 from dsr.services.emails import email_queue, email_to_staff, staff_recipients
 from dsr.services.events import event_fulfilment_manual_answered
@@ -132,7 +132,7 @@ def system_run_of(subject: Subject) -> SystemRun:
 
 
 @transaction.atomic
-def manual_instruction_open(*, system: System, subject: Subject, instruction: Instruction) -> str:
+def manual_instruction_open(system: System, subject: Subject, instruction: Instruction) -> str:
     """Open (or open again, with a new link) the owner's task for an instruction and email them
     the link; returns what was asked, for the timeline. As for a search, the email carries the
     request's reference and due date, the action and the link; the list is behind the link."""
@@ -274,8 +274,6 @@ def manual_instruction_answer(*, task: ManualTask, done: bool, counts: dict[str,
     or could not, with the reason. Goes to the instruction channel (instruction_confirm /
     instruction_refuse). Raises InvalidInput (a count for a collection the system does not have, no
     reason) or TransitionNotAllowed (answered, or no longer waiting)."""
-    from dsr.fulfilment.services import instructions
-
     page = manual_task_page(task)
     if not page.open or page.lines is None:
         raise TransitionNotAllowed(

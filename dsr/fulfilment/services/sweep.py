@@ -16,7 +16,7 @@ from dsr.fulfilment import signing
 from dsr.fulfilment.connectors.base import Instruction
 from dsr.fulfilment.datamap import DataMapError, datamap_load
 from dsr.fulfilment.models import AccessPackage, FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
-from dsr.fulfilment.services import erasure, manual_tasks, package_staff, packages, runs
+from dsr.fulfilment.services import erasure, instructions, manual_tasks, package_staff, packages, runs
 from dsr.services.audit import Actor
 from dsr.services.emails import email_to_staff, staff_recipients
 
@@ -90,8 +90,6 @@ def _http_instruction_nudge(system_run_id: int, *, wait: timedelta, today: date)
     """One silent http system: told once more (the same instruction, through the channel's door),
     or — once told again and silent again, or when the due date is near — the team told, once.
     Returns what was done ("resent", "escalated" or "")."""
-    from dsr.fulfilment.services import instructions
-
     system_run = SystemRun.objects.select_for_update().select_related("run__request").get(pk=system_run_id)
     run = system_run.run
     if system_run.status != SystemStatus.WAITING or run.state != RunState.RUNNING or not run.request.is_open:
@@ -141,8 +139,6 @@ def http_instructions_nudge(*, today: date | None = None) -> dict[str, int]:
     """http systems told what to do and silent: told once more after DSR_INSTRUCTION_WAIT_HOURS,
     then the team is told (once) when still silent after as long again, or when the request's due
     date is near. Each under its row lock: two sweeps never send twice."""
-    from dsr.fulfilment.services import instructions
-
     today = today or business_today()
     wait = timedelta(hours=settings.DSR_INSTRUCTION_WAIT_HOURS)
     cutoff = today + timedelta(days=manual_tasks.ESCALATE_BEFORE_DUE_DAYS)
