@@ -247,3 +247,22 @@ def test_nothing_is_nudged_once_confirmed(client, waiting, settings, django_capt
             assert sweep.http_instructions_nudge() == {"resent": 0, "escalated": 0}
     waiting["payments"].refresh_from_db()
     assert waiting["payments"].resent_at is None and waiting["payments"].escalated_at is None
+
+
+@pytest.mark.parametrize("action, item, what", [
+    ("erase", {"collection": "leads", "keys": [], "delete": True, "fields": []}, "delete the rows"),
+    ("erase", {"collection": "leads", "keys": ["a@x"], "delete": False, "fields": ["note"]}, "erase the fields note"),
+    ("restrict", {"collection": "leads", "keys": ["a@x"], "set": {"restricted": True}}, "set restricted = True"),
+    ("opt_out_sale", {"collection": "leads", "keys": [], "set": {}}, "flag the records"),
+    ("correct", {"collection": "leads", "key": "a@x", "field": "note", "value": "Ann"}, "set note to Ann"),
+])  # fmt: skip
+def test_the_owners_list_says_what_to_do_for_every_action(action, item, what, remote):
+    from dsr.fulfilment.services.manual_tasks import instruction_lines
+
+    crm = datamap_load().system("crm")
+    [line] = instruction_lines({"action": action, "items": [item]}, crm)
+    assert line["what"] == what and line["collection"] == "leads"
+    if item.get("keys") or item.get("key"):
+        assert line["keys"] and line["identities"] == {}
+    else:
+        assert line["keys"] == [] and line["identities"] == {"email": "email"}  # found by identities
