@@ -643,11 +643,15 @@ def erasure_instruction_outcome(run_id: int) -> None:
     confirmed is recorded as erased with the counts it reported; a manual one is then verified by
     its owner's confirmation, an http one by `find` again (queued after commit); the run finishes
     when every system is done and verified, or failed."""
+    # Locks in the order the other erasure paths take them (system, request, run). A system locked
+    # by another transaction is skipped: that transaction is its own confirmation's and calls this
+    # hook too, after us (the run's lock orders the two, so one of them sees every system done).
+    request = request_locked(FulfilmentRun.objects.values_list("request_id", flat=True).get(pk=run_id))
     run = FulfilmentRun.objects.select_for_update().get(pk=run_id)
     if run.state != RunState.RUNNING or run.approved_at is None:
         return
-    request = request_locked(run.request_id)
-    for system_run in SystemRun.objects.select_for_update().filter(run=run, kind__in=INSTRUCTED_KINDS):
+    told = SystemRun.objects.select_for_update(skip_locked=True).filter(run=run, kind__in=INSTRUCTED_KINDS)
+    for system_run in told:
         if system_run.status != SystemStatus.DONE or system_run.verification or system_run.erased:
             continue
         counts = _instructed_counts(system_run)
