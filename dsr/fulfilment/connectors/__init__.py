@@ -32,4 +32,5 @@ __all__ = [
 ]
 
 # The kinds, registered by importing their modules (the manual and http kinds register elsewhere).
-from dsr.fulfilment.connectors import django_models, sql  # noqa: E402, F401
+# `correction`: the sql and django systems' `correct` handlers (after the kinds it builds on).
+from dsr.fulfilment.connectors import correction, django_models, sql  # noqa: E402, F401
