@@ -6,7 +6,7 @@ from contextvars import ContextVar
 
 from celery import shared_task
 
-from dsr.fulfilment.services import erasure, health, packages, runs, sweep
+from dsr.fulfilment.services import corrections, erasure, health, packages, runs, sweep
 
 log = logging.getLogger(__name__)
 
@@ -72,3 +72,11 @@ def erasure_system_execute(system_run_id: int) -> None:
 
 erasure.queue_register("plan", lambda pk: erasure_system_plan.delay(pk))
 erasure.queue_register("erase", lambda pk: erasure_system_execute.delay(pk))
+
+
+@shared_task(name="dsr.fulfilment.tasks.correction_system_read")
+def correction_system_read(system_run_id: int) -> None:
+    corrections.correction_system_read(system_run_id=system_run_id)
+
+
+corrections.queue_register("read", lambda pk: correction_system_read.delay(pk))

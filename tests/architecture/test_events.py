@@ -37,6 +37,9 @@ WRITTEN_BEFORE = {
     # Erasure (issue 11)
     "erasure_planned", "erasure_approved", "erasure_plan_changed", "erasure_executed", "erasure_verified",
     "erasure_failed", "erasure_replayed",
+    # Corrections (issue 11)
+    "correction_values_read", "correction_read_failed", "corrections_decided", "corrections_passed_on",
+    "correction_statement_received",
 }
 # What the tracking webhook wrote: "email_" + anymail's normalised type (inbound is not served).
 TRACKING_TYPES = {v for k, v in vars(AnymailEventType).items() if k.isupper()} - {"inbound", "inbound_failed"}
