@@ -1,0 +1,311 @@
+"""A correction run end to end, on real systems: an `sql` shop (SQLite, and PostgreSQL under
+DATABASE_URL) and a `django` system on the product's own database. The one door reads the
+current values of the declared fields (nothing changes), the officer decides each correction
+with a reason (API and dashboard, bad bodies, roles), the accepted ones are applied through the
+instruction channel and read back, recipients are passed on (Art 19), and the requester gets the
+answer and, for CCPA, may leave a statement."""
+
+from datetime import UTC, datetime
+
+import pytest
+from rest_framework.test import APIClient
+
+from dsr.event_types import EventType
+from dsr.fulfilment.models import Correction, CorrectionDecision, FulfilmentRun, RunState, SystemStatus
+from dsr.fulfilment.services import corrections, runs
+from dsr.services.audit import Actor
+from dsr.services.intake import IntakeDetails
+from tests.factories import officer_create, staff_token_key
+from tests.fulfilment.conftest import verified_request
+from tests.fulfilment.correction_shop import correction_shop, shop_backend, system_yaml  # noqa: F401
+from tests.support.shop.models import Customer
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "correct horse battery"
+NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
+ACCOUNTS = """
+  - name: accounts
+    owner: accounts@example.com
+    kind: django
+    recipients:
+      - name: Mail house
+        category: Service providers (printing)
+    collections:
+      - name: customer
+        model: shop.Customer
+        identities: {email: email}
+        fields:
+          id: none
+          email: {category: identifiers, corrects: email}
+          name: {category: identifiers, corrects: full_name}
+          phone: {category: identifiers, corrects: phone}
+          created_at: none
+"""
+SHOP_RECIPIENTS = """
+- name: Parcel carriers
+  category: Service providers (delivery)
+"""
+ASKED = (
+    {"field": "full_name", "wrong": "Ann", "correct": "Ann Lindqvist"},
+    {"field": "phone", "wrong": "+1 555 0101", "correct": "+46 8 123"},
+    {"field": "postal_code", "wrong": "94103", "correct": "94110"},  # no field of the map holds it
+)
+
+
+@pytest.fixture
+def systems(correction_shop, settings, tmp_path, monkeypatch):  # noqa: F811
+    path = tmp_path / "datamap.yaml"
+    path.write_text("systems:\n" + system_yaml(correction_shop.schema, recipients=SHOP_RECIPIENTS) + ACCOUNTS)
+    settings.DSR_DATAMAP = str(path)
+    Customer.objects.create(email="ann@example.com", name="Ann", phone="+1 555 0101", created_at=NOW)
+    Customer.objects.create(email="bob@example.com", name="Bob", phone="+1 555 0102", created_at=NOW)
+    queued: dict[str, list[int]] = {"read": [], "system": []}
+    monkeypatch.setitem(corrections._queue, "read", lambda pk: queued["read"].append(pk))
+    monkeypatch.setitem(runs._queue, "system", lambda pk, countdown=0: queued["system"].append(pk))
+    return {"shop": correction_shop, "queued": queued}
+
+
+def _request(officer, *, asked=ASKED, **kwargs):
+    return verified_request(
+        officer=officer,
+        request_type="rectification",
+        email="ann@example.com",
+        intake=IntakeDetails(corrections=asked),
+        **kwargs,
+    )
+
+
+def _read(queued, capture):
+    while queued["read"]:
+        pk = queued["read"].pop(0)
+        with capture(execute=True):
+            corrections.correction_system_read(system_run_id=pk)
+
+
+def _started(officer, systems, capture, **kwargs):
+    req = _request(officer, **kwargs)
+    with capture(execute=True):
+        run = runs.fulfilment_start(request=req, actor=Actor.staff(officer))
+    _read(systems["queued"], capture)
+    run.refresh_from_db()
+    return req, run
+
+
+def _events(req, kind):
+    return [e for e in req.events.order_by("seq") if e.event_type == kind]
+
+
+def _by_field(run):
+    return {c.field: c for c in Correction.objects.filter(run=run)}
+
+
+# --- Reading: one door, nothing changes ------------------------------------------------------------
+
+
+def test_the_start_reads_the_declared_fields_per_system_and_waits_for_the_officer(
+    officer, systems, django_capture_on_commit_callbacks
+):
+    shop = systems["shop"]
+    before = (shop.rows("customer"), shop.rows("contact"), list(Customer.objects.values()))
+    req, run = _started(officer, systems, django_capture_on_commit_callbacks)
+    assert run.package_kind == "correction" and run.state == RunState.AWAITING_APPROVAL
+    assert (shop.rows("customer"), shop.rows("contact"), list(Customer.objects.values())) == before
+    assert systems["queued"]["system"] == []  # no access search ran
+    found = _by_field(run)
+    ann = Customer.objects.get(email="ann@example.com")
+    assert found["full_name"].found == [
+        {"system": "shop", "collection": "customer", "key": 1, "field": "name", "value": "Ann"},
+        {"system": "accounts", "collection": "customer", "key": ann.pk, "field": "name", "value": "Ann"},
+    ]
+    phones = sorted((f["system"], f["collection"], f["key"], f["value"]) for f in found["phone"].found)
+    assert phones == [
+        ("accounts", "customer", ann.pk, "+1 555 0101"),
+        ("shop", "contact", 10, "+1 555 0101"),
+        ("shop", "contact", 11, "+1 555 0109"),
+    ]
+    assert found["postal_code"].declared == [] and found["postal_code"].found == []
+    assert found["phone"].declared == ["shop.contact.phone", "accounts.customer.phone"]
+    assert {s.system: s.status for s in run.systems.all()} == {"shop": "planned", "accounts": "planned"}
+    read = _events(req, EventType.CORRECTION_VALUES_READ)
+    assert {e.data["system"]: e.data["counts"] for e in read} == {
+        "shop": {"customer": 1, "contact": 2},
+        "accounts": {"customer": 1},
+    }
+    assert "Ann" not in str([e.data for e in read])  # the values are shown to staff, never put on the chain
+
+
+def test_a_redelivered_reading_task_reads_nothing_twice(officer, systems, django_capture_on_commit_callbacks):
+    req, run = _started(officer, systems, django_capture_on_commit_callbacks)
+    for system_run in run.systems.all():
+        with django_capture_on_commit_callbacks(execute=True):
+            corrections.correction_system_read(system_run_id=system_run.pk)
+    assert len(_events(req, EventType.CORRECTION_VALUES_READ)) == 2
+    assert len(_by_field(run)["phone"].found) == 3
+
+
+def test_a_system_that_cannot_be_read_fails_visibly_and_the_others_are_read(
+    officer, systems, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.delenv("DSR_TEST_CORRECT_DSN")
+    req, run = _started(officer, systems, django_capture_on_commit_callbacks)
+    shop = run.systems.get(system="shop")
+    assert shop.status == SystemStatus.FAILED and "DSR_TEST_CORRECT_DSN" in shop.error
+    assert run.systems.get(system="accounts").status == SystemStatus.PLANNED
+    assert run.state == RunState.AWAITING_APPROVAL
+    assert _events(req, EventType.CORRECTION_READ_FAILED)[0].data["system"] == "shop"
+
+
+def test_a_request_without_field_corrections_or_of_another_kind_is_refused(officer, systems):
+    req = verified_request(officer=officer, request_type="rectification", details="My address is wrong.")
+    with pytest.raises(runs.TransitionNotAllowed, match="lists no field-by-field corrections"):
+        runs.fulfilment_start(request=req, actor=Actor.staff(officer))
+    assert not FulfilmentRun.objects.filter(request=req).exists()
+
+
+# --- The officer's decisions: API ------------------------------------------------------------------
+
+
+def _decide_url(req):
+    return f"/api/v1/staff/requests/{req.reference}/fulfilment/corrections/decide/"
+
+
+def test_get_fulfilment_carries_the_corrections_beside_the_values(
+    officer, staff_api, systems, django_capture_on_commit_callbacks
+):
+    req, run = _started(officer, systems, django_capture_on_commit_callbacks)
+    body = staff_api.get(f"/api/v1/staff/requests/{req.reference}/fulfilment/").json()
+    assert body["state"] == "awaiting_approval" and body["plan"] is None
+    items = body["corrections"]
+    assert [(c["position"], c["field"], c["correct"], c["decision"]) for c in items] == [
+        (1, "full_name", "Ann Lindqvist", "pending"),
+        (2, "phone", "+46 8 123", "pending"),
+        (3, "postal_code", "94110", "pending"),
+    ]
+    assert items[2]["applicable"] is False and items[0]["applicable"] is True
+    assert {"system": "shop", "collection": "contact", "key": 11, "field": "phone", "value": "+1 555 0109"} in items[1][
+        "found"
+    ]
+    assert staff_api.get("/api/v1/staff/requests/NOPE-1/fulfilment/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field", "detail"),
+    [
+        ({"id": 1, "decision": "accept"}, 400, None, "The body must be a JSON list."),
+        ([], 400, "non_field_errors", "Send a JSON list of decisions"),
+        (["accept"], 400, "0", "Item 1 is not an object"),
+        ([{"id": "one", "decision": "accept"}], 400, "0.id", "'id' is the number of a correction"),
+        ([{"id": 999999, "decision": "accept"}], 400, "0.id", "999999 is not a correction of this request"),
+        ([{"id": "FIRST", "decision": "maybe"}], 400, "0.decision", '\'decision\' is "accept" or "reject"'),
+        ([{"id": "FIRST", "decision": "reject"}], 400, "0.reason", "a rejection needs a reason"),
+        ([{"id": "FIRST", "decision": "reject", "reason": "   "}], 400, "0.reason", "a rejection needs a reason"),
+        ([{"id": "FIRST", "decision": "accept", "why": "x"}], 400, "0", "unknown field why"),
+        (
+            [{"id": "FIRST", "decision": "accept"}, {"id": "FIRST", "decision": "accept"}],
+            400,
+            "1.id",
+            "decided twice",
+        ),
+        ([{"id": "THIRD", "decision": "accept"}], 400, "0.decision", "the data map declares no field that holds"),
+    ],
+)
+def test_a_bad_body_is_a_problem_naming_the_item_and_field_and_changes_nothing(
+    officer, staff_api, systems, django_capture_on_commit_callbacks, body, status, field, detail
+):
+    req, run = _started(officer, systems, django_capture_on_commit_callbacks)
+    ids = {c.position: c.pk for c in Correction.objects.filter(run=run)}
+
+    def fill(value):
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        if isinstance(value, dict):
+            return {k: {"FIRST": ids[1], "THIRD": ids[3]}.get(v, v) for k, v in value.items()}
+        return value
+
+    decided_before = len(_events(req, EventType.CORRECTIONS_DECIDED))
+    response = staff_api.post(_decide_url(req), fill(body), format="json")
+    assert response.status_code == status and response["Content-Type"].startswith("application/problem+json")
+    problem = response.json()
+    assert detail in problem["detail"]
+    if field is not None:
+        assert list(problem["errors"]) == [field]
+    assert set(Correction.objects.filter(run=run).values_list("decision", flat=True)) == {"pending"}
+    assert len(_events(req, EventType.CORRECTIONS_DECIDED)) == decided_before
+
+
+def test_decisions_are_recorded_one_by_one_and_only_officers_decide(
+    officer, staff_api, systems, django_capture_on_commit_callbacks
+):
+    req = _request(officer)
+    refused = staff_api.post(_decide_url(req), [{"id": 1, "decision": "accept"}], format="json")
+    assert refused.status_code == 409 and "No corrections of" in refused.json()["detail"]
+    with django_capture_on_commit_callbacks(execute=True):
+        run = runs.fulfilment_start(request=req, actor=Actor.staff(officer))
+    _read(systems["queued"], django_capture_on_commit_callbacks)
+    first = _by_field(run)["full_name"]
+    reviewer = officer_create(username="rita", email="rita@company.example", role="reviewer")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {staff_token_key(reviewer)}")
+    assert client.post(_decide_url(req), [{"id": first.pk, "decision": "accept"}], format="json").status_code == 403
+    assert APIClient().post(_decide_url(req), [{"id": first.pk, "decision": "accept"}], format="json").status_code in (
+        401,
+        403,
+    )
+    first.refresh_from_db()
+    assert first.decision == CorrectionDecision.PENDING
+    response = staff_api.post(_decide_url(req), [{"id": first.pk, "decision": "accept", "reason": ""}], format="json")
+    assert response.status_code == 200
+    assert (
+        response.json()["corrections"][0]["decision"] == "accepted" and response.json()["state"] == "awaiting_approval"
+    )
+    first.refresh_from_db()
+    assert first.decision == CorrectionDecision.ACCEPTED and first.decided_by and first.decided_at
+    [event] = _events(req, EventType.CORRECTIONS_DECIDED)
+    assert event.data["complete"] is False and event.data["decisions"][0]["decision"] == "accepted"
+
+
+# --- The officer's decisions: dashboard ------------------------------------------------------------
+
+
+def test_the_panel_shows_each_correction_beside_the_values_escaped_and_decides_by_form(
+    officer, client, systems, django_capture_on_commit_callbacks
+):
+    asked = ({"field": "full_name", "wrong": "Ann", "correct": "<script>alert(1)</script>"}, *ASKED[1:])
+    req, run = _started(officer, systems, django_capture_on_commit_callbacks, asked=asked)
+    client.login(username=officer.username, password=PASSWORD)
+    page = client.get(f"/dashboard/requests/{req.reference}/").content.decode()
+    assert "Corrections across the systems" in page and "Save the decisions" in page
+    assert "shop.contact.phone (row 11): “+1 555 0109”" in page
+    assert "The data map declares no field that holds postal_code" in page
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    ids = {c.field: c.pk for c in Correction.objects.filter(run=run)}
+    response = client.post(
+        f"/dashboard/fulfilment/requests/{req.reference}/corrections/decide/",
+        {f"decision_{ids['postal_code']}": "reject", f"reason_{ids['postal_code']}": ""},
+    )
+    assert response.status_code == 302
+    page = client.get(f"/dashboard/requests/{req.reference}/").content.decode()
+    assert "a rejection needs a reason" in page
+    assert Correction.objects.get(pk=ids["postal_code"]).decision == "pending"
+    client.post(
+        f"/dashboard/fulfilment/requests/{req.reference}/corrections/decide/",
+        {f"decision_{ids['postal_code']}": "reject", f"reason_{ids['postal_code']}": "We hold no postal code."},
+    )
+    rejected = Correction.objects.get(pk=ids["postal_code"])
+    assert (rejected.decision, rejected.reason) == ("rejected", "We hold no postal code.")
+
+
+def test_a_reviewer_sees_the_corrections_but_cannot_decide(
+    officer, client, systems, django_capture_on_commit_callbacks
+):
+    req, run = _started(officer, systems, django_capture_on_commit_callbacks)
+    reviewer = officer_create(username="rita", email="rita@company.example", role="reviewer")
+    client.login(username=reviewer.username, password=PASSWORD)
+    page = client.get(f"/dashboard/requests/{req.reference}/").content.decode()
+    assert "Corrections across the systems" in page and "Save the decisions" not in page
+    pk = Correction.objects.filter(run=run).first().pk
+    response = client.post(
+        f"/dashboard/fulfilment/requests/{req.reference}/corrections/decide/", {f"decision_{pk}": "accept"}
+    )
+    assert response.status_code == 403
+    assert Correction.objects.get(pk=pk).decision == "pending"
