@@ -12,10 +12,11 @@ import sqlite3
 import subprocess
 import textwrap
 import uuid
-from datetime import date
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from sqlalchemy import create_engine, text
 
 from dsr.fulfilment.connectors.sql import engines_dispose
@@ -142,7 +143,7 @@ def test_replay_after_restoring_a_backup_erases_the_person_again(
     assert ErasureLedgerEntry.objects.get(run=run).systems == ["shop"]
     assert shop_backup.emails("customer") == ["bob@example.com"]
     assert (shop_backup.count("orders"), shop_backup.count("order_items")) == (1, 1)
-    since = date.today().isoformat()
+    since = timezone.localdate().isoformat()
     assert "nothing found again" in _replay("--since", since)
 
     shop_backup.restore()  # the disk failed; last night's backup comes back, and Ann with it
@@ -171,6 +172,6 @@ def test_a_backup_from_before_the_ledger_window_is_not_replayed(
         erasure.erasure_approve(request=req, actor=Actor.staff(officer), user_id=officer.pk)
     shop_backup.restore()
     # --since names the backup's date; an erasure before that date was already in the backup.
-    tomorrow = date.fromordinal(date.today().toordinal() + 1).isoformat()
+    tomorrow = (timezone.localdate() + timedelta(days=1)).isoformat()
     assert req.reference not in _replay("--since", tomorrow)
     assert "ann@example.com" in shop_backup.emails("customer")
