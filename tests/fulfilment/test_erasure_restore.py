@@ -13,8 +13,10 @@ import subprocess
 import textwrap
 import uuid
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 from sqlalchemy import create_engine, text
@@ -119,6 +121,11 @@ def shop_backup(request, tmp_path, settings, monkeypatch):
         backup.drop()
 
 
+def _today():
+    """Today in the product's time zone, the one `--since` is read in."""
+    return timezone.localdate(timezone=ZoneInfo(settings.DSR_TIME_ZONE))
+
+
 def _replay(*args) -> str:
     out = io.StringIO()
     call_command("dsr_erasure_replay", *args, stdout=out)
@@ -143,7 +150,7 @@ def test_replay_after_restoring_a_backup_erases_the_person_again(
     assert ErasureLedgerEntry.objects.get(run=run).systems == ["shop"]
     assert shop_backup.emails("customer") == ["bob@example.com"]
     assert (shop_backup.count("orders"), shop_backup.count("order_items")) == (1, 1)
-    since = timezone.localdate().isoformat()
+    since = _today().isoformat()
     assert "nothing found again" in _replay("--since", since)
 
     shop_backup.restore()  # the disk failed; last night's backup comes back, and Ann with it
@@ -172,6 +179,6 @@ def test_a_backup_from_before_the_ledger_window_is_not_replayed(
         erasure.erasure_approve(request=req, actor=Actor.staff(officer), user_id=officer.pk)
     shop_backup.restore()
     # --since names the backup's date; an erasure before that date was already in the backup.
-    tomorrow = (timezone.localdate() + timedelta(days=1)).isoformat()
+    tomorrow = (_today() + timedelta(days=1)).isoformat()
     assert req.reference not in _replay("--since", tomorrow)
     assert "ann@example.com" in shop_backup.emails("customer")
