@@ -90,6 +90,11 @@ class EventType(models.TextChoices):
     CORRECTIONS_DECIDED = "corrections_decided"
     CORRECTIONS_PASSED_ON = "corrections_passed_on"
     CORRECTION_STATEMENT_RECEIVED = "correction_statement_received"
+    # Instructions (dsr/fulfilment/services/instructions.py): a system told to erase, restrict,
+    # opt out, limit or correct, and its confirmation
+    INSTRUCTION_SENT = "instruction_sent"
+    INSTRUCTION_CONFIRMED = "instruction_confirmed"
+    INSTRUCTION_FAILED = "instruction_failed"
     # Written once by migration 0011 to seal each chain that existed before the chain was keyed.
     AUDIT_CHAIN_KEYED = "audit_chain_keyed"
 

@@ -169,10 +169,11 @@ def _act(request, reference: str, label: str, call):
 @staff_required(WORK)
 def start(request, reference):
     # One door for both: a request to delete is planned (nothing changes), the others searched.
-    label = {
+    labels: dict[str, str] = {
         RequestType.ERASURE: "Plan the erasure",
         RequestType.RECTIFICATION: "Read the current values",
-    }.get(_obj(reference).request_type, "Search the systems")
+    }
+    label = labels.get(_obj(reference).request_type, "Search the systems")
     return _act(request, reference, label, lambda o, a: runs.fulfilment_start(request=o, actor=a))
 
 

@@ -44,6 +44,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from dsr.fulfilment.categories import CCPA_CATEGORIES, CONNECTOR_KINDS, ERASURE_STRATEGIES, IDENTITY_KINDS
+from dsr.models import CORRECTABLE_FIELDS
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 ENV_NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
@@ -450,8 +451,6 @@ def _field(reader: _Reader, place: _Place, fields: dict, name: Any, spec: Any) -
 def correction_words() -> tuple[str, ...]:
     """The words a field may `corrects`: the request form's correction fields (dsr.services.intake),
     except "something else", which names no field."""
-    from dsr.services.intake import CORRECTABLE_FIELDS  # the request core; imported late (models)
-
     return tuple(word for word in CORRECTABLE_FIELDS if word != "other")
 
 

@@ -64,6 +64,9 @@ STAFF_EVENT_LABELS: dict[str, Any] = {
     EventType.CORRECTION_READ_FAILED: "Current values could not be read in a system",
     EventType.CORRECTIONS_DECIDED: "Corrections decided",
     EventType.CORRECTIONS_PASSED_ON: "Corrections passed on to recipients",
+    EventType.INSTRUCTION_SENT: "System told; waiting for its confirmation",
+    EventType.INSTRUCTION_CONFIRMED: "System confirmed",
+    EventType.INSTRUCTION_FAILED: "System could not be told",
 }
 
 # Staff lines summarised by identity_check_summary rather than by their message or reason.

@@ -35,7 +35,6 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext
 
 from dsr.errors import InvalidInput, TransitionNotAllowed
-from dsr.forms import CORRECTION_FIELD_CHOICES
 from dsr.fulfilment.connectors import connector_for
 from dsr.fulfilment.connectors.base import Connector, ConnectorError, Instruction
 from dsr.fulfilment.datamap import DataMap, System
@@ -50,7 +49,21 @@ from dsr.fulfilment.models import (
     SystemStatus,
 )
 from dsr.fulfilment.services import runs
-from dsr.models import DataSubjectRequest, DenialReason, Outcome, Regime, RequestDocument, RequestType, Status
+from dsr.fulfilment.services.instructions import (
+    instruction_from_json,
+    instruction_outcome_register,
+    instructions_send,
+)
+from dsr.models import (
+    CORRECTION_FIELD_LABELS,
+    DataSubjectRequest,
+    DenialReason,
+    Outcome,
+    Regime,
+    RequestDocument,
+    RequestType,
+    Status,
+)
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.delivery import request_flag
 from dsr.services.events import (
@@ -115,7 +128,7 @@ def _datamap() -> DataMap:
 
 def field_label(word: str) -> str:
     """The request form's name of a correction field, in the active language."""
-    return str(dict(CORRECTION_FIELD_CHOICES).get(word, word))
+    return str(CORRECTION_FIELD_LABELS.get(word, word))
 
 
 def _declared(datamap: DataMap, word: str) -> list[str]:
@@ -525,9 +538,7 @@ def _corrections_apply(run: FulfilmentRun, request: DataSubjectRequest, correcti
             system_run.finished_at = now
             system_run.save(update_fields=["status", "error", "finished_at"])
     if instructions:
-        from dsr.fulfilment.services import instructions as channel  # the instruction channel (one door)
-
-        channel.instructions_send(run=run, instructions=instructions)
+        instructions_send(run=run, instructions=instructions)
     correction_run_finish_if_complete(run.pk)
 
 
@@ -550,7 +561,7 @@ def correction_run_finish_if_complete(run_id: int) -> None:
     run.finished_at = timezone.now()
     run.save(update_fields=["state", "finished_at"])
     request = request_locked(run.request_id)
-    corrected = sum(sum((getattr(s, "instructed", None) or {}).get("counts", {}).values()) for s in system_runs)
+    corrected = sum(sum((s.instructed or {}).get("counts", {}).values()) for s in system_runs)
     audit_event_record(
         request=request,
         event=event_fulfilment_finished(run_id=run.pk, state=run.state, records=corrected, failed=failed),
@@ -563,10 +574,7 @@ def correction_run_finish_if_complete(run_id: int) -> None:
 
 
 def _instruction_of(system_run: SystemRun) -> Instruction | None:
-    data = getattr(system_run, "instruction", None) or {}
-    if not data:
-        return None
-    return Instruction(action=data.get("action", ""), items=tuple(data.get("items", ())), note=data.get("note", ""))
+    return instruction_from_json(system_run.instruction) if system_run.instruction else None
 
 
 def _recipients_pass_on(run: FulfilmentRun, request: DataSubjectRequest, done: list[SystemRun]) -> None:
@@ -773,3 +781,4 @@ def correction_statement_submit(*, request: DataSubjectRequest, text: str) -> Co
 
 
 runs.correction_starter_register(correction_start)
+instruction_outcome_register(PackageKind.CORRECTION, correction_run_finish_if_complete)

@@ -216,6 +216,8 @@ def _claim(system_run_id: int) -> SystemRun | None:
             PackageKind.CORRECTION,
         ):
             return None  # planned and erased by services/erasure.py, read and corrected by services/corrections.py
+        if system_run.instruction:
+            return None  # a system told an instruction: services/instructions.py
         if system_run.status in (*TERMINAL, SystemStatus.WAITING_MANUAL):
             return None
         if system_run.status == SystemStatus.RUNNING and (
