@@ -11,8 +11,15 @@ import pytest
 from rest_framework.test import APIClient
 
 from dsr.event_types import EventType
-from dsr.fulfilment.models import Correction, CorrectionDecision, FulfilmentRun, RunState, SystemStatus
-from dsr.fulfilment.services import corrections, runs
+from dsr.fulfilment.models import (
+    Correction,
+    CorrectionDecision,
+    CorrectionStatement,
+    FulfilmentRun,
+    RunState,
+    SystemStatus,
+)
+from dsr.fulfilment.services import corrections, instructions, runs
 from dsr.services.audit import Actor
 from dsr.services.intake import IntakeDetails
 from tests.factories import officer_create, staff_token_key
@@ -59,8 +66,9 @@ def systems(correction_shop, settings, tmp_path, monkeypatch):  # noqa: F811
     settings.DSR_DATAMAP = str(path)
     Customer.objects.create(email="ann@example.com", name="Ann", phone="+1 555 0101", created_at=NOW)
     Customer.objects.create(email="bob@example.com", name="Bob", phone="+1 555 0102", created_at=NOW)
-    queued: dict[str, list[int]] = {"read": [], "system": []}
+    queued: dict[str, list[int]] = {"read": [], "system": [], "instruction": []}
     monkeypatch.setitem(corrections._queue, "read", lambda pk: queued["read"].append(pk))
+    monkeypatch.setattr(instructions, "_queue", [lambda pk, countdown: queued["instruction"].append(pk)])
     monkeypatch.setitem(runs._queue, "system", lambda pk, countdown=0: queued["system"].append(pk))
     return {"shop": correction_shop, "queued": queued}
 
@@ -76,10 +84,15 @@ def _request(officer, *, asked=ASKED, **kwargs):
 
 
 def _read(queued, capture):
-    while queued["read"]:
-        pk = queued["read"].pop(0)
+    """Run every queued task (reading, and the instructions they lead to), like a worker would."""
+    while queued["read"] or queued["instruction"]:
+        name = "read" if queued["read"] else "instruction"
+        pk = queued[name].pop(0)
         with capture(execute=True):
-            corrections.correction_system_read(system_run_id=pk)
+            if name == "read":
+                corrections.correction_system_read(system_run_id=pk)
+            else:
+                instructions.instruction_execute(system_run_id=pk)
 
 
 def _started(officer, systems, capture, **kwargs):
@@ -309,3 +322,210 @@ def test_a_reviewer_sees_the_corrections_but_cannot_decide(
     )
     assert response.status_code == 403
     assert Correction.objects.get(pk=pk).decision == "pending"
+
+
+# --- Applied through the instruction channel, read back, passed on ----------------------------------
+
+
+def _decide_all(req, run, officer, capture, queued, *, reject_phone=False):
+    by = _by_field(run)
+    decisions = [
+        {"id": by["full_name"].pk, "decision": "accept", "reason": "Matches the passport copy."},
+        {"id": by["phone"].pk, "decision": "reject" if reject_phone else "accept", "reason": "No evidence given."},
+        {"id": by["postal_code"].pk, "decision": "reject", "reason": "We do not hold a postal code."},
+    ]
+    with capture(execute=True):
+        corrections.corrections_decide(request=req, decisions=decisions, actor=Actor.staff(officer))
+    _read(queued, capture)
+    run.refresh_from_db()
+    return run
+
+
+def test_accepted_corrections_are_applied_in_each_system_read_back_and_passed_on(
+    officer, systems, django_capture_on_commit_callbacks
+):
+    told = []
+    corrections.corrections_recipients_register(lambda run, sent: told.append((run.pk, sent)))
+    try:
+        req, run = _started(officer, systems, django_capture_on_commit_callbacks)
+        run = _decide_all(req, run, officer, django_capture_on_commit_callbacks, systems["queued"])
+    finally:
+        corrections._recipients_tell.clear()
+    shop = systems["shop"]
+    assert run.state == RunState.DONE
+    assert shop.rows("customer")[0] == {
+        "id": 1, "email": "ann@example.com", "name": "Ann Lindqvist", "city": "Oslo", "edits": 1,
+    }  # fmt: skip
+    assert shop.rows("customer")[1]["name"] == "Bob" and shop.rows("customer")[1]["edits"] == 0
+    assert [r["phone"] for r in shop.rows("contact")] == ["+46 8 123", "+46 8 123", "+1 555 0102"]
+    ann = Customer.objects.get(email="ann@example.com")
+    assert (ann.name, ann.phone) == ("Ann Lindqvist", "+46 8 123")
+    assert Customer.objects.get(email="bob@example.com").name == "Bob"
+    by_system = {s.system: s for s in run.systems.all()}
+    assert by_system["shop"].status == SystemStatus.DONE and by_system["shop"].instructed["counts"] == {
+        "customer": 1, "contact": 2,
+    }  # fmt: skip
+    assert by_system["shop"].instruction["items"][0] == {
+        "collection": "customer", "key": 1, "field": "name", "value": "Ann Lindqvist",
+    }  # fmt: skip
+    assert by_system["accounts"].status == SystemStatus.DONE and by_system["accounts"].confirmed_at
+    # Art 19: the hook got each corrected system's instruction, and the timeline says what was passed on.
+    [(run_id, sent)] = told
+    assert run_id == run.pk and set(sent) == {"shop", "accounts"} and sent["shop"].action == "correct"
+    [passed] = _events(req, EventType.CORRECTIONS_PASSED_ON)
+    assert passed.data["systems"] == {"shop": ["Parcel carriers"], "accounts": ["Mail house"]}
+    assert passed.data["fields"] == {
+        "shop": ["contact.phone", "customer.name"],
+        "accounts": ["customer.name", "customer.phone"],
+    }
+    assert passed.data["told"] is True and "Lindqvist" not in str(passed.data)
+    assert len(_events(req, EventType.INSTRUCTION_CONFIRMED)) == 2
+    decided = _events(req, EventType.CORRECTIONS_DECIDED)
+    assert decided[-1].data["complete"] is True
+
+
+def test_without_a_propagation_registered_the_timeline_says_nobody_was_told(
+    officer, systems, django_capture_on_commit_callbacks
+):
+    req, run = _started(officer, systems, django_capture_on_commit_callbacks)
+    _decide_all(req, run, officer, django_capture_on_commit_callbacks, systems["queued"])
+    [passed] = _events(req, EventType.CORRECTIONS_PASSED_ON)
+    assert passed.data["told"] is False
+
+
+def test_a_read_back_mismatch_fails_that_system_whole_and_flags_the_request(
+    officer, systems, django_capture_on_commit_callbacks
+):
+    shop = systems["shop"]
+    req, run = _started(officer, systems, django_capture_on_commit_callbacks)
+    shop.uppercase_names()
+    before = (shop.rows("customer"), shop.rows("contact"))
+    run = _decide_all(req, run, officer, django_capture_on_commit_callbacks, systems["queued"])
+    assert run.state == RunState.FAILED
+    assert (shop.rows("customer"), shop.rows("contact")) == before  # the phones were rolled back too
+    failed = run.systems.get(system="shop")
+    assert failed.status == SystemStatus.FAILED and "read back a different value" in failed.error
+    assert failed.attempts == 1  # not retried: a mismatch will not pass
+    assert Customer.objects.get(email="ann@example.com").name == "Ann Lindqvist"  # the other system is done
+    req.refresh_from_db()
+    assert req.flagged_at and "Correction failed in shop" in req.flag_reason
+    with pytest.raises(runs.TransitionNotAllowed, match="not applied yet"):
+        corrections.correction_answer_send(request=req, actor=Actor.staff(officer))
+
+
+def test_a_redelivered_instruction_task_corrects_nothing_twice(officer, systems, django_capture_on_commit_callbacks):
+    req, run = _started(officer, systems, django_capture_on_commit_callbacks)
+    run = _decide_all(req, run, officer, django_capture_on_commit_callbacks, systems["queued"])
+    for system_run in run.systems.all():
+        with django_capture_on_commit_callbacks(execute=True):
+            instructions.instruction_execute(system_run_id=system_run.pk)
+    assert systems["shop"].rows("customer")[0]["edits"] == 1  # one UPDATE of Ann's row, ever
+    assert len(_events(req, EventType.INSTRUCTION_CONFIRMED)) == 2
+    assert len(_events(req, EventType.CORRECTIONS_PASSED_ON)) == 1
+    assert len(_events(req, EventType.FULFILMENT_FINISHED)) == 1
+    with pytest.raises(corrections.CorrectionsNotDecidable):
+        corrections.corrections_decide(
+            request=req,
+            decisions=[{"id": _by_field(run)["phone"].pk, "decision": "reject", "reason": "changed my mind"}],
+            actor=Actor.staff(officer),
+        )
+
+
+def test_every_correction_rejected_changes_nothing_and_the_answer_is_a_refusal_with_reasons(
+    officer, systems, django_capture_on_commit_callbacks, mailoutbox
+):
+    shop = systems["shop"]
+    before = shop.rows("customer")
+    req, run = _started(officer, systems, django_capture_on_commit_callbacks)
+    decisions = [{"id": c.pk, "decision": "reject", "reason": f"Reason {c.position}"} for c in _by_field(run).values()]
+    with django_capture_on_commit_callbacks(execute=True):
+        corrections.corrections_decide(request=req, decisions=decisions, actor=Actor.staff(officer))
+    run.refresh_from_db()
+    assert run.state == RunState.DONE and systems["queued"]["instruction"] == []
+    assert shop.rows("customer") == before
+    with django_capture_on_commit_callbacks(execute=True):
+        corrections.correction_answer_send(request=req, actor=Actor.staff(officer))
+    req.refresh_from_db()
+    assert req.status == "denied" and "Name: not corrected. Our reason: Reason 1" in req.response_message
+    assert "statement of up to 250 words" in req.response_message  # CCPA §7023(f)
+
+
+# --- The requester's answer and statement ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("language", "regime", "expected"),
+    [
+        ("en", "ccpa", ["Name: corrected in accounts, shop.", "Phone number: not corrected. Our reason: No evidence given.",
+                        "statement of up to 250 words", "who received it: Mail house, Parcel carriers."]),
+        ("sv", "ccpa", ["Namn: rättat i accounts, shop.", "Telefonnummer: inte rättat. Vårt skäl: No evidence given.",
+                        "250 ord"]),
+        ("nl", "gdpr", ["Naam: gecorrigeerd in accounts, shop.", "Telefoonnummer: niet gecorrigeerd. Onze reden: No evidence given.",
+                        "toezichthoudende autoriteit"]),
+    ],
+)  # fmt: skip
+def test_the_answer_says_what_was_corrected_where_and_why_not_in_the_requesters_language(
+    officer, systems, django_capture_on_commit_callbacks, mailoutbox, language, regime, expected
+):
+    req, run = _started(officer, systems, django_capture_on_commit_callbacks, language=language, regime=regime)
+    _decide_all(req, run, officer, django_capture_on_commit_callbacks, systems["queued"], reject_phone=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        corrections.correction_answer_send(request=req, actor=Actor.staff(officer))
+    req.refresh_from_db()
+    assert req.status == "completed" and req.outcome == "complied_in_part"
+    for text in expected:
+        assert text in req.response_message, (text, req.response_message)
+    assert "Lindqvist" not in req.response_message and "+46" not in req.response_message
+    if regime == "gdpr":
+        assert "250" not in req.response_message
+
+
+def _answered(officer, systems, capture, **kwargs):
+    req, run = _started(officer, systems, capture, **kwargs)
+    _decide_all(req, run, officer, capture, systems["queued"], reject_phone=True)
+    with capture(execute=True):
+        corrections.correction_answer_send(request=req, actor=Actor.staff(officer))
+    req.refresh_from_db()
+    return req
+
+
+def test_a_ccpa_requester_sends_a_statement_kept_escaped_and_on_the_timeline(
+    officer, client, systems, django_capture_on_commit_callbacks
+):
+    req = _answered(officer, systems, django_capture_on_commit_callbacks)
+    status = f"/r/{req.public_token}/"
+    page = client.get(status).content.decode()
+    assert "Your statement about the correction" in page and "Send my statement" in page
+    too_long = " ".join(["word"] * 251)
+    client.post(f"{status}statement/", {"statement": too_long})
+    page = client.get(status).content.decode()
+    assert "at most 250 words; yours has 251" in page
+    assert not CorrectionStatement.objects.filter(request=req).exists()
+    text = "My phone is <b>+46 8 123</b>; see my bill.\n<script>alert(1)</script>"
+    assert client.post(f"{status}statement/", {"statement": text}).status_code == 302
+    statement = CorrectionStatement.objects.get(request=req)
+    assert statement.text == text.strip() and statement.words == 10
+    [event] = _events(req, EventType.CORRECTION_STATEMENT_RECEIVED)
+    assert event.data == {"words": 10, "text": statement.text} and event.actor_type == "requester"
+    page = client.get(status).content.decode()
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;b&gt;+46 8 123&lt;/b&gt;" in page and "Send my statement" not in page
+    client.post(f"{status}statement/", {"statement": "A second one"})
+    assert CorrectionStatement.objects.filter(request=req).count() == 1
+    client.login(username=officer.username, password=PASSWORD)
+    staff_page = client.get(f"/dashboard/requests/{req.reference}/").content.decode()
+    assert "The requester&#x27;s statement" in staff_page or "The requester's statement" in staff_page
+    assert "<script>alert(1)</script>" not in staff_page and "&lt;script&gt;alert(1)&lt;/script&gt;" in staff_page
+
+
+def test_no_statement_form_for_gdpr_or_before_the_answer_or_without_a_rejection(
+    officer, client, systems, django_capture_on_commit_callbacks
+):
+    req = _answered(officer, systems, django_capture_on_commit_callbacks, regime="gdpr")
+    assert "Send my statement" not in client.get(f"/r/{req.public_token}/").content.decode()
+    response = client.post(f"/r/{req.public_token}/statement/", {"statement": "I disagree."})
+    assert response.status_code == 302 and not CorrectionStatement.objects.exists()
+    assert _events(req, EventType.CORRECTION_STATEMENT_RECEIVED) == []
+    with pytest.raises(runs.TransitionNotAllowed):
+        corrections.correction_statement_submit(request=req, text="I disagree.")
+    assert client.post("/r/not-a-token/statement/", {"statement": "x"}).status_code == 404
