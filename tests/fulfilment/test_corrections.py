@@ -5,12 +5,14 @@ with a reason (API and dashboard, bad bodies, roles), the accepted ones are appl
 instruction channel and read back, recipients are passed on (Art 19), and the requester gets the
 answer and, for CCPA, may leave a statement."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from dsr.event_types import EventType
+from dsr.fulfilment.connectors.base import INSTRUCTION_HANDLERS, Instructed
 from dsr.fulfilment.models import (
     Correction,
     CorrectionDecision,
@@ -20,8 +22,10 @@ from dsr.fulfilment.models import (
     SystemStatus,
 )
 from dsr.fulfilment.services import corrections, instructions, runs
+from dsr.models import DataSubjectRequest
 from dsr.services.audit import Actor
 from dsr.services.intake import IntakeDetails
+from dsr.services.retention import retention_purge
 from tests.factories import officer_create, staff_token_key
 from tests.fulfilment.conftest import verified_request
 from tests.fulfilment.correction_shop import correction_shop, shop_backend, system_yaml  # noqa: F401
@@ -529,3 +533,70 @@ def test_no_statement_form_for_gdpr_or_before_the_answer_or_without_a_rejection(
     with pytest.raises(runs.TransitionNotAllowed):
         corrections.correction_statement_submit(request=req, text="I disagree.")
     assert client.post("/r/not-a-token/statement/", {"statement": "x"}).status_code == 404
+
+
+def test_the_values_read_are_cleared_when_the_request_closes_and_a_purge_takes_the_statement(
+    officer, client, systems, django_capture_on_commit_callbacks
+):
+    req = _answered(officer, systems, django_capture_on_commit_callbacks)
+    run = corrections.latest_correction_run(req)
+    assert [c.found for c in Correction.objects.filter(run=run)] == [[], [], []]  # needed for the decision only
+    assert Correction.objects.get(run=run, field="phone").reason == "No evidence given."  # the record stays
+    corrections.correction_statement_submit(request=req, text="The phone number is mine.")
+    now = timezone.now()
+    DataSubjectRequest.objects.filter(pk=req.pk).update(
+        received_at=now - timedelta(days=2 * 365 + 25), closed_at=now - timedelta(days=2 * 365 + 5)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        report = retention_purge()
+    assert report.requests_purged == 1
+    assert not CorrectionStatement.objects.exists() and not Correction.objects.exists()
+
+
+def test_a_system_that_answers_later_gets_the_same_instruction_through_the_same_channel(
+    officer, systems, django_capture_on_commit_callbacks, settings, monkeypatch
+):
+    """A manual system declaring the field is told like any other (its handler belongs to its own
+    module; here one that asks the owner and waits), and the run finishes on its confirmation."""
+    path = settings.DSR_DATAMAP
+    with open(path, "a") as f:
+        f.write(MANUAL)
+    told = []
+
+    def ask_owner(connector, subject, instruction):
+        told.append((connector.system.name, instruction))
+        return Instructed(confirmed=False, pending="asked the owner")
+
+    monkeypatch.setitem(INSTRUCTION_HANDLERS, ("manual", "correct"), ask_owner)
+    req, run = _started(officer, systems, django_capture_on_commit_callbacks)
+    assert not run.systems.filter(system="crm").exists()  # its values are not read: it answers later
+    run = _decide_all(req, run, officer, django_capture_on_commit_callbacks, systems["queued"])
+    [(name, instruction)] = told
+    assert name == "crm" and instruction.items == (
+        {"collection": "leads", "key": None, "field": "name", "value": "Ann Lindqvist"},
+    )
+    assert "leads.name: Ann Lindqvist" in instruction.note
+    crm = run.systems.get(system="crm")
+    assert crm.status == SystemStatus.WAITING and run.state == RunState.RUNNING
+    with django_capture_on_commit_callbacks(execute=True):
+        instructions.instruction_confirm(system_run_id=crm.pk, counts={"leads": 1}, by="owner")
+    run.refresh_from_db()
+    assert run.state == RunState.DONE
+    with django_capture_on_commit_callbacks(execute=True):
+        corrections.correction_answer_send(request=req, actor=Actor.staff(officer))
+    req.refresh_from_db()
+    assert "Name: corrected in accounts, crm, shop." in req.response_message
+
+
+MANUAL = """
+  - name: crm
+    owner: sales@example.com
+    kind: manual
+    collections:
+      - name: leads
+        primary_key: email
+        identities: {email: email}
+        fields:
+          email: {category: identifiers}
+          name: {category: identifiers, corrects: full_name}
+"""

@@ -605,6 +605,18 @@ def _recipients_pass_on(run: FulfilmentRun, request: DataSubjectRequest, done: l
     )
 
 
+def correction_values_purge(request_id: int) -> int:
+    """Part of the `request_closed` hook: the current values read for the officer are deleted once
+    the request ends (they were needed for the decision only); the decisions and reasons stay
+    with the record (§7101). Returns the corrections cleared."""
+    return Correction.objects.filter(run__request_id=request_id).exclude(found=[]).update(found=[])
+
+
+def correction_statement_purge(request_id: int) -> None:
+    """The retention purge: the statement is kept as long as the record it belongs to, no longer."""
+    CorrectionStatement.objects.filter(request_id=request_id).delete()
+
+
 # --- What the API and the panel show ---------------------------------------------------------------
 
 
