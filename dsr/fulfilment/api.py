@@ -202,6 +202,23 @@ class CorrectionsDecide(_Staff):
         return _status(obj)
 
 
+class CorrectionSystemRetell(_Staff):
+    """Tell a system whose correction failed the same instruction again. 409 unless it failed."""
+
+    permission = WORK
+
+    @extend_schema(
+        request=EmptyIn,
+        responses={200: FulfilmentOut, 409: OpenApiResponse(description="The system did not fail")},
+        tags=["fulfilment"],
+        operation_id="fulfilment_corrections_retell",
+    )
+    def post(self, request, reference, system):
+        obj = _request(reference)
+        corrections.correction_system_retell(request=obj, system=system, actor=Actor.staff(request.user))
+        return _status(obj)
+
+
 class SystemRetry(_Staff):
     permission = WORK
 

@@ -14,6 +14,11 @@ urlpatterns = [
         api.CorrectionsDecide.as_view(),
         name="corrections-decide",
     ),
+    path(
+        "staff/requests/<str:reference>/fulfilment/corrections/systems/<str:system>/retell/",
+        api.CorrectionSystemRetell.as_view(),
+        name="corrections-retell",
+    ),
     path("staff/requests/<str:reference>/fulfilment/package/", api.PackageBuildNow.as_view(), name="package-build"),
     path(
         "staff/requests/<str:reference>/fulfilment/systems/<str:system>/retry/",

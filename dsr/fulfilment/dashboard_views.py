@@ -133,6 +133,7 @@ def correction_panel(http_request, obj: DataSubjectRequest) -> str:
             "may_work": may_work,
             "decidable": may_work and obj.is_open and status["state"] == RunState.AWAITING_APPROVAL,
             "answerable": may_work and obj.is_open and status["state"] == RunState.DONE,
+            "retellable": may_work and obj.is_open,
             "startable": may_work
             and obj.is_open
             and obj.verified_at is not None
@@ -207,6 +208,17 @@ def corrections_decide(request, reference):
         reference,
         "Decide the corrections",
         lambda o, a: corrections.corrections_decide(request=o, decisions=decisions, actor=a),
+    )
+
+
+@require_POST
+@staff_required(WORK)
+def correction_retell(request, reference, system):
+    return _act(
+        request,
+        reference,
+        f"Tell {system} again",
+        lambda o, a: corrections.correction_system_retell(request=o, system=system, actor=a),
     )
 
 

@@ -600,3 +600,26 @@ MANUAL = """
           email: {category: identifiers}
           name: {category: identifiers, corrects: full_name}
 """
+
+
+def test_a_failed_system_told_again_is_corrected_and_only_it_is_passed_on_again(
+    officer, client, staff_api, systems, django_capture_on_commit_callbacks
+):
+    shop = systems["shop"]
+    req, run = _started(officer, systems, django_capture_on_commit_callbacks)
+    shop.uppercase_names()
+    run = _decide_all(req, run, officer, django_capture_on_commit_callbacks, systems["queued"])
+    assert run.state == RunState.FAILED
+    retell = f"/api/v1/staff/requests/{req.reference}/fulfilment/corrections/systems/accounts/retell/"
+    assert staff_api.post(retell).status_code == 409  # accounts did not fail
+    client.login(username=officer.username, password=PASSWORD)
+    assert "Tell shop again" in client.get(f"/dashboard/requests/{req.reference}/").content.decode()
+    shop.execute("DROP TRIGGER name_upper" + ("" if shop.backend == "sqlite" else f" ON {shop.table('customer')}"))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/dashboard/fulfilment/requests/{req.reference}/corrections/systems/shop/retell/")
+    assert response.status_code == 302
+    _read(systems["queued"], django_capture_on_commit_callbacks)
+    run.refresh_from_db()
+    assert run.state == RunState.DONE and shop.rows("customer")[0]["name"] == "Ann Lindqvist"
+    passed = _events(req, EventType.CORRECTIONS_PASSED_ON)
+    assert [sorted(e.data["systems"]) for e in passed] == [["accounts"], ["shop"]]

@@ -52,6 +52,7 @@ from dsr.fulfilment.services import runs
 from dsr.fulfilment.services.instructions import (
     instruction_from_json,
     instruction_outcome_register,
+    instruction_retell,
     instructions_send,
 )
 from dsr.models import (
@@ -580,12 +581,14 @@ def _instruction_of(system_run: SystemRun) -> Instruction | None:
 def _recipients_pass_on(run: FulfilmentRun, request: DataSubjectRequest, done: list[SystemRun]) -> None:
     """Art 19: every recipient in the map of a corrected system is to be told. The registered
     propagation tells them; the timeline records which recipients of which systems, and which
-    fields, were passed on (never the values)."""
+    fields, were passed on (never the values). A system is passed on once: a system told again
+    after a failure is passed on when it confirms, the others are not told twice."""
     try:
         datamap = _datamap()
     except runs.FulfilmentUnavailable:
         datamap = None
-    instructions = {s.system: i for s in done if (i := _instruction_of(s)) is not None and i.items}
+    fresh = [s for s in done if not (s.verification or {}).get("passed_on")]
+    instructions = {s.system: i for s in fresh if (i := _instruction_of(s)) is not None and i.items}
     if not instructions:
         return
     recipients: dict[str, list[str]] = {}
@@ -599,10 +602,41 @@ def _recipients_pass_on(run: FulfilmentRun, request: DataSubjectRequest, done: l
     told = bool(_recipients_tell)
     if told:
         _recipients_tell[0](run, instructions)
+    now = timezone.now().isoformat()
+    for system_run in fresh:
+        if system_run.system in instructions:
+            system_run.verification = {"read_back": system_run.kind in READING_KINDS, "passed_on": now, "told": told}
+            system_run.save(update_fields=["verification"])
     audit_event_record(
         request=request,
         event=event_corrections_passed_on(run_id=run.pk, systems=recipients, fields=fields, told=told),
     )
+
+
+@transaction.atomic
+def correction_system_retell(*, request: DataSubjectRequest, system: str, actor: Actor) -> SystemRun:
+    """Tell a system whose correction failed the same instruction again (after its owner fixed
+    what refused it); the run goes back to running until it confirms or fails again."""
+    locked = request_locked(request.pk)
+    if not locked.is_open:
+        raise TransitionNotAllowed(f"{locked.reference} is closed.")
+    run = _correction_run(locked)
+    system_run = (
+        SystemRun.objects.select_for_update().filter(run=run, system=system).first() if run is not None else None
+    )
+    if run is None or system_run is None or not system_run.instruction:
+        raise InvalidInput(f"{system} was not told a correction for {locked.reference}.", field="system")
+    if system_run.status != SystemStatus.FAILED:
+        raise TransitionNotAllowed(
+            f"{system} is {system_run.get_status_display().lower()}; only a failed system is told again."
+        )
+    if run.state in (RunState.FAILED, RunState.DONE):
+        run.state = RunState.RUNNING
+        run.finished_at = None
+        run.save(update_fields=["state", "finished_at"])
+    instruction_retell(system_run_id=system_run.pk)
+    system_run.refresh_from_db()
+    return system_run
 
 
 def correction_values_purge(request_id: int) -> int:
