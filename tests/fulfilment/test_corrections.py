@@ -480,6 +480,7 @@ def test_the_answer_says_what_was_corrected_where_and_why_not_in_the_requesters_
     for text in expected:
         assert text in req.response_message, (text, req.response_message)
     assert "Lindqvist" not in req.response_message and "+46" not in req.response_message
+    assert any(expected[0] in message.body for message in mailoutbox), [m.body for m in mailoutbox]
     if regime == "gdpr":
         assert "250" not in req.response_message
 
@@ -499,6 +500,7 @@ def test_a_ccpa_requester_sends_a_statement_kept_escaped_and_on_the_timeline(
     req = _answered(officer, systems, django_capture_on_commit_callbacks)
     status = f"/r/{req.public_token}/"
     page = client.get(status).content.decode()
+    assert "Phone number: not corrected. Our reason: No evidence given." in page  # the answer, on the status page
     assert "Your statement about the correction" in page and "Send my statement" in page
     too_long = " ".join(["word"] * 251)
     client.post(f"{status}statement/", {"statement": too_long})
