@@ -8,6 +8,9 @@ answer and, for CCPA, may leave a statement."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -77,12 +80,12 @@ def systems(correction_shop, settings, tmp_path, monkeypatch):  # noqa: F811
     return {"shop": correction_shop, "queued": queued}
 
 
-def _request(officer, *, asked=ASKED, **kwargs):
+def _request(officer, *, asked=ASKED, evidence=(), **kwargs):
     return verified_request(
         officer=officer,
         request_type="rectification",
         email="ann@example.com",
-        intake=IntakeDetails(corrections=asked),
+        intake=IntakeDetails(corrections=asked, documents=tuple(("evidence", e) for e in evidence)),
         **kwargs,
     )
 
@@ -189,7 +192,8 @@ def _decide_url(req):
 def test_get_fulfilment_carries_the_corrections_beside_the_values(
     officer, staff_api, systems, django_capture_on_commit_callbacks
 ):
-    req, run = _started(officer, systems, django_capture_on_commit_callbacks)
+    bill = SimpleUploadedFile("utility-bill.pdf", b"%PDF-1.4 a bill", content_type="application/pdf")
+    req, run = _started(officer, systems, django_capture_on_commit_callbacks, evidence=[bill])
     body = staff_api.get(f"/api/v1/staff/requests/{req.reference}/fulfilment/").json()
     assert body["state"] == "awaiting_approval" and body["plan"] is None
     items = body["corrections"]
@@ -199,6 +203,12 @@ def test_get_fulfilment_carries_the_corrections_beside_the_values(
         (3, "postal_code", "94110", "pending"),
     ]
     assert items[2]["applicable"] is False and items[0]["applicable"] is True
+    [document] = req.documents.all()
+    url = reverse("dsr:staff-document", args=[req.reference, document.pk])
+    assert items[0]["evidence"] == [{"id": document.pk, "name": "utility-bill.pdf", "url": url}]
+    client = Client()
+    client.login(username=officer.username, password=PASSWORD)
+    assert f'href="{url}"' in client.get(f"/dashboard/requests/{req.reference}/").content.decode()
     assert {"system": "shop", "collection": "contact", "key": 11, "field": "phone", "value": "+1 555 0109"} in items[1][
         "found"
     ]
