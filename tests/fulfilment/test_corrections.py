@@ -635,3 +635,15 @@ def test_a_failed_system_told_again_is_corrected_and_only_it_is_passed_on_again(
     assert run.state == RunState.DONE and shop.rows("customer")[0]["name"] == "Ann Lindqvist"
     passed = _events(req, EventType.CORRECTIONS_PASSED_ON)
     assert [sorted(e.data["systems"]) for e in passed] == [["accounts"], ["shop"]]
+
+
+def test_a_map_changed_since_the_values_were_read_refuses_the_last_decision_and_keeps_none(
+    officer, systems, django_capture_on_commit_callbacks, settings
+):
+    req, run = _started(officer, systems, django_capture_on_commit_callbacks)
+    with open(settings.DSR_DATAMAP, "a") as f:
+        f.write("# edited\n")
+    with pytest.raises(corrections.CorrectionsNotDecidable, match="data map changed"):
+        _decide_all(req, run, officer, django_capture_on_commit_callbacks, systems["queued"])
+    assert set(Correction.objects.filter(run=run).values_list("decision", flat=True)) == {"pending"}
+    assert systems["queued"]["instruction"] == [] and systems["shop"].rows("customer")[0]["name"] == "Ann"
