@@ -86,3 +86,14 @@ def test_dsr_datamap_check_names_the_file_and_line(tmp_path):
     assert f"{path}:14: system 'shop' › collection 'customer' › field 'city': unknown correction field" in (
         err.getvalue() + out.getvalue()
     )
+
+
+def test_dsr_datamap_show_prints_what_a_field_corrects(tmp_path):
+    path = tmp_path / "map.yaml"
+    path.write_text(MAP)
+    out = io.StringIO()
+    call_command("dsr_datamap", "show", "--file", str(path), stdout=out)
+    assert "corrects: full_name" in out.getvalue()
+    out = io.StringIO()
+    call_command("dsr_datamap", "show", "--file", str(path), "--format", "json", stdout=out)
+    assert '"corrects": "postal_address"' in out.getvalue()
