@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -647,3 +649,18 @@ def test_a_map_changed_since_the_values_were_read_refuses_the_last_decision_and_
         _decide_all(req, run, officer, django_capture_on_commit_callbacks, systems["queued"])
     assert set(Correction.objects.filter(run=run).values_list("decision", flat=True)) == {"pending"}
     assert systems["queued"]["instruction"] == [] and systems["shop"].rows("customer")[0]["name"] == "Ann"
+
+
+def test_the_status_reads_the_corrections_in_a_fixed_number_of_queries(
+    officer, staff_api, systems, django_capture_on_commit_callbacks
+):
+    req, run = _started(officer, systems, django_capture_on_commit_callbacks, asked=ASKED[:1])
+    staff_api.get(f"/api/v1/staff/requests/{req.reference}/fulfilment/")  # the token's first use is recorded once
+    with CaptureQueriesContext(connection) as one:
+        assert len(staff_api.get(f"/api/v1/staff/requests/{req.reference}/fulfilment/").json()["corrections"]) == 1
+    Correction.objects.bulk_create(
+        [Correction(run=run, position=p, field="phone", correct=f"+46 8 12{p}") for p in range(2, 12)]
+    )
+    with CaptureQueriesContext(connection) as eleven:
+        assert len(staff_api.get(f"/api/v1/staff/requests/{req.reference}/fulfilment/").json()["corrections"]) == 11
+    assert len(eleven.captured_queries) == len(one.captured_queries)
