@@ -86,6 +86,18 @@ class EventType(models.TextChoices):
     # The cool-off (DSR_ERASURE_DELAY_HOURS): when the approved erasure runs, and the requester's cancel
     ERASURE_SCHEDULED = "erasure_scheduled"
     ERASURE_CANCELLED = "erasure_cancelled"
+    # Corrections (dsr/fulfilment/services/corrections.py): current values read, the officer's
+    # decisions, what was passed on to recipients (Art 19), the requester's statement (§7023(f))
+    CORRECTION_VALUES_READ = "correction_values_read"
+    CORRECTION_READ_FAILED = "correction_read_failed"
+    CORRECTIONS_DECIDED = "corrections_decided"
+    CORRECTIONS_PASSED_ON = "corrections_passed_on"
+    CORRECTION_STATEMENT_RECEIVED = "correction_statement_received"
+    # Instructions (dsr/fulfilment/services/instructions.py): a system told to erase, restrict,
+    # opt out, limit or correct, and its confirmation
+    INSTRUCTION_SENT = "instruction_sent"
+    INSTRUCTION_CONFIRMED = "instruction_confirmed"
+    INSTRUCTION_FAILED = "instruction_failed"
     # Written once by migration 0011 to seal each chain that existed before the chain was keyed.
     AUDIT_CHAIN_KEYED = "audit_chain_keyed"
 

@@ -8,6 +8,7 @@ from typing import Any
 from dsr.fulfilment.categories import category_label
 from dsr.fulfilment.datamap import DataMap, System
 from dsr.fulfilment.models import AccessPackage, FulfilmentRun, ManualTask, SystemHealth, SystemRun, SystemStatus
+from dsr.fulfilment.services.corrections import corrections_view
 from dsr.fulfilment.services.erasure import erasure_plan_view
 from dsr.models import DataSubjectRequest
 
@@ -69,6 +70,7 @@ def fulfilment_status(request: DataSubjectRequest) -> dict[str, Any]:
             "systems": [],
             "package": None,
             "plan": None,
+            "corrections": None,
         }
     system_runs = list(SystemRun.objects.filter(run=run).order_by("id"))
     tasks = {t.system_run_id: t for t in ManualTask.objects.filter(system_run__in=system_runs)}
@@ -82,6 +84,8 @@ def fulfilment_status(request: DataSubjectRequest) -> dict[str, Any]:
         "package": _package(package_of(run)),
         # An erasure's plan per system and collection (None for a search).
         "plan": erasure_plan_view(run, system_runs),
+        # A correction run's requested corrections beside the current values (None otherwise).
+        "corrections": corrections_view(run),
     }
 
 

@@ -6,7 +6,7 @@ from contextvars import ContextVar
 
 from celery import shared_task
 
-from dsr.fulfilment.services import erasure, health, packages, runs, sweep
+from dsr.fulfilment.services import corrections, erasure, health, instructions, packages, runs, sweep
 
 log = logging.getLogger(__name__)
 
@@ -81,3 +81,19 @@ erasure.queue_register(
     "erase", lambda pk, countdown=0: erasure_system_execute.apply_async((pk,), countdown=countdown or None)
 )
 erasure.queue_register("verify", lambda pk: erasure_system_verify.delay(pk))
+
+
+@shared_task(name="dsr.fulfilment.tasks.instruction_execute")
+def instruction_execute(system_run_id: int) -> None:
+    instructions.instruction_execute(system_run_id=system_run_id)
+
+
+instructions.queue_register(lambda pk, countdown: instruction_execute.apply_async((pk,), countdown=countdown or None))
+
+
+@shared_task(name="dsr.fulfilment.tasks.correction_system_read")
+def correction_system_read(system_run_id: int) -> None:
+    corrections.correction_system_read(system_run_id=system_run_id)
+
+
+corrections.queue_register("read", lambda pk: correction_system_read.delay(pk))

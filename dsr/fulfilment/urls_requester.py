@@ -12,4 +12,5 @@ urlpatterns = [
     path("r/<str:token>/package/confirm/", requester_views.package_confirm, name="package-confirm"),
     path("r/<str:token>/package/download/", requester_views.package_download, name="package-download"),
     path("r/<str:token>/erasure/cancel/", requester_views.erasure_cancel, name="erasure-cancel"),
+    path("r/<str:token>/statement/", requester_views.statement_submit, name="statement"),
 ]

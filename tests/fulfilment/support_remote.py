@@ -11,7 +11,7 @@ from tests.fulfilment.erasure_fakes import run_queued
 @pytest.fixture
 def channel(monkeypatch):
     queued: list[tuple[int, float]] = []
-    monkeypatch.setitem(instructions._queue, "instruction", lambda pk, countdown=0: queued.append((pk, countdown)))
+    monkeypatch.setattr(instructions, "_queue", [lambda pk, countdown=0: queued.append((pk, countdown))])
     return queued
 
 

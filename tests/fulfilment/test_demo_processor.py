@@ -133,7 +133,7 @@ def test_the_demo_processor_is_told_to_erase_confirms_on_its_callback_and_then_h
     monkeypatch.setitem(erasure._queue, "erase", lambda pk, countdown=0: queued["erase"].append(pk))
     monkeypatch.setitem(erasure._queue, "verify", lambda pk: queued["verify"].append(pk))
     told = []
-    monkeypatch.setitem(instructions._queue, "instruction", lambda pk, countdown=0: told.append(pk))
+    monkeypatch.setattr(instructions, "_queue", [lambda pk, countdown=0: told.append(pk)])
     confirms = []
     monkeypatch.setattr(
         demo_processor.demo_processor_confirm, "apply_async", lambda args, countdown=0: confirms.append(args)

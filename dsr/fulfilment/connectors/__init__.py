@@ -32,5 +32,6 @@ __all__ = [
 ]
 
 # The kinds, registered by importing their modules (the manual and http kinds register elsewhere).
-# How http and manual systems are told what to do (instruction handlers, registered on import).
-from dsr.fulfilment.connectors import django_models, http_instruct, manual_instruct, sql  # noqa: E402, F401  # noqa: E402, F401
+# `correction`: the sql and django systems' `correct` handlers (after the kinds it builds on);
+# `http_instruct`, `manual_instruct`: how http and manual systems are told what to do.
+from dsr.fulfilment.connectors import correction, django_models, http_instruct, manual_instruct, sql  # noqa: E402, F401

@@ -1,12 +1,12 @@
 """The erasure's cool-off (when an approved erasure runs) and an http instruction's re-send and
-escalation (issue 11). Depends on the instruction channel's migration once main is merged."""
+escalation (issue 11). After the instruction channel's 0004 and, in line, main's 0005."""
 
 from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("fulfilment", "0004_instructions"),
+        ("fulfilment", "0005_corrections"),
     ]
 
     operations = [

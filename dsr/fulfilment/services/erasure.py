@@ -820,6 +820,7 @@ def erasure_stalled_requeue() -> int:
     due = Q(run__erase_after__isnull=True) | Q(run__erase_after__lte=now)
     stalled = (
         SystemRun.objects.filter(run__state=RunState.RUNNING, run__package_kind=PackageKind.ERASURE)
+        .filter(instruction={})  # a system told to erase is queued again by instructions.py
         .filter(
             Q(
                 status=SystemStatus.PENDING,

@@ -16,7 +16,7 @@ from dsr.fulfilment import signing
 from dsr.fulfilment.connectors.base import Instruction
 from dsr.fulfilment.datamap import DataMapError, datamap_load
 from dsr.fulfilment.models import AccessPackage, FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
-from dsr.fulfilment.services import erasure, instructions, manual_tasks, package_staff, packages, runs
+from dsr.fulfilment.services import corrections, erasure, instructions, manual_tasks, package_staff, packages, runs
 from dsr.services.audit import Actor
 from dsr.services.emails import email_to_staff, staff_recipients
 
@@ -31,7 +31,8 @@ def systems_stalled_requeue() -> int:
     now = timezone.now()
     stalled = (
         SystemRun.objects.filter(run__state=RunState.RUNNING)
-        .exclude(run__package_kind=PackageKind.ERASURE)
+        .exclude(run__package_kind__in=[PackageKind.ERASURE, PackageKind.CORRECTION])
+        .filter(instruction={})  # an instruction's system is queued again by instructions.py
         .filter(
             Q(status=SystemStatus.PENDING, run__started_at__lt=now - timedelta(minutes=2), finished_at__isnull=True)
             | Q(status=SystemStatus.RUNNING, requested_at__isnull=True, lease_until__lt=now)
@@ -41,7 +42,12 @@ def systems_stalled_requeue() -> int:
     for system_run_id in stalled.values_list("pk", flat=True):
         runs.requeue(system_run_id)
         count += 1
-    return count + erasure.erasure_stalled_requeue()
+    return (
+        count
+        + erasure.erasure_stalled_requeue()
+        + instructions.instructions_stalled_requeue()
+        + corrections.correction_stalled_requeue()
+    )
 
 
 def packages_due_build() -> int:
