@@ -5,7 +5,7 @@ their language, when their data will be deleted and may cancel it — nothing is
 is cancelled through the status door — and nobody else can; the officer's page shows the countdown."""
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import time_machine
@@ -186,3 +186,16 @@ def test_the_officers_page_shows_the_countdown(officer, client, erasing_only, se
     assert 'data-erasure="cool-off"' in page and "the requester may cancel it" in page
     assert timezone.localtime(run.erase_after).strftime("%Y-%m-%d %H:%M") in page
     assert "1\xa0day" in page or "1 day" in page
+
+
+def test_the_api_carries_when_the_erasure_runs_and_that_it_may_be_cancelled(
+    officer, staff_api, erasing_only, settings, django_capture_on_commit_callbacks
+):
+    settings.DSR_ERASURE_DELAY_HOURS = 12
+    req, run = _approved(officer, erasing_only, django_capture_on_commit_callbacks)
+    plan = staff_api.get(f"/api/v1/staff/requests/{req.reference}/fulfilment/").json()["plan"]
+    assert plan["cancellable"] is True
+    assert datetime.fromisoformat(plan["erase_after"].replace("Z", "+00:00")) == run.erase_after
+    with time_machine.travel(run.erase_after + timedelta(seconds=1), tick=False):
+        plan = staff_api.get(f"/api/v1/staff/requests/{req.reference}/fulfilment/").json()["plan"]
+    assert plan["cancellable"] is False

@@ -319,3 +319,22 @@ def test_confirmed_without_counts_the_answer_says_who_confirmed_and_the_replay_l
     assert run.ledger_entry.systems == ["alpha", "payments", "crm"]
     results = erasure.ledger_replay(since=run.started_at - timedelta(days=1), dry_run=True)
     assert [r.system for r in results] == ["alpha"]
+
+
+def test_the_request_page_and_the_api_say_who_was_told_and_how_it_is_proved(
+    officer, client, staff_api, remote, channel, processor, django_capture_on_commit_callbacks  # noqa: F811
+):
+    processor.plan = [Reply(200, FOUND), Reply(202, {})]
+    req, run = _planned(officer, remote, django_capture_on_commit_callbacks)
+    _approve(req, officer, django_capture_on_commit_callbacks)
+    run_all(remote, channel, django_capture_on_commit_callbacks)
+    client.login(username=officer.username, password="correct horse battery")
+    page = client.get(f"/dashboard/requests/{req.reference}/").content.decode()
+    assert page.count("Told to erase; waiting for its confirmation") == 2  # payments and crm
+    assert "its owner erases the records and confirms it on their task link" in page
+    assert "found by the owner" in page
+    body = staff_api.get(f"/api/v1/staff/requests/{req.reference}/fulfilment/").json()
+    assert {s["system"]: s["status"] for s in body["systems"]} == {
+        "alpha": "done", "payments": "waiting", "crm": "waiting"
+    }  # fmt: skip
+    assert body["state"] == "running" and body["plan"]["cancellable"] is False
