@@ -33,3 +33,6 @@ __all__ = [
 
 # The kinds, registered by importing their modules (the manual and http kinds register elsewhere).
 from dsr.fulfilment.connectors import django_models, sql  # noqa: E402, F401
+
+# The instruction handlers (issue 11), each module registering its (kind, action) pairs.
+from dsr.fulfilment.connectors import flags  # noqa: E402, F401
