@@ -188,7 +188,9 @@ class Shop:
 
     def rows(self, name):
         with self.engine.connect() as connection:
-            return [dict(r) for r in connection.execute(text(f"SELECT * FROM {self.table(name)} ORDER BY id")).mappings()]
+            return [
+                dict(r) for r in connection.execute(text(f"SELECT * FROM {self.table(name)} ORDER BY id")).mappings()
+            ]
 
     def execute(self, sql):
         with self.engine.begin() as connection:

@@ -31,8 +31,6 @@ __all__ = [
     "connector_register",
 ]
 
-# The kinds, registered by importing their modules (the manual and http kinds register elsewhere).
-from dsr.fulfilment.connectors import django_models, sql  # noqa: E402, F401
-
-# The instruction handlers (issue 11), each module registering its (kind, action) pairs.
-from dsr.fulfilment.connectors import flags  # noqa: E402, F401
+# The kinds, registered by importing their modules (the manual and http kinds register elsewhere),
+# then the instruction handlers (issue 11): flags sets restrict / opt_out_sale / limit_sensitive.
+from dsr.fulfilment.connectors import django_models, flags, sql  # noqa: E402, F401

@@ -132,9 +132,9 @@ def sql_flags_set(connector: Connector, subject: Subject, instruction: Instructi
                     batch = found[start : start + connector.batch]
                     in_batch = key.in_(bindparam("keys", expanding=True))
                     connection.execute(
-                        table.update().where(in_batch, column.is_distinct_from(bindparam("value"))).values(
-                            {flag: bindparam("value")}
-                        ),
+                        table.update()
+                        .where(in_batch, column.is_distinct_from(bindparam("value")))
+                        .values({flag: bindparam("value")}),
                         {"keys": batch, "value": value},
                     )
                     # Read back inside the transaction: every row of theirs must now be marked.
