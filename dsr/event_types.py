@@ -83,6 +83,11 @@ class EventType(models.TextChoices):
     ERASURE_VERIFIED = "erasure_verified"
     ERASURE_FAILED = "erasure_failed"
     ERASURE_REPLAYED = "erasure_replayed"
+    # Instructions (dsr/fulfilment/services/instructions.py): a system told to erase, restrict,
+    # opt out, limit or correct, and its confirmation
+    INSTRUCTION_SENT = "instruction_sent"
+    INSTRUCTION_CONFIRMED = "instruction_confirmed"
+    INSTRUCTION_FAILED = "instruction_failed"
     # Written once by migration 0011 to seal each chain that existed before the chain was keyed.
     AUDIT_CHAIN_KEYED = "audit_chain_keyed"
 

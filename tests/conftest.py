@@ -70,8 +70,16 @@ def _service_markers(request):
 
 def pytest_deselected(items):
     """CI runs the browser tests: under DSR_REQUIRE_SERVICES=1 a -m expression may not leave them out."""
-    if REQUIRE_SERVICES and items and items[0].config.option.markexpr and any(i.get_closest_marker("browser") for i in items):
-        pytest.exit(f"-m {items[0].config.option.markexpr!r} leaves out browser tests, which DSR_REQUIRE_SERVICES=1 runs", returncode=4)
+    if (
+        REQUIRE_SERVICES
+        and items
+        and items[0].config.option.markexpr
+        and any(i.get_closest_marker("browser") for i in items)
+    ):
+        pytest.exit(
+            f"-m {items[0].config.option.markexpr!r} leaves out browser tests, which DSR_REQUIRE_SERVICES=1 runs",
+            returncode=4,
+        )
 
 
 @pytest.fixture
@@ -91,7 +99,6 @@ def staff_api(officer):
 @pytest.fixture
 def api():
     return APIClient()
-
 
 
 @pytest.fixture

@@ -19,7 +19,9 @@ JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
 
 
 def officer_create(*, username: str, email: str, role: str = "officer"):
-    call_command("dsr_create_officer", username, email=email, password="correct horse battery", role=role, stdout=io.StringIO())
+    call_command(
+        "dsr_create_officer", username, email=email, password="correct horse battery", role=role, stdout=io.StringIO()
+    )
     return get_user_model().objects.get(username=username)
 
 

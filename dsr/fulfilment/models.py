@@ -26,6 +26,8 @@ class SystemStatus(models.TextChoices):
     WAITING_MANUAL = "waiting_manual", "Waiting for the owner"
     SKIPPED = "skipped", "Skipped"
     PLANNED = "planned", "Planned"  # an erasure's plan is stored; it runs once approved
+    # An instruction was sent; the system (an http callback) or its owner confirms later.
+    WAITING = "waiting", "Waiting for confirmation"
 
 
 class PackageKind(models.TextChoices):
@@ -33,6 +35,10 @@ class PackageKind(models.TextChoices):
     PORTABLE = "portable", "Portable copy (data the person provided)"
     CATEGORIES = "categories", "Categories report"
     ERASURE = "erasure", "Erasure (no package)"
+    # Runs that tell systems what to do (services/instructions.py), no package either.
+    CORRECTION = "correction", "Correction"
+    RESTRICTION = "restriction", "Restriction of processing"
+    OPT_OUT = "opt_out", "Opt-out passed on"
 
 
 class FulfilmentRun(models.Model):
@@ -91,6 +97,12 @@ class SystemRun(models.Model):
     plan_digest = models.CharField(max_length=64, blank=True)
     erased = models.JSONField(default=dict, blank=True)
     verification = models.JSONField(default=dict, blank=True)
+    # An instruction told to the system (services/instructions.py): the Instruction as JSON
+    # ({"action", "items", "note"}), the system's last answer ({"confirmed", "pending", "counts",
+    # "by", "at"}) and when it confirmed. Empty for a search or an erasure by plan.
+    instruction = models.JSONField(default=dict, blank=True)
+    instructed = models.JSONField(default=dict, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "system"], name="fulfilment_system_once_per_run")]

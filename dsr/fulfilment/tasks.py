@@ -6,7 +6,7 @@ from contextvars import ContextVar
 
 from celery import shared_task
 
-from dsr.fulfilment.services import erasure, health, packages, runs, sweep
+from dsr.fulfilment.services import erasure, health, instructions, packages, runs, sweep
 
 log = logging.getLogger(__name__)
 
@@ -72,3 +72,11 @@ def erasure_system_execute(system_run_id: int) -> None:
 
 erasure.queue_register("plan", lambda pk: erasure_system_plan.delay(pk))
 erasure.queue_register("erase", lambda pk: erasure_system_execute.delay(pk))
+
+
+@shared_task(name="dsr.fulfilment.tasks.instruction_execute")
+def instruction_execute(system_run_id: int) -> None:
+    instructions.instruction_execute(system_run_id=system_run_id)
+
+
+instructions.queue_register(lambda pk, countdown: instruction_execute.apply_async((pk,), countdown=countdown or None))

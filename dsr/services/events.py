@@ -369,6 +369,33 @@ def event_erasure_failed(*, run_id: int, system: str, stage: str, error: str) ->
     )
 
 
+def event_instruction_sent(*, run_id: int, system: str, kind: str, action: str, pending: str) -> Event:
+    return Event(
+        EventType.INSTRUCTION_SENT,
+        Actor.system(FULFILMENT),
+        {"run": run_id, "system": system, "kind": kind, "action": action, "asked": pending},
+    )
+
+
+def event_instruction_confirmed(*, run_id: int, system: str, action: str, counts: dict, by: str) -> Event:
+    return Event(
+        EventType.INSTRUCTION_CONFIRMED,
+        Actor.system(FULFILMENT),
+        {"run": run_id, "system": system, "action": action, "counts": counts, "confirmed_by": by},
+    )
+
+
+def event_instruction_failed(
+    *, run_id: int, system: str, action: str, error: str, attempts: int, final: bool, by: str
+) -> Event:
+    return Event(
+        EventType.INSTRUCTION_FAILED,
+        Actor.system(FULFILMENT),
+        {"run": run_id, "system": system, "action": action, "reason": error, "attempts": attempts,
+         "final": final, "by": by},
+    )  # fmt: skip
+
+
 def event_erasure_replayed(*, run_id: int, system: str, found: int, counts: dict) -> Event:
     return Event(
         EventType.ERASURE_REPLAYED,

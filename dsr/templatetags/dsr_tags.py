@@ -59,6 +59,9 @@ STAFF_EVENT_LABELS: dict[str, Any] = {
     EventType.ERASURE_VERIFIED: "Erasure verified",
     EventType.ERASURE_FAILED: "Erasure failed in a system",
     EventType.ERASURE_REPLAYED: "Erasure replayed after a restore",
+    EventType.INSTRUCTION_SENT: "System told; waiting for its confirmation",
+    EventType.INSTRUCTION_CONFIRMED: "System confirmed",
+    EventType.INSTRUCTION_FAILED: "System could not be told",
 }
 
 # Staff lines summarised by identity_check_summary rather than by their message or reason.

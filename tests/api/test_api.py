@@ -15,7 +15,14 @@ STAFF = "/api/v1/staff/requests/"
 
 
 def _body(**overrides):
-    body = {"type": "access", "regime": "ccpa", "email": "ann@example.org", "full_name": "Ann", "language": "en", "details": ""}
+    body = {
+        "type": "access",
+        "regime": "ccpa",
+        "email": "ann@example.org",
+        "full_name": "Ann",
+        "language": "en",
+        "details": "",
+    }
     body.update(overrides)
     return body
 
@@ -79,7 +86,9 @@ def test_staff_records_a_phone_request_received_in_the_past(staff_api):
 def test_staff_list_filters_and_search(staff_api):
     a = request_create(request_type="erasure", regime="gdpr", email="a@example.org", full_name="Alma Berg")
     request_create(request_type="access", regime="ccpa", email="b@example.org")
-    late = request_create(request_type="access", regime="ccpa", email="c@example.org", received_at=timezone.now() - timedelta(days=60))
+    late = request_create(
+        request_type="access", regime="ccpa", email="c@example.org", received_at=timezone.now() - timedelta(days=60)
+    )
 
     def refs(**params):
         res = staff_api.get(STAFF, params)
@@ -112,7 +121,15 @@ def test_staff_list_query_count_does_not_grow(staff_api, django_assert_max_num_q
 def test_staff_detail_shows_clock_and_events(staff_api):
     r = request_create(regime="ccpa")
     body = staff_api.get(f"{STAFF}{r.reference}/").json()
-    for key in ("received_at", "verified_at", "acknowledge_by", "respond_by", "original_respond_by", "status", "events"):
+    for key in (
+        "received_at",
+        "verified_at",
+        "acknowledge_by",
+        "respond_by",
+        "original_respond_by",
+        "status",
+        "events",
+    ):
         assert key in body
     assert body["respond_by"] == body["original_respond_by"] == r.original_respond_by.isoformat()
     assert staff_api.get(f"{STAFF}DSR-1999-000001/").status_code == 404
@@ -148,7 +165,9 @@ def _counts(r):
         ("complete", {}, 400, "message"),
     ],
 )
-def test_refused_actions_write_nothing(staff_api, action, body, code, field, django_capture_on_commit_callbacks, mailoutbox):
+def test_refused_actions_write_nothing(
+    staff_api, action, body, code, field, django_capture_on_commit_callbacks, mailoutbox
+):
     r = request_create()
     before = _counts(r)
     mailoutbox.clear()
@@ -203,14 +222,22 @@ def test_create_officer_prints_a_usable_token_last(db, capsys, api):
 
 
 def test_public_api_takes_the_form_fields_with_the_same_validation(api):
-    body = _body(type="rectification", relationship="visitor", corrections=[{"field": "postal_code", "wrong": "1", "correct": "2"}])
+    body = _body(
+        type="rectification",
+        relationship="visitor",
+        corrections=[{"field": "postal_code", "wrong": "1", "correct": "2"}],
+    )
     res = api.post(PUBLIC, body, format="json")
     assert res.status_code == 201, res.content
     r = DataSubjectRequest.objects.get(reference=res.json()["reference"])
     assert r.relationship == "visitor" and r.corrections == [{"field": "postal_code", "wrong": "1", "correct": "2"}]
     bad = api.post(PUBLIC, _body(type="rectification", email="x@example.org"), format="json")
     assert bad.status_code == 400 and "corrections" in bad.json()["errors"]
-    agent = api.post(PUBLIC, _body(email="y@example.org", agent={"name": "A", "email": "a@example.org", "power_of_attorney": False}), format="json")
+    agent = api.post(
+        PUBLIC,
+        _body(email="y@example.org", agent={"name": "A", "email": "a@example.org", "power_of_attorney": False}),
+        format="json",
+    )
     assert agent.status_code == 400 and "agent.power_of_attorney" in agent.json()["errors"]
 
 
@@ -244,11 +271,15 @@ def test_assign_tells_the_assignee_once(staff_api, django_capture_on_commit_call
     assert colleague.assigned_requests.count() == 1
 
 
-def test_team_message_reaches_the_requester_without_changing_status(staff_api, django_capture_on_commit_callbacks, mailoutbox):
+def test_team_message_reaches_the_requester_without_changing_status(
+    staff_api, django_capture_on_commit_callbacks, mailoutbox
+):
     r = request_create(language="nl")
     mailoutbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
-        res = staff_api.post(f"{STAFF}{r.reference}/message/", {"message": "We zoeken nog in twee systemen."}, format="json")
+        res = staff_api.post(
+            f"{STAFF}{r.reference}/message/", {"message": "We zoeken nog in twee systemen."}, format="json"
+        )
     assert res.status_code == 200 and res.json()["status"] == "awaiting_verification"
     assert mailoutbox[0].to == [r.email] and "We zoeken nog in twee systemen." in mailoutbox[0].body
     assert mailoutbox[0].subject.startswith("Een bericht over uw privacyverzoek")

@@ -18,8 +18,11 @@ PUBLIC_ROUTES = {"requests/"}
 def _methods(callback) -> list[str]:
     # A ViewSet's route serves the methods of its action map; another view, those its class has.
     actions = getattr(callback, "actions", None)
-    methods = [m for m in ("get", "post", "put", "patch", "delete")
-               if (m in actions if actions is not None else hasattr(callback.view_class, m))]
+    methods = [
+        m
+        for m in ("get", "post", "put", "patch", "delete")
+        if (m in actions if actions is not None else hasattr(callback.view_class, m))
+    ]
     if "get" in methods:
         methods.append("head")
     return [*methods, "options"]
@@ -46,7 +49,6 @@ def test_every_api_route_is_either_the_public_intake_or_a_staff_route():
     assert len(STAFF_ROUTES) >= 15  # list+create, detail and every action, each with its methods
 
 
-
 def _session(user, *, second_factor: bool) -> APIClient:
     """Sign in through the real pages: the password, then (if asked) the TOTP code."""
     client = APIClient()
@@ -64,9 +66,16 @@ def _token(user) -> APIClient:
 
 
 def _call(client, name, method, reference):
-    view_kwargs = {"reference": reference} if "reference" in next(p for p in api_urls.urlpatterns if p.name == name).pattern.converters else {}
-    return getattr(client, method)(reverse(f"api:{name}", kwargs=view_kwargs), {}, format="json") if method in ("post", "put", "patch") \
+    view_kwargs = (
+        {"reference": reference}
+        if "reference" in next(p for p in api_urls.urlpatterns if p.name == name).pattern.converters
+        else {}
+    )
+    return (
+        getattr(client, method)(reverse(f"api:{name}", kwargs=view_kwargs), {}, format="json")
+        if method in ("post", "put", "patch")
         else getattr(client, method)(reverse(f"api:{name}", kwargs=view_kwargs))
+    )
 
 
 def _problem(res, status):

@@ -36,13 +36,28 @@ ENDPOINTS = _post_endpoints()
 def test_every_body_taking_endpoint_is_covered():
     names = sorted(name for name, _ in ENDPOINTS)
     assert len(names) == 13, names  # public intake, staff intake, ten actions on a request, the suppression check
-    assert "suppressions-check" in names and "public-request-create" in names and "staff-requests" in names and "staff-request-assign" in names
+    assert (
+        "suppressions-check" in names
+        and "public-request-create" in names
+        and "staff-requests" in names
+        and "staff-request-assign" in names
+    )
 
 
 def _base(**extra):
-    return {"type": "rectification", "regime": "gdpr", "email": "body@example.org", "channel": "phone",
-            "corrections": [{"field": "postal_code", "correct": "1012"}], "reason": "r", "message": "m",
-            "note": "n", "assignee": "olivia", "reason_category": "other", **extra}
+    return {
+        "type": "rectification",
+        "regime": "gdpr",
+        "email": "body@example.org",
+        "channel": "phone",
+        "corrections": [{"field": "postal_code", "correct": "1012"}],
+        "reason": "r",
+        "message": "m",
+        "note": "n",
+        "assignee": "olivia",
+        "reason_category": "other",
+        **extra,
+    }
 
 
 def _nest(open_, close, inner="1"):
@@ -52,12 +67,24 @@ def _nest(open_, close, inner="1"):
 BAD_BODIES = {
     "nested arrays": (_nest("[", "]"), "application/json"),
     "nested objects": (_nest('{"a":', "}"), "application/json"),
-    "nested inside corrections": ('{"type":"rectification","regime":"gdpr","email":"x@example.org","corrections":'
-                                  + _nest("[", "]") + "}", "application/json"),
-    "nested inside a correction": ('{"type":"rectification","regime":"gdpr","email":"x@example.org","corrections":[{"field":'
-                                   + _nest('{"a":', "}") + "}]}", "application/json"),
-    "nested in a text field": ('{"message":' + _nest("[", "]") + ',"reason":' + _nest("[", "]") + "}", "application/json"),
-    "ten thousand corrections": (json.dumps(_base(corrections=[{"field": "other", "correct": "x"}] * 10_000)), "application/json"),
+    "nested inside corrections": (
+        '{"type":"rectification","regime":"gdpr","email":"x@example.org","corrections":' + _nest("[", "]") + "}",
+        "application/json",
+    ),
+    "nested inside a correction": (
+        '{"type":"rectification","regime":"gdpr","email":"x@example.org","corrections":[{"field":'
+        + _nest('{"a":', "}")
+        + "}]}",
+        "application/json",
+    ),
+    "nested in a text field": (
+        '{"message":' + _nest("[", "]") + ',"reason":' + _nest("[", "]") + "}",
+        "application/json",
+    ),
+    "ten thousand corrections": (
+        json.dumps(_base(corrections=[{"field": "other", "correct": "x"}] * 10_000)),
+        "application/json",
+    ),
     "a huge string": (json.dumps(_base(details="x" * 400_000, message="x" * 400_000)), "application/json"),
     "a huge array of numbers": ('{"message":[' + ",".join(["1"] * 200_000) + "]}", "application/json"),
     "invalid UTF-8": (b'{"email": "\xff\xfe", "message": "\xc3\x28"}', "application/json"),
@@ -74,7 +101,10 @@ BAD_BODIES = {
     "text/plain": (json.dumps(_base()), "text/plain"),
     "XML": ("<request><type>access</type></request>", "application/xml"),
     "a form": ("type=access&regime=gdpr&email=f%40example.org&message=m&reason=r", "application/x-www-form-urlencoded"),
-    "multipart": ("--b\r\nContent-Disposition: form-data; name=\"message\"\r\n\r\nm\r\n--b--\r\n", "multipart/form-data; boundary=b"),
+    "multipart": (
+        '--b\r\nContent-Disposition: form-data; name="message"\r\n\r\nm\r\n--b--\r\n',
+        "multipart/form-data; boundary=b",
+    ),
     "no media type": (json.dumps(_base()), ""),
     "a made-up JSON type": (json.dumps(_base()), "application/vnd.evil+json"),
 }
@@ -126,18 +156,24 @@ def test_what_each_refusal_says(clients):
     media = post("x", "text/plain")
     assert media.status_code == 415
     assert media.json()["title"] == "Unsupported Media Type"
-    assert media.json()["detail"] == 'Unsupported media type "text/plain" in request. Send the body as application/json.'
+    assert (
+        media.json()["detail"] == 'Unsupported media type "text/plain" in request. Send the body as application/json.'
+    )
 
 
 def test_corrections_are_capped_with_a_clear_message(clients):
     public, staff = clients
     rows = [{"field": "other", "wrong": f"w{i}", "correct": f"c{i}"} for i in range(CORRECTIONS_MAX + 1)]
-    for client, url, extra in ((public, "/api/v1/requests/", {}), (staff, "/api/v1/staff/requests/", {"channel": "phone"})):
+    for client, url, extra in (
+        (public, "/api/v1/requests/", {}),
+        (staff, "/api/v1/staff/requests/", {"channel": "phone"}),
+    ):
         body = {"type": "rectification", "regime": "gdpr", "email": "many@example.org", "corrections": rows, **extra}
         res = client.post(url, body, format="json")
         assert res.status_code == 400
         assert res.json()["errors"]["corrections"] == [
-            f"Send at most {CORRECTIONS_MAX} corrections in one request; describe any others under details."]
+            f"Send at most {CORRECTIONS_MAX} corrections in one request; describe any others under details."
+        ]
         ok = client.post(url, {**body, "corrections": rows[:CORRECTIONS_MAX]}, format="json")
         assert ok.status_code == 201
     assert DataSubjectRequest.objects.count() == 2
@@ -152,14 +188,21 @@ def test_the_service_caps_corrections_too(db):
         request_create(request_type="rectification", intake=IntakeDetails(corrections=rows))
     assert exc.value.field == "corrections" and str(CORRECTIONS_MAX) in exc.value.message
     with pytest.raises(InvalidInput):
-        request_create(request_type="rectification", intake=IntakeDetails(corrections=({"field": ["x"], "correct": {"a": 1}},)))
+        request_create(
+            request_type="rectification", intake=IntakeDetails(corrections=({"field": ["x"], "correct": {"a": 1}},))
+        )
     assert DataSubjectRequest.objects.count() == 0
 
 
 def test_a_good_body_still_works_at_the_limits(clients):
     public, _ = clients
-    body = {"type": "rectification", "regime": "gdpr", "email": "fine@example.org", "details": "é" * 10_000,
-            "corrections": [{"field": "other", "wrong": "ü" * 500, "correct": "😀" * 500}] * CORRECTIONS_MAX}
+    body = {
+        "type": "rectification",
+        "regime": "gdpr",
+        "email": "fine@example.org",
+        "details": "é" * 10_000,
+        "corrections": [{"field": "other", "wrong": "ü" * 500, "correct": "😀" * 500}] * CORRECTIONS_MAX,
+    }
     encoded = json.dumps(body)  # \u-escaped, the longest form a client sends
     res = public.generic("POST", "/api/v1/requests/", encoded, content_type="application/json; charset=utf-8")
     assert res.status_code == 201, res.content[:300]

@@ -61,7 +61,9 @@ def test_no_server_error(case, fuzz_world):
         if digest % 2:
             case.path_parameters["reference"] = fuzz_world["references"][digest % len(fuzz_world["references"])]
     response = case.call(headers={"Authorization": f"Token {fuzz_world['token']}"})
-    assert response.status_code < 500, f"{case.method} {case.formatted_path} → {response.status_code}: {response.text[:500]}"
+    assert response.status_code < 500, (
+        f"{case.method} {case.formatted_path} → {response.status_code}: {response.text[:500]}"
+    )
     if response.status_code >= 400:
         content_type = (response.headers.get("content-type") or [""])[0]  # lower-case keys, list values
         assert content_type.startswith("application/problem+json"), f"{response.status_code} as {content_type}"

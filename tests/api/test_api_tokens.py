@@ -186,20 +186,25 @@ def test_command_creates_lists_and_revokes(officer):
     assert re.search(rf"{token.token_key}\tnightly export\t[^\t]+\t[^\t]+\t[^\t]+\tlive", listing)
     assert _command("revoke", "olivia", token.token_key)[-1].startswith(f"Revoked token {token.token_key}")
     _assert_401_problem(_api(key).get(STAFF))
-    assert _command("revoke", "olivia", "--all")[-1] == "Revoked 1 token(s) of olivia."  # the one dsr_create_officer made
+    assert (
+        _command("revoke", "olivia", "--all")[-1] == "Revoked 1 token(s) of olivia."
+    )  # the one dsr_create_officer made
     assert _command("list", "olivia") == ["olivia holds no API tokens."]
 
 
-@pytest.mark.parametrize("args,code,message", [
-    (("create", "nobody", "--name", "x"), 1, "There is no user 'nobody'."),
-    (("list", "nobody"), 1, "There is no user 'nobody'."),
-    (("revoke", "nobody", "dsr_abc"), 1, "There is no user 'nobody'."),
-    (("revoke", "olivia", "dsr_abc"), 1, "olivia holds no token 'dsr_abc'"),
-    (("create", "olivia", "--name", "x", "--days", "0"), 2, "1 to 365 days"),
-    (("create", "olivia", "--name", "x", "--days", "soon"), 2, "whole number of days"),
-    (("create", "olivia", "--name", "   "), 2, "Give the token a name"),
-    (("create", "olivia", "--name", "y" * 65), 2, "at most 64 characters"),
-])
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (("create", "nobody", "--name", "x"), 1, "There is no user 'nobody'."),
+        (("list", "nobody"), 1, "There is no user 'nobody'."),
+        (("revoke", "nobody", "dsr_abc"), 1, "There is no user 'nobody'."),
+        (("revoke", "olivia", "dsr_abc"), 1, "olivia holds no token 'dsr_abc'"),
+        (("create", "olivia", "--name", "x", "--days", "0"), 2, "1 to 365 days"),
+        (("create", "olivia", "--name", "x", "--days", "soon"), 2, "whole number of days"),
+        (("create", "olivia", "--name", "   "), 2, "Give the token a name"),
+        (("create", "olivia", "--name", "y" * 65), 2, "at most 64 characters"),
+    ],
+)
 def test_command_bad_input_has_a_clear_message_and_exit_code(officer, args, code, message):
     before = set(ApiToken.objects.values_list("digest", flat=True))
     with pytest.raises(CommandError) as exc:

@@ -45,8 +45,14 @@ def _complete(r, officer):
 
 
 def _form(**overrides):
-    data = {"request_type": "access", "regime": "ccpa", "relationship": "customer", "email": ADDRESS,
-            "full_name": "Casey Reader", "access_period": "12_months"}
+    data = {
+        "request_type": "access",
+        "regime": "ccpa",
+        "relationship": "customer",
+        "email": ADDRESS,
+        "full_name": "Casey Reader",
+        "access_period": "12_months",
+    }
     data.update(overrides)
     return data
 
@@ -54,9 +60,10 @@ def _form(**overrides):
 # --- Sources ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("request_type,scope", [("opt_out_sale", "sale_sharing"),
-                                                ("opt_out_marketing", "marketing"),
-                                                ("limit_sensitive", "sensitive")])
+@pytest.mark.parametrize(
+    "request_type,scope",
+    [("opt_out_sale", "sale_sharing"), ("opt_out_marketing", "marketing"), ("limit_sensitive", "sensitive")],
+)
 def test_a_completed_opt_out_adds_its_scope_once_with_an_event(officer, request_type, scope):
     r = request_create(request_type=request_type, email=ADDRESS)
     assert Suppression.objects.count() == 0  # received and in progress: not yet
@@ -65,8 +72,9 @@ def test_a_completed_opt_out_adds_its_scope_once_with_an_event(officer, request_
     events = r.events.filter(event_type="suppression_added")
     assert [e.data for e in events] == [{"scope": scope, "source": "request"}]
     # Completed again after a reopening: nothing new, no second event.
-    reopened = request_reopen(request=DataSubjectRequest.objects.get(pk=r.pk), actor=Actor.staff(officer),
-                              reason="The requester asked again.")
+    reopened = request_reopen(
+        request=DataSubjectRequest.objects.get(pk=r.pk), actor=Actor.staff(officer), reason="The requester asked again."
+    )
     _complete(reopened, officer)
     assert len(_rows()) == 1 and r.events.filter(event_type="suppression_added").count() == 1
     assert suppression_add_for_request(request=reopened) is None
@@ -93,7 +101,8 @@ def test_gpc_on_the_form_adds_sale_sharing_once_for_both_requests_it_makes(clien
     opt_out = DataSubjectRequest.objects.get(request_type="opt_out_sale")
     assert _rows() == [(_expected_hash(ADDRESS), "sale_sharing", "gpc", erasure.reference)]
     assert [e.data for e in AuditEvent.objects.filter(event_type="suppression_added")] == [
-        {"scope": "sale_sharing", "source": "gpc"}]
+        {"scope": "sale_sharing", "source": "gpc"}
+    ]
     # Completing the opt-out that the signal made changes nothing more: the signal was first.
     _complete(opt_out, officer)
     assert [r[1:3] for r in _rows()] == [("sale_sharing", "gpc")]
@@ -103,8 +112,12 @@ def test_gpc_on_the_form_adds_sale_sharing_once_for_both_requests_it_makes(clien
 
 
 def test_gpc_on_the_public_api_adds_sale_sharing(api):
-    res = api.post("/api/v1/requests/", {"type": "access", "regime": "ccpa", "email": ADDRESS, "full_name": "C R"},
-                   format="json", HTTP_SEC_GPC="1")
+    res = api.post(
+        "/api/v1/requests/",
+        {"type": "access", "regime": "ccpa", "email": ADDRESS, "full_name": "C R"},
+        format="json",
+        HTTP_SEC_GPC="1",
+    )
     assert res.status_code == 201
     assert [r[1:3] for r in _rows()] == [("sale_sharing", "gpc")]
 
@@ -188,10 +201,12 @@ def _marketing(to):
     return marketing_email_queue(template=kind.template, to=to, language="en", context=sample_context(kind))
 
 
-@pytest.mark.parametrize("scope,suppressed", [("marketing", True), ("all", True), ("sale_sharing", False),
-                                              ("sensitive", False)])
-def test_marketing_mail_is_not_queued_to_a_suppressed_address(scope, suppressed, mailoutbox,
-                                                             django_capture_on_commit_callbacks):
+@pytest.mark.parametrize(
+    "scope,suppressed", [("marketing", True), ("all", True), ("sale_sharing", False), ("sensitive", False)]
+)
+def test_marketing_mail_is_not_queued_to_a_suppressed_address(
+    scope, suppressed, mailoutbox, django_capture_on_commit_callbacks
+):
     suppression_add(email=ADDRESS, scope=scope, source="staff")
     with django_capture_on_commit_callbacks(execute=True):
         email = _marketing(ADDRESS.upper())
@@ -214,7 +229,10 @@ def test_mail_about_the_persons_own_request_still_goes_after_they_unsubscribed(
         request_create(request_type="access", email=ADDRESS)  # a new request's acknowledgement
         assert _marketing(ADDRESS) is None
     assert sorted(OutboundEmail.objects.filter(sent_at__isnull=False).values_list("template", flat=True)) == [
-        "opt_out_confirmed", "received", "received"]
+        "opt_out_confirmed",
+        "received",
+        "received",
+    ]
     assert len(mailoutbox) == 2 and all(m.to[0].lower() == ADDRESS.lower() for m in mailoutbox)
 
 
@@ -225,9 +243,13 @@ def test_mail_about_the_persons_own_request_still_goes_after_they_unsubscribed(
 def listed(officer):
     """Three addresses on the list, added at known times."""
     now = timezone.now()
-    for i, (email, scope, source) in enumerate([("a@example.org", "marketing", "unsubscribe"),
-                                                ("b@example.org", "sale_sharing", "gpc"),
-                                                ("c@example.org", "all", "staff")]):
+    for i, (email, scope, source) in enumerate(
+        [
+            ("a@example.org", "marketing", "unsubscribe"),
+            ("b@example.org", "sale_sharing", "gpc"),
+            ("c@example.org", "all", "staff"),
+        ]
+    ):
         row = suppression_add(email=email, scope=scope, source=source)
         Suppression.objects.filter(pk=row.pk).update(created_at=now - timedelta(days=3 - i))
     return now
@@ -243,9 +265,12 @@ def test_the_list_pages_and_filters(staff_api, listed, django_assert_num_queries
     body = res.json()
     assert body["count"] == 3
     assert [item["scope"] for item in body["results"]] == ["marketing", "sale_sharing", "all"]  # oldest first
-    assert body["results"][0] == {"hash": _expected_hash("a@example.org"), "scope": "marketing",
-                                  "source": "unsubscribe",
-                                  "created_at": body["results"][0]["created_at"]}
+    assert body["results"][0] == {
+        "hash": _expected_hash("a@example.org"),
+        "scope": "marketing",
+        "source": "unsubscribe",
+        "created_at": body["results"][0]["created_at"],
+    }
     assert set(body["results"][0]) == {"hash", "scope", "source", "created_at"}
     assert [i["source"] for i in staff_api.get(url, {"scope": "sale_sharing"}).json()["results"]] == ["gpc"]
     since = (listed - timedelta(days=1, hours=12)).isoformat()
@@ -274,7 +299,8 @@ def test_the_csv_has_the_same_rows_and_filters(staff_api, listed, django_assert_
     assert [(r[0], r[1], r[2]) for r in rows[1:]] == [
         (_expected_hash("a@example.org"), "marketing", "unsubscribe"),
         (_expected_hash("b@example.org"), "sale_sharing", "gpc"),
-        (_expected_hash("c@example.org"), "all", "staff")]
+        (_expected_hash("c@example.org"), "all", "staff"),
+    ]
     filtered = staff_api.get(reverse("api:suppressions-csv"), {"scope": "all"})
     assert len(list(csv.reader(io.StringIO(b"".join(filtered.streaming_content).decode())))) == 2
     assert staff_api.get(reverse("api:suppressions-csv"), {"scope": "x"}).status_code == 400
@@ -284,16 +310,30 @@ def test_the_check_answers_the_scopes_and_writes_nothing(staff_api, listed):
     url = reverse("api:suppressions-check")
     before = (Suppression.objects.count(), AuditEvent.objects.count())
     assert staff_api.post(url, {"email": " A@Example.org "}, format="json").json() == {
-        "suppressed": True, "scopes": ["marketing"]}
+        "suppressed": True,
+        "scopes": ["marketing"],
+    }
     assert staff_api.post(url, {"email": "c@example.org"}, format="json").json() == {
-        "suppressed": True, "scopes": ["all", "marketing", "sale_sharing", "sensitive"]}
+        "suppressed": True,
+        "scopes": ["all", "marketing", "sale_sharing", "sensitive"],
+    }
     assert staff_api.post(url, {"email": "nobody@example.org"}, format="json").json() == {
-        "suppressed": False, "scopes": []}
+        "suppressed": False,
+        "scopes": [],
+    }
     assert (Suppression.objects.count(), AuditEvent.objects.count()) == before
 
 
-@pytest.mark.parametrize("body", [{}, {"email": "no-at-sign"}, {"email": "a@example.org\nBcc: x@example.org"},
-                                  {"email": ["a@example.org"]}, {"email": "a" * 250 + "@example.org"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"email": "no-at-sign"},
+        {"email": "a@example.org\nBcc: x@example.org"},
+        {"email": ["a@example.org"]},
+        {"email": "a" * 250 + "@example.org"},
+    ],
+)
 def test_the_check_refuses_what_is_not_an_address(staff_api, body):
     res = staff_api.post(reverse("api:suppressions-check"), body, format="json")
     assert res.status_code == 400 and res["Content-Type"].startswith("application/problem+json")

@@ -16,10 +16,28 @@ PACKAGE = ROOT / "dsr"
 CORE, SERVICES, TASKS, ENTRY = 0, 1, 2, 3
 LAYER_NAMES = {CORE: "models/clock/helpers", SERVICES: "services", TASKS: "tasks", ENTRY: "views/API/dashboard/wiring"}
 CORE_MODULES = {
-    "dsr", "dsr.clock", "dsr.deadlines", "dsr.errors", "dsr.hooks", "dsr.event_types", "dsr.identity", "dsr.models", "dsr.storage",
-    "dsr.validators", "dsr.roles", "dsr.ratelimit", "dsr.csv_export", "dsr.email_catalogue",
-    "dsr.fulfilment", "dsr.fulfilment.models", "dsr.fulfilment.categories", "dsr.fulfilment.datamap",
-    "dsr.fulfilment.crypto", "dsr.fulfilment.records", "dsr.fulfilment.results", "dsr.fulfilment.signing",
+    "dsr",
+    "dsr.clock",
+    "dsr.deadlines",
+    "dsr.errors",
+    "dsr.hooks",
+    "dsr.event_types",
+    "dsr.identity",
+    "dsr.models",
+    "dsr.storage",
+    "dsr.validators",
+    "dsr.roles",
+    "dsr.ratelimit",
+    "dsr.csv_export",
+    "dsr.email_catalogue",
+    "dsr.fulfilment",
+    "dsr.fulfilment.models",
+    "dsr.fulfilment.categories",
+    "dsr.fulfilment.datamap",
+    "dsr.fulfilment.crypto",
+    "dsr.fulfilment.records",
+    "dsr.fulfilment.results",
+    "dsr.fulfilment.signing",
 }
 # Connectors talk to the business's systems and nothing else of the product: a helper layer.
 CORE_PACKAGES = ("dsr.fulfilment.connectors",)
@@ -51,7 +69,11 @@ def module_name(path: Path) -> str:
 def layer_of(module: str) -> int:
     if module in CORE_MODULES or module.startswith(CORE_PACKAGES):
         return CORE
-    if module in SERVICE_MODULES or module.startswith(("dsr.services.", "dsr.fulfilment.services")) or module == "dsr.services":
+    if (
+        module in SERVICE_MODULES
+        or module.startswith(("dsr.services.", "dsr.fulfilment.services"))
+        or module == "dsr.services"
+    ):
         return SERVICES
     if module == "dsr.tasks":
         return TASKS
@@ -112,7 +134,10 @@ def layer_violations(graph) -> list[str]:
 def cycles(graph) -> list[list[str]]:
     """Strongly connected components of more than one module (or a module importing itself),
     over module-level imports: what Python has to resolve while the modules are half-loaded."""
-    edges = {m: sorted({t for t, in_function, _ in imports if not in_function and t in graph}) for m, imports in graph.items()}
+    edges = {
+        m: sorted({t for t, in_function, _ in imports if not in_function and t in graph})
+        for m, imports in graph.items()
+    }
     index, low, stack, on_stack, found, counter = {}, {}, [], set(), [], [0]
 
     def visit(node):
@@ -160,15 +185,21 @@ def test_no_module_imports_a_layer_above_its_own(graph):
 
 def test_services_never_import_views_api_dashboard_or_tasks(graph):
     entry_points = ("dsr.views", "dsr.api", "dsr.dashboard", "dsr.tasks", "dsr.auth_views", "dsr.admin", "dsr.webhooks")
-    wrong = [(m, t) for m, imports in graph.items() if layer_of(m) == SERVICES
-             for t, _, _ in imports if t.startswith(entry_points)]
+    wrong = [
+        (m, t)
+        for m, imports in graph.items()
+        if layer_of(m) == SERVICES
+        for t, _, _ in imports
+        if t.startswith(entry_points)
+    ]
     assert wrong == []
 
 
 def test_the_clock_is_pure(graph):
     tree = ast.parse((PACKAGE / "clock.py").read_text())
     modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
-        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
     assert graph["dsr.clock"] == []
     assert not [m for m in modules if m and m.startswith(("django.db", "dsr"))]
 
@@ -187,17 +218,29 @@ def test_each_allowed_function_level_import_says_why(graph):
         path = PACKAGE.parent / (module.replace(".", "/") + ".py")
         lines = path.read_text().splitlines()
         [line] = {line for t, in_function, line in graph[module] if t == target and in_function}
-        nearby = lines[max(0, line - 4):line]
+        nearby = lines[max(0, line - 4) : line]
         assert any("#" in text for text in nearby), f"{module}:{line} imports {target} in a function without a reason"
 
 
 def test_views_api_and_dashboard_write_no_audit_event_themselves():
     """Every event is written by a service (the internal note too): the entry points never import
     the audit writer."""
-    entry_files = [PACKAGE / "views.py", PACKAGE / "dashboard.py", PACKAGE / "auth_views.py", PACKAGE / "actions.py", *(PACKAGE / "api").glob("*.py")]
+    entry_files = [
+        PACKAGE / "views.py",
+        PACKAGE / "dashboard.py",
+        PACKAGE / "auth_views.py",
+        PACKAGE / "actions.py",
+        *(PACKAGE / "api").glob("*.py"),
+    ]
     writers = {"audit_event_record", "audit_tombstone_record"}
-    found = [(path.name, alias.name) for path in entry_files for node in ast.walk(ast.parse(path.read_text()))
-             if isinstance(node, ast.ImportFrom) for alias in node.names if alias.name in writers]
+    found = [
+        (path.name, alias.name)
+        for path in entry_files
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.name in writers
+    ]
     assert found == []
 
 
@@ -211,17 +254,38 @@ def test_request_transition_is_the_one_door_for_a_status():
             # moves a request only through the request services (test_fulfilment_runs checks it).
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AugAssign) else []
-            setters += [(path.relative_to(PACKAGE).as_posix(), ast.unparse(t)) for t in targets
-                        if isinstance(t, ast.Attribute) and t.attr == "status"]
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AugAssign)
+                else []
+            )
+            setters += [
+                (path.relative_to(PACKAGE).as_posix(), ast.unparse(t))
+                for t in targets
+                if isinstance(t, ast.Attribute) and t.attr == "status"
+            ]
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "update":
-                setters += [(path.relative_to(PACKAGE).as_posix(), "update(status=…)") for k in node.keywords if k.arg == "status"]
-    assert sorted(set(setters)) == [("services/emails.py", "email.status"), ("services/transitions.py", "locked.status")]
+                setters += [
+                    (path.relative_to(PACKAGE).as_posix(), "update(status=…)")
+                    for k in node.keywords
+                    if k.arg == "status"
+                ]
+    assert sorted(set(setters)) == [
+        ("services/emails.py", "email.status"),
+        ("services/transitions.py", "locked.status"),
+    ]
 
 
 def test_the_request_core_never_imports_fulfilment(graph):
-    wrong = [(m, t) for m, imports in graph.items() if not m.startswith("dsr.fulfilment")
-             for t, _, _ in imports if t == "dsr.fulfilment" or t.startswith("dsr.fulfilment.")]
+    wrong = [
+        (m, t)
+        for m, imports in graph.items()
+        if not m.startswith("dsr.fulfilment")
+        for t, _, _ in imports
+        if t == "dsr.fulfilment" or t.startswith("dsr.fulfilment.")
+    ]
     assert wrong == []
 
 
@@ -236,4 +300,6 @@ def test_the_checks_see_what_they_forbid():
     }
     assert cycles(made_up) == [["dsr.services.intake", "dsr.services.transitions"]]
     assert len(layer_violations(made_up)) == 2
-    assert cycles({"dsr.a": [("dsr.b", True, 1)], "dsr.b": [("dsr.a", False, 1)]}) == []  # a function-level import breaks none
+    assert (
+        cycles({"dsr.a": [("dsr.b", True, 1)], "dsr.b": [("dsr.a", False, 1)]}) == []
+    )  # a function-level import breaks none

@@ -20,23 +20,68 @@ PACKAGE = ROOT / "dsr"
 # The strings the services wrote as free text before the enum, and the migration's seal. They
 # are in stored, hashed rows: none may change.
 WRITTEN_BEFORE = {
-    "received", "verification_not_required", "verification_started", "organisation_not_found",
-    "forwarded_to_organisation", "duplicate_received", "linked_as_duplicate", "verified", "approved", "completed",
-    "denied", "cancelled", "reopened", "information_requested", "clock_resumed", "requester_replied", "extended",
-    "acknowledged", "flagged", "team_message", "assigned", "internal_note", "verification_link_sent",
-    "email_verified", "identity_checked", "treated_as_categories", "identity_review_required",
-    "reauthentication_failed", "document_received", "identity_document_deleted", "acknowledgement_due",
-    "response_due_soon", "overdue", "audit_chain_keyed",
+    "received",
+    "verification_not_required",
+    "verification_started",
+    "organisation_not_found",
+    "forwarded_to_organisation",
+    "duplicate_received",
+    "linked_as_duplicate",
+    "verified",
+    "approved",
+    "completed",
+    "denied",
+    "cancelled",
+    "reopened",
+    "information_requested",
+    "clock_resumed",
+    "requester_replied",
+    "extended",
+    "acknowledged",
+    "flagged",
+    "team_message",
+    "assigned",
+    "internal_note",
+    "verification_link_sent",
+    "email_verified",
+    "identity_checked",
+    "treated_as_categories",
+    "identity_review_required",
+    "reauthentication_failed",
+    "document_received",
+    "identity_document_deleted",
+    "acknowledgement_due",
+    "response_due_soon",
+    "overdue",
+    "audit_chain_keyed",
     # Fulfilment (issue 10)
-    "fulfilment_started", "fulfilment_system_requested", "fulfilment_system_done", "fulfilment_system_failed",
-    "fulfilment_system_retried", "fulfilment_system_switched_to_manual", "fulfilment_manual_answered",
-    "fulfilment_finished", "package_built", "package_code_sent", "package_downloaded", "package_purged",
+    "fulfilment_started",
+    "fulfilment_system_requested",
+    "fulfilment_system_done",
+    "fulfilment_system_failed",
+    "fulfilment_system_retried",
+    "fulfilment_system_switched_to_manual",
+    "fulfilment_manual_answered",
+    "fulfilment_finished",
+    "package_built",
+    "package_code_sent",
+    "package_downloaded",
+    "package_purged",
     "package_reissued",
     # Opt-outs (issue 11)
     "suppression_added",
     # Erasure (issue 11)
-    "erasure_planned", "erasure_approved", "erasure_plan_changed", "erasure_executed", "erasure_verified",
-    "erasure_failed", "erasure_replayed",
+    "erasure_planned",
+    "erasure_approved",
+    "erasure_plan_changed",
+    "erasure_executed",
+    "erasure_verified",
+    "erasure_failed",
+    "erasure_replayed",
+    # Instructions (issue 11)
+    "instruction_sent",
+    "instruction_confirmed",
+    "instruction_failed",
 }
 # What the tracking webhook wrote: "email_" + anymail's normalised type (inbound is not served).
 TRACKING_TYPES = {v for k, v in vars(AnymailEventType).items() if k.isupper()} - {"inbound", "inbound_failed"}
@@ -64,8 +109,11 @@ def _constructors() -> dict[str, set[str]]:
     found = {}
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name.startswith("event_"):
-            found[node.name] = {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)
-                                and isinstance(n.value, ast.Name) and n.value.id == "EventType"}
+            found[node.name] = {
+                n.attr
+                for n in ast.walk(node)
+                if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "EventType"
+            }
     return found
 
 
@@ -77,7 +125,9 @@ def test_every_tracking_type_keeps_its_string_and_anything_else_is_unknown():
     for tracking_type in TRACKING_TYPES:
         assert events.email_event_type(tracking_type).value == f"email_{tracking_type}"
     assert events.email_event_type("made_up") == EventType.EMAIL_UNKNOWN
-    event = events.event_email_tracked(tracking_type="bounced", email_id=1, template="received", to="a@example.org", detail="")
+    event = events.event_email_tracked(
+        tracking_type="bounced", email_id=1, template="received", to="a@example.org", detail=""
+    )
     assert (event.type, event.actor.label) == (EventType.EMAIL_BOUNCED, "email provider")
 
 
@@ -107,12 +157,18 @@ def test_only_the_constructors_build_events_and_only_the_audit_service_writes_th
                     built_elsewhere.append(f"{path.name}:{node.lineno}")
                 if name == "AuditEvent" or (name in {"create", "bulk_create"} and "AuditEvent" in ast.unparse(func)):
                     rows_elsewhere.append(f"{path.name}:{node.lineno}")
-                if name in {"audit_event_record", "request_transition"} and "event" not in {k.arg for k in node.keywords}:
+                if name in {"audit_event_record", "request_transition"} and "event" not in {
+                    k.arg for k in node.keywords
+                }:
                     free_strings.append(f"{path.name}:{node.lineno}")
             # A kind matched or filtered by its string instead of its member.
             if isinstance(node, ast.Compare):
                 for const in [node.left, *node.comparators]:
-                    if isinstance(const, ast.Constant) and const.value in EventType.values and "event" in ast.unparse(node):
+                    if (
+                        isinstance(const, ast.Constant)
+                        and const.value in EventType.values
+                        and "event" in ast.unparse(node)
+                    ):
                         free_strings.append(f"{path.name}:{node.lineno}")
             if isinstance(node, ast.keyword) and node.arg == "event_type" and isinstance(node.value, ast.Constant):
                 free_strings.append(f"{path.name}:{node.lineno}")

@@ -13,7 +13,9 @@ def test_fulfilment_is_an_installed_app_of_its_own():
     assert config.name == "dsr.fulfilment" and config.label == "fulfilment"
     assert config.label != apps.get_app_config("dsr").label
     models = list(config.get_models())
-    assert models and all(m._meta.app_label == "fulfilment" and m._meta.db_table.startswith("fulfilment_") for m in models)
+    assert models and all(
+        m._meta.app_label == "fulfilment" and m._meta.db_table.startswith("fulfilment_") for m in models
+    )
     assert (Path(config.path) / "migrations" / "__init__.py").is_file()
     assert importlib.import_module("dsr.fulfilment.services")
 

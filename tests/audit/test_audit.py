@@ -23,7 +23,9 @@ def worked(officer):
 def _problems(request):
     """Run the check as an operator does: the exit code, and each problem it names for `request`."""
     code, out = audit_verify()
-    return code, [line.removeprefix(f"{request.reference} ") for line in out.splitlines() if line.startswith(request.reference)]
+    return code, [
+        line.removeprefix(f"{request.reference} ") for line in out.splitlines() if line.startswith(request.reference)
+    ]
 
 
 def test_intact_chains_pass(worked):
@@ -52,9 +54,13 @@ TAMPERING = {
     "delete_middle": ["event #3: expected event #2, found #3", "event #3: previous-hash link broken"],
     "delete_last": ["event #3: chain ends at #3, request records #4"],
     # Two events swapped in the chain's order: each hash covers its seq and the previous hash.
-    "reorder": ["event #2: previous-hash link broken", "event #2: content does not match its hash",
-                "event #3: previous-hash link broken", "event #3: content does not match its hash",
-                "event #4: previous-hash link broken"],
+    "reorder": [
+        "event #2: previous-hash link broken",
+        "event #2: content does not match its hash",
+        "event #3: previous-hash link broken",
+        "event #3: content does not match its hash",
+        "event #4: previous-hash link broken",
+    ],
     # Two events' times swapped, so that a timeline sorted by time shows them the other way round.
     "reorder_times": ["event #2: content does not match its hash", "event #3: content does not match its hash"],
 }
@@ -67,7 +73,10 @@ def test_tampering_is_detected(worked, how):
     last = events[4]
     table = AuditEvent._meta.db_table
     if how == "edit_data":
-        audit_tamper(f"UPDATE {table} SET data = %s WHERE id = %s", ['{"reason_category": "exempt", "message": "changed"}', last.pk])
+        audit_tamper(
+            f"UPDATE {table} SET data = %s WHERE id = %s",
+            ['{"reason_category": "exempt", "message": "changed"}', last.pk],
+        )
     elif how == "edit_actor":
         audit_tamper(f"UPDATE {table} SET actor_label = %s WHERE id = %s", ["someone-else", last.pk])
     elif how == "delete_middle":
@@ -77,7 +86,11 @@ def test_tampering_is_detected(worked, how):
     elif how == "reorder":
         _swap(events[2], events[3], "seq")
         assert list(AuditEvent.objects.filter(request=worked).order_by("seq").values_list("pk", flat=True)) == [
-            events[1].pk, events[3].pk, events[2].pk, events[4].pk]
+            events[1].pk,
+            events[3].pk,
+            events[2].pk,
+            events[4].pk,
+        ]
     else:
         _swap(events[2], events[3], "created_at")
     code, problems = _problems(worked)
@@ -125,6 +138,7 @@ def test_postgres_refuses_to_change_or_delete_an_event(worked):
 
 # --- The keyed chain: without the audit key nobody recomputes it --------------------------------
 
+
 def _plain_sha256(prev_hash, payload):
     import hashlib
 
@@ -157,15 +171,23 @@ def _recompute_chain(request, sign, *, key_id, change=None, only_last=False):
     for i, e in enumerate(events):
         if not only_last or i == len(events) - 1:
             content = {
-                "reference": request.reference, "seq": e.seq, "event_type": e.event_type, "actor_type": e.actor_type,
-                "actor_label": e.actor_label, "from_status": e.from_status, "to_status": e.to_status, "data": e.data,
+                "reference": request.reference,
+                "seq": e.seq,
+                "event_type": e.event_type,
+                "actor_type": e.actor_type,
+                "actor_label": e.actor_label,
+                "from_status": e.from_status,
+                "to_status": e.to_status,
+                "data": e.data,
                 "created_at": e.created_at.astimezone(dt_timezone.utc).isoformat(timespec="microseconds"),
             }
             if key_id:
                 content["key_id"] = key_id
             e.prev_hash, e.hash, e.key_id = prev, sign(prev, canonical_json(content)), key_id
-            audit_tamper(f"UPDATE {table} SET data = %s, actor_label = %s, prev_hash = %s, hash = %s, key_id = %s WHERE id = %s",
-                    [json.dumps(e.data), e.actor_label, e.prev_hash, e.hash, e.key_id, e.pk])
+            audit_tamper(
+                f"UPDATE {table} SET data = %s, actor_label = %s, prev_hash = %s, hash = %s, key_id = %s WHERE id = %s",
+                [json.dumps(e.data), e.actor_label, e.prev_hash, e.hash, e.key_id, e.pk],
+            )
         prev = e.hash
     DataSubjectRequest.objects.filter(pk=request.pk).update(audit_head=prev)
 
@@ -181,7 +203,12 @@ def test_events_are_signed_with_the_current_audit_key(worked, settings):
 
 @pytest.mark.parametrize(
     "how",
-    ["plain SHA-256, key id kept", "plain SHA-256, marked unkeyed", "HMAC under a guessed key", "HMAC under the old secret key"],
+    [
+        "plain SHA-256, key id kept",
+        "plain SHA-256, marked unkeyed",
+        "HMAC under a guessed key",
+        "HMAC under the old secret key",
+    ],
 )
 def test_a_chain_recomputed_without_the_audit_key_is_detected(worked, settings, how):
     key_id = settings.DSR_AUDIT_KEY_ID
@@ -201,7 +228,12 @@ def test_a_chain_recomputed_without_the_audit_key_is_detected(worked, settings, 
 
 def test_the_same_recomputation_with_the_key_passes(worked, settings):
     """The control for the test above: the rewriting itself is sound, only the key is missing."""
-    _recompute_chain(worked, _hmac_under(settings.DSR_AUDIT_KEYS[settings.DSR_AUDIT_KEY_ID]), key_id=settings.DSR_AUDIT_KEY_ID, change=_soften)
+    _recompute_chain(
+        worked,
+        _hmac_under(settings.DSR_AUDIT_KEYS[settings.DSR_AUDIT_KEY_ID]),
+        key_id=settings.DSR_AUDIT_KEY_ID,
+        change=_soften,
+    )
     code, out = audit_verify()
     assert code == 0 and "Audit trail intact" in out, out
 
@@ -212,8 +244,12 @@ def test_one_rewritten_event_with_a_recomputed_unkeyed_hash_is_detected(worked):
     from dsr.services.audit import audit_chain_check
 
     worked.refresh_from_db()
-    problems = audit_chain_check(reference=worked.reference, events=worked.events.order_by("seq"),
-                                 head_seq=worked.audit_seq, head_hash=worked.audit_head)
+    problems = audit_chain_check(
+        reference=worked.reference,
+        events=worked.events.order_by("seq"),
+        head_seq=worked.audit_seq,
+        head_hash=worked.audit_head,
+    )
     assert [p.problem for p in problems] == ["unkeyed hash after keyed events (rewritten without the audit key)"]
 
 
@@ -230,7 +266,11 @@ def test_unkeyed_chains_from_before_the_key_stay_verifiable_once_sealed(worked, 
     migration.seal_unkeyed_chains(apps, None)
     worked.refresh_from_db()
     seal = worked.events.order_by("seq").last()
-    assert (seal.event_type, seal.key_id, seal.data["unkeyed_events"]) == ("audit_chain_keyed", settings.DSR_AUDIT_KEY_ID, 4)
+    assert (seal.event_type, seal.key_id, seal.data["unkeyed_events"]) == (
+        "audit_chain_keyed",
+        settings.DSR_AUDIT_KEY_ID,
+        4,
+    )
     code, out = audit_verify()
     assert code == 0 and "Audit trail intact" in out, out
     # Now rewriting an old (unkeyed) event and recomputing the plain hashes breaks the keyed seal.
@@ -252,6 +292,10 @@ def test_key_rotation_keeps_older_events_verifiable(worked, settings, officer):
     assert code == 1 and f"signed with unknown audit key id '{old_id}'" in out
     from dsr.services.audit import audit_chain_check
 
-    problems = audit_chain_check(reference=worked.reference, events=worked.events.order_by("seq"),
-                                 head_seq=worked.events.count(), head_hash=worked.events.order_by("seq").last().hash)
+    problems = audit_chain_check(
+        reference=worked.reference,
+        events=worked.events.order_by("seq"),
+        head_seq=worked.events.count(),
+        head_hash=worked.events.order_by("seq").last().hash,
+    )
     assert f"signed with unknown audit key id '{old_id}'" in {p.problem for p in problems}

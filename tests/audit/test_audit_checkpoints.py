@@ -29,7 +29,8 @@ pytestmark = pytest.mark.django_db
 
 def _age(request, days=800):
     DataSubjectRequest.objects.filter(pk=request.pk).update(
-        received_at=timezone.now() - timedelta(days=days + 20), closed_at=timezone.now() - timedelta(days=days))
+        received_at=timezone.now() - timedelta(days=days + 20), closed_at=timezone.now() - timedelta(days=days)
+    )
 
 
 def _delete_outright(request):
@@ -52,7 +53,9 @@ def _truncate(request):
 
 @pytest.fixture
 def two(officer):
-    return request_denied_create(officer=officer, email="a@example.org"), request_denied_create(officer=officer, email="b@example.org")
+    return request_denied_create(officer=officer, email="a@example.org"), request_denied_create(
+        officer=officer, email="b@example.org"
+    )
 
 
 def test_first_run_writes_a_signed_checkpoint_and_growing_chains_pass(two, settings, officer):
@@ -78,7 +81,12 @@ def test_truncation_the_chain_alone_cannot_show_is_caught_by_the_checkpoint(two,
     # The chain alone is satisfied: its end and the head on the request moved back together.
 
     a.refresh_from_db()
-    assert audit_chain_check(reference=a.reference, events=a.events.order_by("seq"), head_seq=a.audit_seq, head_hash=a.audit_head) == []
+    assert (
+        audit_chain_check(
+            reference=a.reference, events=a.events.order_by("seq"), head_seq=a.audit_seq, head_hash=a.audit_head
+        )
+        == []
+    )
     code, out = audit_verify()
     assert code == 1
     assert f"{a.reference} event #{a.audit_seq}: chain shrank: checkpoint" in out
@@ -129,7 +137,9 @@ def test_a_deletion_dressed_up_with_a_forged_tombstone_fails(two, officer, forge
     assert audit_verify()[0] == 0
     _delete_outright(a)
     purged_at = timezone.now()
-    payload = tombstone_mac_payload(reference=a.reference, last_seq=a.audit_seq, head_hash=a.audit_head, purged_at=purged_at)
+    payload = tombstone_mac_payload(
+        reference=a.reference, last_seq=a.audit_seq, head_hash=a.audit_head, purged_at=purged_at
+    )
     if forgery == "copied from another purge":
         old = request_denied_create(officer=officer, email="old@example.org")
         _age(old)
@@ -141,15 +151,18 @@ def test_a_deletion_dressed_up_with_a_forged_tombstone_fails(two, officer, forge
         key_id, mac = "test", hashlib.sha256(payload).hexdigest()
     else:
         key_id, mac = "test", hmac.new(b"guess", payload, hashlib.sha256).hexdigest()
-    AuditTombstone.objects.create(reference=a.reference, last_seq=a.audit_seq, head_hash=a.audit_head, purged_at=purged_at,
-                                  key_id=key_id, mac=mac)
+    AuditTombstone.objects.create(
+        reference=a.reference, last_seq=a.audit_seq, head_hash=a.audit_head, purged_at=purged_at, key_id=key_id, mac=mac
+    )
     code, out = audit_verify()
     assert code == 1
     assert f"{a.reference} event #{a.audit_seq}: tombstone signature does not match" in out
     assert "tombstone forged" in out
 
 
-def test_a_purge_after_a_truncation_leaves_a_tombstone_that_does_not_continue_the_checkpoint(two, django_capture_on_commit_callbacks):
+def test_a_purge_after_a_truncation_leaves_a_tombstone_that_does_not_continue_the_checkpoint(
+    two, django_capture_on_commit_callbacks
+):
     a, _ = two
     assert audit_verify()[0] == 0
     _truncate(a)
@@ -162,7 +175,9 @@ def test_a_purge_after_a_truncation_leaves_a_tombstone_that_does_not_continue_th
 
 def test_the_purge_leaves_a_broken_chain_for_investigation(two, django_capture_on_commit_callbacks):
     a, _ = two
-    audit_tamper(f"UPDATE {AuditEvent._meta.db_table} SET actor_label = %s WHERE request_id = %s AND seq = 1", ["x", a.pk])
+    audit_tamper(
+        f"UPDATE {AuditEvent._meta.db_table} SET actor_label = %s WHERE request_id = %s AND seq = 1", ["x", a.pk]
+    )
     _age(a)
     with django_capture_on_commit_callbacks(execute=True):
         assert retention_purge().requests_purged == 0
@@ -202,7 +217,9 @@ def test_checkpoint_and_failures_are_mailed_to_the_dpo(two, settings, mailoutbox
     assert name == path.name and json.loads(content) == json.loads(path.read_text())
     _delete_outright(two[0])
     assert audit_verify()[0] == 1
-    assert "FAILED" in mailoutbox[1].subject and two[0].reference in mailoutbox[1].body and not mailoutbox[1].attachments
+    assert (
+        "FAILED" in mailoutbox[1].subject and two[0].reference in mailoutbox[1].body and not mailoutbox[1].attachments
+    )
 
 
 def test_beat_writes_a_checkpoint_daily(two, settings):

@@ -25,7 +25,9 @@ APP_ROLE = os.environ.get("DSR_TEST_DB_APP_ROLE", "dsr_app")
 
 def _as_app_role():
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s AND pg_has_role(current_user, oid, 'MEMBER')", [APP_ROLE])
+        cursor.execute(
+            "SELECT 1 FROM pg_roles WHERE rolname = %s AND pg_has_role(current_user, oid, 'MEMBER')", [APP_ROLE]
+        )
         if cursor.fetchone() is None:
             pytest.fail(f"role {APP_ROLE} missing or not grantable to the test user (.ci/run creates it)")
         call_command("dsr_db_grant", APP_ROLE, stdout=StringIO())
@@ -40,7 +42,9 @@ def _refused(sql, match):
             cursor.execute(sql)
 
 
-def test_the_app_role_cannot_touch_the_trigger_or_rewrite_events_and_the_purge_still_works(officer, django_capture_on_commit_callbacks):
+def test_the_app_role_cannot_touch_the_trigger_or_rewrite_events_and_the_purge_still_works(
+    officer, django_capture_on_commit_callbacks
+):
     _as_app_role()
     # The product works under the app role: intake, staff actions, the audit check.
     old = request_create(email="old@example.org")
@@ -55,17 +59,23 @@ def test_the_app_role_cannot_touch_the_trigger_or_rewrite_events_and_the_purge_s
     _refused(f"ALTER TABLE {events} DISABLE TRIGGER ALL", "must be owner")
     _refused(f"DROP TRIGGER dsr_auditevent_append_only ON {events}", "must be owner")
     _refused("DROP FUNCTION dsr_auditevent_append_only() CASCADE", "must be owner")
-    _refused("CREATE OR REPLACE FUNCTION dsr_auditevent_append_only() RETURNS trigger AS $$ BEGIN RETURN OLD; END; $$ LANGUAGE plpgsql",
-             "must be owner|permission denied")
+    _refused(
+        "CREATE OR REPLACE FUNCTION dsr_auditevent_append_only() RETURNS trigger AS $$ BEGIN RETURN OLD; END; $$ LANGUAGE plpgsql",
+        "must be owner|permission denied",
+    )
     _refused(f"TRUNCATE {events}", "permission denied")
-    _refused(f"DELETE FROM {events} WHERE id = {event.pk}", "append-only")  # only the purge's flag lets a delete through
+    _refused(
+        f"DELETE FROM {events} WHERE id = {event.pk}", "append-only"
+    )  # only the purge's flag lets a delete through
     _refused("SET session_replication_role = replica", "permission denied")  # which would skip every trigger
     event.refresh_from_db()
     assert event.actor_label != "x"
 
     code, out = audit_verify()
     assert code == 0 and "Audit trail intact" in out, out
-    DataSubjectRequest.objects.filter(pk=old.pk).update(received_at=timezone.now() - timedelta(days=830), closed_at=timezone.now() - timedelta(days=800))
+    DataSubjectRequest.objects.filter(pk=old.pk).update(
+        received_at=timezone.now() - timedelta(days=830), closed_at=timezone.now() - timedelta(days=800)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert retention_purge().requests_purged == 1
     assert not AuditEvent.objects.filter(request_id=old.pk).exists()

@@ -55,16 +55,28 @@ def test_officer_signs_in_with_2fa_and_works_requests(live_server, browser, sett
     screenshot(page, "dashboard-queue-desktop")
 
     page.get_by_role("link", name=work.reference).click()
-    _act(page, "Extend the deadline", {"Reason (the requester will read it)": "Your data is in five systems."}, "Yes, extend the deadline")
-    _act(page, "Verify identity", {"Note on the evidence": "Customer number and postcode match."}, "Yes, verify identity")
+    _act(
+        page,
+        "Extend the deadline",
+        {"Reason (the requester will read it)": "Your data is in five systems."},
+        "Yes, extend the deadline",
+    )
+    _act(
+        page, "Verify identity", {"Note on the evidence": "Customer number and postcode match."}, "Yes, verify identity"
+    )
     _act(page, "Approve and start work", {}, "Yes, approve and start work")
-    _act(page, "Mark done", {"Message to the requester": "We sent you the categories of data we hold."}, "Yes, mark done")
+    _act(
+        page, "Mark done", {"Message to the requester": "We sent you the categories of data we hold."}, "Yes, mark done"
+    )
     assert "Completed" in page.content()
     screenshot(page, "dashboard-request-desktop")
     work.refresh_from_db()
     assert work.status == Status.COMPLETED and work.is_extended
-    assert [e for e in work.events.values_list("event_type", flat=True) if e in ("extended", "verified", "approved", "completed")] == [
-        "extended", "verified", "approved", "completed"]
+    assert [
+        e
+        for e in work.events.values_list("event_type", flat=True)
+        if e in ("extended", "verified", "approved", "completed")
+    ] == ["extended", "verified", "approved", "completed"]
 
     page.goto(f"{live_server.url}/dashboard/requests/{refuse.reference}/")
     page.locator("summary", has_text="Deny").click()

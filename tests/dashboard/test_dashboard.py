@@ -41,15 +41,28 @@ def test_access_needs_sign_in_and_a_role(client, officer, django_user_model):
     from django.core.management import call_command
     import io
 
-    call_command("dsr_create_officer", "rev", email="rev@company.example", password="pw-long-enough-2", role="reviewer", stdout=io.StringIO())
+    call_command(
+        "dsr_create_officer",
+        "rev",
+        email="rev@company.example",
+        password="pw-long-enough-2",
+        role="reviewer",
+        stdout=io.StringIO(),
+    )
     client.login(username="rev", password="pw-long-enough-2")
     page = client.get(f"/dashboard/requests/{r.reference}/").content.decode()
     assert "Add an internal note" in page and "Deny" not in page  # a reviewer reads and comments
-    res = client.post(f"/dashboard/requests/{r.reference}/deny/", {"deny-reason_category": "exempt", "deny-message": "x", "deny-confirmed": "True"})
+    res = client.post(
+        f"/dashboard/requests/{r.reference}/deny/",
+        {"deny-reason_category": "exempt", "deny-message": "x", "deny-confirmed": "True"},
+    )
     assert res.status_code == 403
     r.refresh_from_db()
     assert r.status == Status.AWAITING_VERIFICATION
-    ok = client.post(f"/dashboard/requests/{r.reference}/note/", {"note-text": "Looks like a known customer.", "note-confirmed": "True"})
+    ok = client.post(
+        f"/dashboard/requests/{r.reference}/note/",
+        {"note-text": "Looks like a known customer.", "note-confirmed": "True"},
+    )
     assert ok.status_code == 302
     assert r.events.get(event_type="internal_note").actor_label == "rev"
 
@@ -78,7 +91,9 @@ def test_queue_filters_counts_and_colours(signed_in, officer):
     soon = request_create(email="soon@example.org", regime="gdpr", received_at=timezone.now() - timedelta(days=27))
     fresh = request_create(email="fresh@example.org", request_type="erasure")
     request_assign(request=fresh, actor=Actor.staff(officer), assignee=officer)
-    closed = request_cancel(request=request_create(email="gone@example.org"), actor=Actor.staff(officer), reason="withdrawn")
+    closed = request_cancel(
+        request=request_create(email="gone@example.org"), actor=Actor.staff(officer), reason="withdrawn"
+    )
 
     def refs(**params):
         res = signed_in.get("/dashboard/", params)
@@ -141,8 +156,11 @@ def test_actions_confirm_first_then_go_through_the_service(signed_in, django_cap
     r.refresh_from_db()
     assert r.status == Status.VERIFIED and r.events.get(event_type="verified").data["note"] == "Matched customer number"
     assert mailoutbox[-1].to == [r.email]
-    for action, data in [("approve", {}), ("extend", {"reason": "Five systems to search"}),
-                         ("complete", {"message": "We sent you everything.", "outcome": "complied"})]:
+    for action, data in [
+        ("approve", {}),
+        ("extend", {"reason": "Five systems to search"}),
+        ("complete", {"message": "We sent you everything.", "outcome": "complied"}),
+    ]:
         payload = {f"{action}-{k}": v for k, v in data.items()} | {f"{action}-confirmed": "True"}
         assert signed_in.post(url + f"{action}/", payload).status_code == 302, action
     r.refresh_from_db()
@@ -151,14 +169,18 @@ def test_actions_confirm_first_then_go_through_the_service(signed_in, django_cap
 
 def test_deny_warns_that_the_requester_reads_the_message(signed_in):
     r = request_create(regime="gdpr")
-    page = signed_in.post(f"/dashboard/requests/{r.reference}/deny/", {"deny-reason_category": "exempt", "deny-message": "Legal hold."})
+    page = signed_in.post(
+        f"/dashboard/requests/{r.reference}/deny/", {"deny-reason_category": "exempt", "deny-message": "Legal hold."}
+    )
     assert "will read your message word for word" in page.content.decode()
 
 
 def test_refused_action_shows_why_and_changes_nothing(signed_in):
     r = request_create(regime="gdpr", received_at=timezone.now() - timedelta(days=40))
     events = r.events.count()
-    res = signed_in.post(f"/dashboard/requests/{r.reference}/extend/", {"extend-reason": "late", "extend-confirmed": "True"})
+    res = signed_in.post(
+        f"/dashboard/requests/{r.reference}/extend/", {"extend-reason": "late", "extend-confirmed": "True"}
+    )
     assert res.status_code == 400 and "has passed" in res.content.decode()
     assert r.events.count() == events
     missing = signed_in.post(f"/dashboard/requests/{r.reference}/deny/", {"deny-confirmed": "True"})
@@ -168,7 +190,9 @@ def test_refused_action_shows_why_and_changes_nothing(signed_in):
 
 def test_bulk_assign_and_close_as_spam(signed_in, officer):
     a, b = request_create(email="x@example.org"), request_create(email="y@example.org", request_type="erasure")
-    signed_in.post("/dashboard/bulk/", {"selected": [a.reference, b.reference], "bulk_action": "assign", "assignee": "olivia"})
+    signed_in.post(
+        "/dashboard/bulk/", {"selected": [a.reference, b.reference], "bulk_action": "assign", "assignee": "olivia"}
+    )
     assert set(DataSubjectRequest.objects.values_list("assignee__username", flat=True)) == {"olivia"}
     signed_in.post("/dashboard/bulk/", {"selected": [a.reference], "bulk_action": "spam"})
     a.refresh_from_db()
@@ -216,14 +240,21 @@ def test_chart_figures(officer):
     staff = Actor.staff(officer)
     monday = date(2026, 11, 16)
     request_create(email="w1@example.org", received_at=datetime(2026, 11, 17, 9, 0, tzinfo=LA))
-    request_create(email="w2@example.org", request_type="erasure", received_at=datetime(2026, 11, 21, 23, 30, tzinfo=LA))  # Saturday, late
-    request_create(email="w3@example.org", received_at=datetime(2026, 11, 15, 23, 30, tzinfo=LA))  # Sunday: the week before
+    request_create(
+        email="w2@example.org", request_type="erasure", received_at=datetime(2026, 11, 21, 23, 30, tzinfo=LA)
+    )  # Saturday, late
+    request_create(
+        email="w3@example.org", received_at=datetime(2026, 11, 15, 23, 30, tzinfo=LA)
+    )  # Sunday: the week before
     weekly = {row[0]: row for row in weekly_requests_chart(weeks=2, today=date(2026, 11, 22)).table_rows}
     assert weekly[monday.isoformat()][1:3] == [1, 1] and weekly[monday.isoformat()][-1] == 2
     assert weekly["2026-11-09"][-1] == 1
     on_time = request_create(email="t1@example.org", received_at=datetime(2026, 10, 1, 9, 0, tzinfo=LA))
     late = request_create(email="t2@example.org", received_at=datetime(2026, 8, 1, 9, 0, tzinfo=LA))
-    for r, closed in ((on_time, datetime(2026, 10, 20, 12, 0, tzinfo=LA)), (late, datetime(2026, 10, 21, 12, 0, tzinfo=LA))):
+    for r, closed in (
+        (on_time, datetime(2026, 10, 20, 12, 0, tzinfo=LA)),
+        (late, datetime(2026, 10, 21, 12, 0, tzinfo=LA)),
+    ):
         r = request_verify(request=r, actor=staff)
         request_complete(request=r, actor=staff, message="done")
         DataSubjectRequest.objects.filter(pk=r.pk).update(closed_at=closed)

@@ -22,8 +22,14 @@ LA = ZoneInfo("America/Los_Angeles")
 
 # Different numbers and answer times per regime, so that one regime's figures cannot pass for another's.
 PER_REGIME = {"ccpa": (1, 10), "gdpr": (2, 20), "other": (1, 30)}  # requests per type and state, days to answer
-TYPES = {"know": "access", "delete": "erasure", "correct": "rectification", "opt-out": "opt_out_sale",
-         "limit": "limit_sensitive", "other": "objection"}
+TYPES = {
+    "know": "access",
+    "delete": "erasure",
+    "correct": "rectification",
+    "opt-out": "opt_out_sale",
+    "limit": "limit_sensitive",
+    "other": "objection",
+}
 
 
 @pytest.fixture
@@ -41,8 +47,12 @@ def requests_of_every_regime(officer, year):
         for regime, (n, days) in PER_REGIME.items():
             for group, request_type in TYPES.items():
                 for i in range(n):
-                    r = request_create(email=f"{tag}-{regime}-{group}-{i}@example.org", request_type=request_type,
-                                       regime=regime, received_at=received)
+                    r = request_create(
+                        email=f"{tag}-{regime}-{group}-{i}@example.org",
+                        request_type=request_type,
+                        regime=regime,
+                        received_at=received,
+                    )
                     request_deny(request=r, actor=staff, reason_category="unverifiable", message="No match.")
                     DataSubjectRequest.objects.filter(pk=r.pk).update(closed_at=received + timedelta(days=days))
 
@@ -70,10 +80,14 @@ def _csv(client, **params):
     res = client.get("/dashboard/reports/metrics.csv", params)
     assert res.status_code == 200
     rows = list(csv.DictReader(io.StringIO(res.content.decode())))
-    return res, {r["group"]: (int(r["received"]), int(r["denied_total"]), float(r["median_days_to_response"])) for r in rows}
+    return res, {
+        r["group"]: (int(r["received"]), int(r["denied_total"]), float(r["median_days_to_response"])) for r in rows
+    }
 
 
-def test_csv_and_page_keep_7102_to_ccpa_and_head_the_other_tables_as_not_7102(client, officer, requests_of_every_regime, year):
+def test_csv_and_page_keep_7102_to_ccpa_and_head_the_other_tables_as_not_7102(
+    client, officer, requests_of_every_regime, year
+):
     client.login(username="olivia", password="correct horse battery")
     res, figures = _csv(client, year=year)
     assert figures == _expected("ccpa") and f"dsr-metrics-{year}.csv" in res["Content-Disposition"]

@@ -66,7 +66,7 @@ def test_a_migration_role_owns_the_tables_and_the_app_connects_as_a_role_that_do
     owner = urlsplit(services["migrate"]["environment"]["DATABASE_URL"]).username
     app = urlsplit(services["web"]["environment"]["DATABASE_URL"]).username
     assert (owner, app) == ("dsr", "dsr_app")
-    assert _command(services["migrate"]).rstrip("\"").endswith(f"&& python manage.py dsr_db_grant {app}")
+    assert _command(services["migrate"]).rstrip('"').endswith(f"&& python manage.py dsr_db_grant {app}")
     assert services["migrate"]["restart"] == "no"
     for name in ("web", "worker", "beat"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"

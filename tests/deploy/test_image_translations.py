@@ -65,15 +65,21 @@ def build_context(dest: Path) -> None:
 
     def ignore(folder, names):
         rel = Path(folder).relative_to(ROOT)
-        return [name for name in names if any(
-            fnmatch.fnmatch(name, p[3:]) if p.startswith("**/") else (rel / name).as_posix() == p for p in patterns)]
+        return [
+            name
+            for name in names
+            if any(
+                fnmatch.fnmatch(name, p[3:]) if p.startswith("**/") else (rel / name).as_posix() == p for p in patterns
+            )
+        ]
 
     shutil.copytree(ROOT, dest, ignore=ignore)
 
 
 def _render(app: Path, env: dict) -> dict:
-    result = subprocess.run([sys.executable, "-c", RENDER], cwd=app, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", RENDER], cwd=app, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -90,9 +96,15 @@ def test_the_image_build_compiles_the_catalogues_so_pages_render_in_swedish_and_
     (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     (bin_dir / "python").chmod(0o755)
     env = {**image_env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "DSR_VAR_DIR": str(tmp_path / "var")}
-    runtime = {**env, "DJANGO_SECRET_KEY": "runtime-secret-key", "DSR_AUDIT_KEY": "runtime-audit-key",
-               "DSR_PACKAGE_KEY": "runtime-package-key", "DSR_SUPPRESSION_KEY": "runtime-suppression-key",
-            "DSR_LEDGER_KEY": "runtime-ledger-key", "DSR_ERASURE_HASH_KEY": "runtime-erasure-hash-key"}
+    runtime = {
+        **env,
+        "DJANGO_SECRET_KEY": "runtime-secret-key",
+        "DSR_AUDIT_KEY": "runtime-audit-key",
+        "DSR_PACKAGE_KEY": "runtime-package-key",
+        "DSR_SUPPRESSION_KEY": "runtime-suppression-key",
+        "DSR_LEDGER_KEY": "runtime-ledger-key",
+        "DSR_ERASURE_HASH_KEY": "runtime-erasure-hash-key",
+    }
 
     before = _render(app, runtime)
     assert all(status == 200 for status, _ in before.values())

@@ -14,9 +14,14 @@ import yaml
 from tests.support import ROOT
 
 # What `docker compose up` is given from outside (README: Production); everything else defaults.
-PROVIDED = {"DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "DSR_AUDIT_KEY": secrets.token_urlsafe(50),
-            "DSR_PACKAGE_KEY": secrets.token_urlsafe(50), "DSR_SUPPRESSION_KEY": secrets.token_urlsafe(50),
-            "DSR_LEDGER_KEY": secrets.token_urlsafe(50), "DSR_ERASURE_HASH_KEY": secrets.token_urlsafe(50)}
+PROVIDED = {
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "DSR_AUDIT_KEY": secrets.token_urlsafe(50),
+    "DSR_PACKAGE_KEY": secrets.token_urlsafe(50),
+    "DSR_SUPPRESSION_KEY": secrets.token_urlsafe(50),
+    "DSR_LEDGER_KEY": secrets.token_urlsafe(50),
+    "DSR_ERASURE_HASH_KEY": secrets.token_urlsafe(50),
+}
 INTERPOLATION = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
 
 
@@ -45,7 +50,9 @@ def _run(args, tmp_path):
     env = {**compose_app_environment(PROVIDED), "PATH": os.environ["PATH"], "DSR_VAR_DIR": str(tmp_path)}
     if os.environ.get("DSR_DEMO_SHOP_DSN"):
         env["DSR_DEMO_SHOP_DSN"] = os.environ["DSR_DEMO_SHOP_DSN"]
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_check_deploy_is_clean_under_the_compose_production_environment(tmp_path, monkeypatch):
@@ -68,22 +75,37 @@ def test_check_deploy_is_clean_under_the_compose_production_environment(tmp_path
 
 
 def test_the_compose_environment_turns_on_https_only_behaviour(tmp_path):
-    names = ["SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD",
-             "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_PROXY_SSL_HEADER", "DEBUG"]
+    names = [
+        "SECURE_SSL_REDIRECT",
+        "SECURE_HSTS_SECONDS",
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+        "SECURE_HSTS_PRELOAD",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+        "SECURE_PROXY_SSL_HEADER",
+        "DEBUG",
+    ]
     code = f"import json; from django.conf import settings; print(json.dumps({{n: getattr(settings, n) for n in {names!r}}}))"
     result = _run(["shell", "-c", code], tmp_path)
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout.strip().splitlines()[-1])
     assert values == {
-        "SECURE_SSL_REDIRECT": True, "SECURE_HSTS_SECONDS": 31536000, "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
-        "SECURE_HSTS_PRELOAD": True, "SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True,
-        "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"], "DEBUG": False,
+        "SECURE_SSL_REDIRECT": True,
+        "SECURE_HSTS_SECONDS": 31536000,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+        "SECURE_HSTS_PRELOAD": True,
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"],
+        "DEBUG": False,
     }
 
 
 def test_production_refuses_to_start_without_the_audit_key(tmp_path):
     env = {**compose_app_environment(PROVIDED), "PATH": os.environ["PATH"], "DSR_VAR_DIR": str(tmp_path)}
     del env["DSR_AUDIT_KEY"]
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode != 0 and "DSR_AUDIT_KEY must be set in production" in result.stderr
     assert not (tmp_path / "audit_key").exists()

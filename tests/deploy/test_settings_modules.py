@@ -14,9 +14,14 @@ import yaml
 
 from tests.support import ROOT
 
-KEYS = {"DJANGO_SECRET_KEY": "environment-secret-key-" + "s" * 40, "DSR_AUDIT_KEY": "environment-audit-key",
-        "DSR_PACKAGE_KEY": "environment-package-key", "DSR_SUPPRESSION_KEY": "environment-suppression-key",
-            "DSR_LEDGER_KEY": "environment-ledger-key", "DSR_ERASURE_HASH_KEY": "environment-erasure-hash-key"}
+KEYS = {
+    "DJANGO_SECRET_KEY": "environment-secret-key-" + "s" * 40,
+    "DSR_AUDIT_KEY": "environment-audit-key",
+    "DSR_PACKAGE_KEY": "environment-package-key",
+    "DSR_SUPPRESSION_KEY": "environment-suppression-key",
+    "DSR_LEDGER_KEY": "environment-ledger-key",
+    "DSR_ERASURE_HASH_KEY": "environment-erasure-hash-key",
+}
 # Loads the settings and everything that reads them at import: the apps, the URLs, the Celery app
 # and its tasks (dsr.tasks reads the email lease). Not the system checks, which a worker and
 # `manage.py check` run: they open the file cache, which makes its folder (config.var_init makes it
@@ -59,8 +64,9 @@ def _tree(path: Path) -> list[str]:
 
 
 def _var_init(env: dict) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "config.var_init"], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "config.var_init"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     return result
 
@@ -94,20 +100,35 @@ def test_production_refuses_to_start_without_each_key_even_with_key_files_or_deb
     var_dir = tmp_path / "var"
     _var_init(_env(var_dir))  # key files run mode would read: production must not
     before = {name: (var_dir / name).read_text() for name in ("secret_key", "audit_key")}
-    for missing in ("DJANGO_SECRET_KEY", "DSR_AUDIT_KEY", "DSR_PACKAGE_KEY", "DSR_SUPPRESSION_KEY", "DSR_LEDGER_KEY", "DSR_ERASURE_HASH_KEY"):
+    for missing in (
+        "DJANGO_SECRET_KEY",
+        "DSR_AUDIT_KEY",
+        "DSR_PACKAGE_KEY",
+        "DSR_SUPPRESSION_KEY",
+        "DSR_LEDGER_KEY",
+        "DSR_ERASURE_HASH_KEY",
+    ):
         for debug in ("0", "1"):
             env = _env(var_dir, DJANGO_SETTINGS_MODULE="config.settings.production", DJANGO_DEBUG=debug, **KEYS)
             del env[missing]
-            result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
-                                    text=True, timeout=120)
+            result = subprocess.run(
+                [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+            )
             assert result.returncode != 0, (missing, debug)
             assert f"{missing} must be set in production" in result.stderr, result.stderr
     assert {name: (var_dir / name).read_text() for name in before} == before
 
 
 def test_production_takes_the_keys_from_the_environment(tmp_path):
-    loaded = _load(_env(tmp_path / "var", DJANGO_SETTINGS_MODULE="config.settings.production", **KEYS,
-                        DSR_AUDIT_KEY_ID="7", DSR_AUDIT_RETIRED_KEYS="6:old-key"))
+    loaded = _load(
+        _env(
+            tmp_path / "var",
+            DJANGO_SETTINGS_MODULE="config.settings.production",
+            **KEYS,
+            DSR_AUDIT_KEY_ID="7",
+            DSR_AUDIT_RETIRED_KEYS="6:old-key",
+        )
+    )
     assert loaded["secret_key"] == KEYS["DJANGO_SECRET_KEY"]
     assert loaded["audit_keys"] == {"6": "old-key", "7": KEYS["DSR_AUDIT_KEY"]}
     assert loaded["require_2fa"] is True
@@ -117,11 +138,22 @@ def test_var_init_writes_once_what_run_mode_reads(tmp_path):
     var_dir = tmp_path / "var"
     env = _env(var_dir)
     first = _var_init(env)
-    assert _tree(tmp_path) == ["var", "var/audit_key", "var/cache", "var/celery", "var/celery/control",
-                               "var/celery/queue", "var/mail", "var/package_key",
-                               "var/secret_key", "var/suppression_key"]
+    assert _tree(tmp_path) == [
+        "var",
+        "var/audit_key",
+        "var/cache",
+        "var/celery",
+        "var/celery/control",
+        "var/celery/queue",
+        "var/mail",
+        "var/package_key",
+        "var/secret_key",
+        "var/suppression_key",
+    ]
     assert "var/secret_key" in first.stdout and "var/audit_key" in first.stdout
-    keys = {name: (var_dir / name).read_text() for name in ("secret_key", "audit_key", "package_key", "suppression_key")}
+    keys = {
+        name: (var_dir / name).read_text() for name in ("secret_key", "audit_key", "package_key", "suppression_key")
+    }
     for name, key in keys.items():
         assert len(key) >= 50 and stat.S_IMODE((var_dir / name).stat().st_mode) == 0o600
     assert len(set(keys.values())) == 4
@@ -134,7 +166,9 @@ def test_var_init_writes_once_what_run_mode_reads(tmp_path):
     assert loaded["require_2fa"] is False  # the demo signs in without an authenticator app
     assert loaded["broker"] == "filesystem://"
     assert {Path(loaded["transport"][k]) for k in ("data_folder_in", "data_folder_out", "control_folder")} == {
-        var_dir / "celery" / "queue", var_dir / "celery" / "control"}
+        var_dir / "celery" / "queue",
+        var_dir / "celery" / "control",
+    }
     # An empty key file (an interrupted write) is replaced, never read as a key.
     (var_dir / "audit_key").write_text("")
     result = _python(LOAD, {**env, "DJANGO_SETTINGS_MODULE": "config.settings.run"})
@@ -168,8 +202,14 @@ def test_run_mode_can_still_insist_on_keys_from_the_environment(tmp_path):
 def test_each_entry_point_picks_its_settings_module(tmp_path):
     env = _env(tmp_path / "var", **KEYS)  # no DJANGO_SETTINGS_MODULE: each file's own default
     show = "from django.conf import settings; print(settings.SETTINGS_MODULE)"
-    shell = subprocess.run([sys.executable, "manage.py", "shell", "-c", show], cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=120)
+    shell = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", show],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert shell.returncode == 0, shell.stderr
     assert shell.stdout.strip().splitlines()[-1] == "config.settings.run"
     for code in (f"import config.wsgi; {show}", f"import config.celery_app, django; django.setup(); {show}"):
@@ -178,18 +218,28 @@ def test_each_entry_point_picks_its_settings_module(tmp_path):
         assert result.stdout.strip() == "config.settings.production"
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "DJANGO_SETTINGS_MODULE=config.settings.production" in [
-        word for line in dockerfile.splitlines() if line.startswith("ENV ") for word in line.split()]
+        word for line in dockerfile.splitlines() if line.startswith("ENV ") for word in line.split()
+    ]
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     for name in ("migrate", "web", "worker", "beat"):
         assert compose["services"][name]["environment"]["DJANGO_SETTINGS_MODULE"] == "config.settings.production"
-    assert os.environ["DJANGO_SETTINGS_MODULE"] == "config.settings.test"  # make test forces it, whatever the shell says
+    assert (
+        os.environ["DJANGO_SETTINGS_MODULE"] == "config.settings.test"
+    )  # make test forces it, whatever the shell says
 
 
 @pytest.mark.parametrize("lease", [None, "60", "600"])
 def test_every_task_has_a_soft_and_a_hard_time_limit_and_a_send_ends_within_its_lease(tmp_path, lease):
     extra = {"DSR_EMAIL_LEASE_SECONDS": lease} if lease else {}
-    loaded = _load(_env(tmp_path / "var", DJANGO_SETTINGS_MODULE="config.settings.production", **KEYS,
-                        REDIS_URL="redis://127.0.0.1:1/0", **extra))
+    loaded = _load(
+        _env(
+            tmp_path / "var",
+            DJANGO_SETTINGS_MODULE="config.settings.production",
+            **KEYS,
+            REDIS_URL="redis://127.0.0.1:1/0",
+            **extra,
+        )
+    )
     visibility = loaded["transport"]["visibility_timeout"]
     assert len(loaded["tasks"]) >= 5
     for name, (task_soft, task_hard) in loaded["tasks"].items():

@@ -20,7 +20,9 @@ def test_the_catalogue_lists_every_template_once():
 def test_docs_page_is_up_to_date():
     out = io.StringIO()
     call_command("dsr_email_catalogue", stdout=out)
-    assert (ROOT / "docs" / "emails.md").read_text() == out.getvalue(), "run: python manage.py dsr_email_catalogue > docs/emails.md"
+    assert (ROOT / "docs" / "emails.md").read_text() == out.getvalue(), (
+        "run: python manage.py dsr_email_catalogue > docs/emails.md"
+    )
 
 
 @pytest.mark.parametrize("kind", REQUESTER, ids=lambda k: k.template)

@@ -19,7 +19,11 @@ pytestmark = pytest.mark.django_db
 def esp(settings):
     fake = FakeEspApi.postmark(failures=1)
     settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
-    settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "server-token", "POSTMARK_API_URL": fake.url, "WEBHOOK_SECRET": "hook:secret"}
+    settings.ANYMAIL = {
+        "POSTMARK_SERVER_TOKEN": "server-token",
+        "POSTMARK_API_URL": fake.url,
+        "WEBHOOK_SECRET": "hook:secret",
+    }
     yield fake
     fake.close()
 
@@ -46,7 +50,9 @@ def test_esp_fails_then_succeeds_and_the_message_id_is_kept(esp, django_capture_
 
 def _webhook(client, payload, auth="hook:secret"):
     return client.post(
-        "/anymail/postmark/tracking/", data=json.dumps(payload), content_type="application/json",
+        "/anymail/postmark/tracking/",
+        data=json.dumps(payload),
+        content_type="application/json",
         HTTP_AUTHORIZATION="Basic " + base64.b64encode(auth.encode()).decode(),
     )
 
@@ -63,12 +69,32 @@ def _sent_email(esp, email_address="track@example.org"):
 
 def test_delivery_is_recorded_from_the_signed_webhook(client, esp, officer):
     r, email = _sent_email(esp)
-    assert _webhook(client, {"RecordType": "Delivery", "MessageID": email.message_id, "Recipient": r.email,
-                             "DeliveredAt": "2026-11-22T10:01:00Z", "Details": "OK"}, auth="hook:wrong").status_code == 400
+    assert (
+        _webhook(
+            client,
+            {
+                "RecordType": "Delivery",
+                "MessageID": email.message_id,
+                "Recipient": r.email,
+                "DeliveredAt": "2026-11-22T10:01:00Z",
+                "Details": "OK",
+            },
+            auth="hook:wrong",
+        ).status_code
+        == 400
+    )
     email.refresh_from_db()
     assert email.delivery_status == ""  # a wrong secret changes nothing
-    res = _webhook(client, {"RecordType": "Delivery", "MessageID": email.message_id, "Recipient": r.email,
-                            "DeliveredAt": "2026-11-22T10:01:00Z", "Details": "OK"})
+    res = _webhook(
+        client,
+        {
+            "RecordType": "Delivery",
+            "MessageID": email.message_id,
+            "Recipient": r.email,
+            "DeliveredAt": "2026-11-22T10:01:00Z",
+            "Details": "OK",
+        },
+    )
     assert res.status_code == 200
     email.refresh_from_db()
     assert email.delivery_status == "delivered"
@@ -80,8 +106,14 @@ def test_delivery_is_recorded_from_the_signed_webhook(client, esp, officer):
 def test_bounce_flags_the_request_and_tells_the_team_once(client, esp, officer, mailoutbox, settings):
     r, email = _sent_email(esp, "bounce@example.org")
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # the team's mail, seen here
-    bounce = {"RecordType": "Bounce", "Type": "HardBounce", "MessageID": email.message_id, "Email": r.email,
-              "BouncedAt": "2026-11-22T10:02:00Z", "Description": "The server was unable to deliver your message"}
+    bounce = {
+        "RecordType": "Bounce",
+        "Type": "HardBounce",
+        "MessageID": email.message_id,
+        "Email": r.email,
+        "BouncedAt": "2026-11-22T10:02:00Z",
+        "Description": "The server was unable to deliver your message",
+    }
     from django.test import TestCase
 
     with TestCase.captureOnCommitCallbacks(execute=True):

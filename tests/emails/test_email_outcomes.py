@@ -33,7 +33,11 @@ def test_the_outbox_reports_and_changes_nothing_on_the_request(django_capture_on
     events = AuditEvent.objects.filter(request=r).count()
     result = outbound_email_send(email_id=email.pk)
     assert (result.outcome, result.email_status, result.request_id, result.template) == (
-        "sent", EmailStatus.SENT, r.pk, "received")
+        "sent",
+        EmailStatus.SENT,
+        r.pk,
+        "received",
+    )
     r.refresh_from_db()
     assert r.acknowledged_at is None and AuditEvent.objects.filter(request=r).count() == events
 
@@ -83,7 +87,9 @@ def test_the_database_away_after_the_send_retries_the_acknowledgement(django_cap
     assert r.events.filter(event_type="acknowledged").count() == 1
 
 
-def test_an_email_failed_for_good_flags_the_request_once_through_the_task(settings, officer, django_capture_on_commit_callbacks):
+def test_an_email_failed_for_good_flags_the_request_once_through_the_task(
+    settings, officer, django_capture_on_commit_callbacks
+):
     settings.EMAIL_BACKEND = f"{__name__}.RefusingBackend"
     settings.DSR_EMAIL_MAX_ATTEMPTS = 1
     r, email = _acknowledgement(django_capture_on_commit_callbacks)

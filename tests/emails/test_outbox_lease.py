@@ -82,8 +82,9 @@ def test_the_claim_is_committed_before_the_message_goes_out(transactional_db, es
 
     def look(email_id):
         row = OutboundEmail.objects.get(pk=email_id)
-        seen.update(in_transaction=connection.in_atomic_block, status=row.status, attempts=row.attempts,
-                    lease=row.lease_until)
+        seen.update(
+            in_transaction=connection.in_atomic_block, status=row.status, attempts=row.attempts, lease=row.lease_until
+        )
 
     esp.during_send = look
     before = timezone.now()
@@ -218,6 +219,7 @@ def test_while_the_broker_is_down_one_failed_publish_pauses_the_others(monkeypat
 
 # --- What the ESP receives ------------------------------------------------------------------------
 
+
 def test_the_esp_receives_the_outbox_id_and_the_same_message_id_on_every_attempt(settings):
     api = FakeEspApi.postmark(failures=1)
     settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
@@ -234,7 +236,9 @@ def test_the_esp_receives_the_outbox_id_and_the_same_message_id_on_every_attempt
         assert body["Metadata"] == {"outbound_email_id": str(email_id)}
         headers = {h["Name"]: h["Value"] for h in body.get("Headers", [])}
         assert headers["Message-ID"] == outbox_message_id(email)
-    assert outbox_message_id(email).startswith(f"<dsr-{email_id}-") and outbox_message_id(email).endswith("@example.com>")
+    assert outbox_message_id(email).startswith(f"<dsr-{email_id}-") and outbox_message_id(email).endswith(
+        "@example.com>"
+    )
 
 
 def test_brevo_gets_the_outbox_key_as_its_idempotency_key(settings):
@@ -263,6 +267,7 @@ def test_every_email_gets_a_message_id_of_its_own(mailoutbox, django_capture_on_
 
 
 # --- The database away while the outcome is recorded (real PostgreSQL) ---------------------------
+
 
 @pytest.mark.postgres
 def test_the_database_lost_after_the_esp_accepted_does_not_send_twice(transactional_db, esp):

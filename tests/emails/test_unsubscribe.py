@@ -70,10 +70,15 @@ def test_a_repeat_click_changes_nothing(client, django_capture_on_commit_callbac
 
 
 @pytest.mark.django_db
-def test_every_email_to_an_address_unsubscribes_once(client, django_capture_on_commit_callbacks, mailoutbox, monkeypatch):
+def test_every_email_to_an_address_unsubscribes_once(
+    client, django_capture_on_commit_callbacks, mailoutbox, monkeypatch
+):
     with django_capture_on_commit_callbacks(execute=True):
         request_create(request_type="opt_out_marketing", email=ADDRESS)
-    links = [m.extra_headers["List-Unsubscribe"].split(">")[0].lstrip("<").replace("http://testserver", "") for m in mailoutbox]
+    links = [
+        m.extra_headers["List-Unsubscribe"].split(">")[0].lstrip("<").replace("http://testserver", "")
+        for m in mailoutbox
+    ]
     later = time.time() + 3600
     monkeypatch.setattr(signing.time, "time", lambda: later)  # a later email's token, a later time stamp
     links.append(_path(unsubscribe_token(ADDRESS)))
@@ -91,11 +96,19 @@ def test_altered_forged_and_old_format_tokens_do_nothing(client):
     token = unsubscribe_token(ADDRESS)
     key, stamp, signature = token.split(":")
     old_format = signing.dumps({"e": ADDRESS}, salt="dsr.unsubscribe", compress=True)  # the address, base64
+
     def flip(text):
         return text[:-1] + ("A" if text[-1] != "A" else "B")
 
-    forged = [f"{key}:{stamp}:{flip(signature)}", f"{flip(key)}:{stamp}:{signature}", f"{key}:{flip(stamp)}:{signature}", key, "x" * 40,
-              signing.TimestampSigner(salt="other").sign(key), old_format]
+    forged = [
+        f"{key}:{stamp}:{flip(signature)}",
+        f"{flip(key)}:{stamp}:{signature}",
+        f"{key}:{flip(stamp)}:{signature}",
+        key,
+        "x" * 40,
+        signing.TimestampSigner(salt="other").sign(key),
+        old_format,
+    ]
     for bad in forged:
         for method in (client.get, client.post):
             res = method(_path(bad))

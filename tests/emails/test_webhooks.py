@@ -45,8 +45,22 @@ INBOUND = [p for p in ALL if _is_inbound(p)]
 def test_every_esp_with_a_tracking_webhook_is_covered():
     esps = {p.name.split("_tracking_webhook")[0].split("_webhook")[0] for p in TRACKING}
     # Sanity: the enumeration really found anymail's ESPs, not an empty or partial list.
-    assert {"amazon_ses", "mailgun", "mandrill", "postmark", "sendgrid", "sparkpost", "postal", "mailersend",
-            "unisender_go", "brevo", "mailjet", "resend", "mailtrap", "sendinblue"} <= esps
+    assert {
+        "amazon_ses",
+        "mailgun",
+        "mandrill",
+        "postmark",
+        "sendgrid",
+        "sparkpost",
+        "postal",
+        "mailersend",
+        "unisender_go",
+        "brevo",
+        "mailjet",
+        "resend",
+        "mailtrap",
+        "sendinblue",
+    } <= esps
     assert INBOUND
 
 
@@ -80,7 +94,12 @@ def test_without_the_secret_every_anymail_endpoint_refuses(client, settings, sen
     settings.ANYMAIL = {}
     r, email = sent
     before = AuditEvent.objects.count()
-    complaint = {"RecordType": "SpamComplaint", "MessageID": "esp-42", "Email": r.email, "BouncedAt": "2026-11-22T10:02:00Z"}
+    complaint = {
+        "RecordType": "SpamComplaint",
+        "MessageID": "esp-42",
+        "Email": r.email,
+        "BouncedAt": "2026-11-22T10:02:00Z",
+    }
     for pattern in ALL:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -93,7 +112,9 @@ def test_without_the_secret_every_anymail_endpoint_refuses(client, settings, sen
 def test_inbound_endpoints_are_not_served(client, settings):
     settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET}
     for pattern in INBOUND:
-        assert client.post(_path(pattern), data="{}", content_type="application/json", **_auth()).status_code == 404, pattern.name
+        assert client.post(_path(pattern), data="{}", content_type="application/json", **_auth()).status_code == 404, (
+            pattern.name
+        )
 
 
 def test_the_secret_is_checked_before_any_esp_code(client, settings, sent):
@@ -120,20 +141,58 @@ GARBAGE = [
     ("json number", "application/json", b"42"),
     ("json object of the wrong shape", "application/json", b'{"unexpected": {"deeply": ["nested", 1]}}'),
     # The fields the ESPs read, present but of the wrong type, naming the sent email's id.
-    ("json fields of the wrong type", "application/json", json.dumps({
-        "RecordType": ["SpamComplaint"], "MessageID": {"id": "esp-42"}, "Type": 7, "event": {"x": 1},
-        "event-data": "esp-42", "data": 7, "msys": [1], "events_by_user": "esp-42", "type": ["bounced"],
-        "message-id": ["esp-42"], "payload": "esp-42", "eventType": {"a": 1}, "mail": "esp-42",
-    }).encode()),
+    (
+        "json fields of the wrong type",
+        "application/json",
+        json.dumps(
+            {
+                "RecordType": ["SpamComplaint"],
+                "MessageID": {"id": "esp-42"},
+                "Type": 7,
+                "event": {"x": 1},
+                "event-data": "esp-42",
+                "data": 7,
+                "msys": [1],
+                "events_by_user": "esp-42",
+                "type": ["bounced"],
+                "message-id": ["esp-42"],
+                "payload": "esp-42",
+                "eventType": {"a": 1},
+                "mail": "esp-42",
+            }
+        ).encode(),
+    ),
     # The envelope an ESP uses (Mailtrap's and SendGrid's lists, SES's event type), with junk inside.
-    ("json envelope with junk inside", "application/json", json.dumps({
-        "events": [1, "two", {"event": ["spam"], "message_id": {"id": "esp-42"}}], "eventType": "Complaint",
-        "notificationType": "Complaint", "mail": 5, "complaint": "esp-42",
-    }).encode()),
-    ("json nul in the id", "application/json", json.dumps({
-        "RecordType": "SpamComplaint", "MessageID": "esp-42\u0000", "event": "spam", "message-id": "esp-42\u0000",
-    }).encode()),
-    ("form junk", "application/x-www-form-urlencoded", b"a=1&b=%ZZ&mandrill_events=%7Bnope&event=complained&Message-Id=%00"),
+    (
+        "json envelope with junk inside",
+        "application/json",
+        json.dumps(
+            {
+                "events": [1, "two", {"event": ["spam"], "message_id": {"id": "esp-42"}}],
+                "eventType": "Complaint",
+                "notificationType": "Complaint",
+                "mail": 5,
+                "complaint": "esp-42",
+            }
+        ).encode(),
+    ),
+    (
+        "json nul in the id",
+        "application/json",
+        json.dumps(
+            {
+                "RecordType": "SpamComplaint",
+                "MessageID": "esp-42\u0000",
+                "event": "spam",
+                "message-id": "esp-42\u0000",
+            }
+        ).encode(),
+    ),
+    (
+        "form junk",
+        "application/x-www-form-urlencoded",
+        b"a=1&b=%ZZ&mandrill_events=%7Bnope&event=complained&Message-Id=%00",
+    ),
 ]
 
 
@@ -143,7 +202,9 @@ def _rsa():
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(der).decode(), lambda body: base64.b64encode(key.sign(body, padding.PKCS1v15(), hashes.SHA1())).decode()
+    return base64.b64encode(der).decode(), lambda body: base64.b64encode(
+        key.sign(body, padding.PKCS1v15(), hashes.SHA1())
+    ).decode()
 
 
 def _json_object(body: bytes) -> dict | None:
@@ -199,8 +260,14 @@ def _variants(name: str, path: str, postal_sign):
             signed_body = _unisender_signed(body, content_type)
             signed = (signed_body, {}) if signed_body else None
         elif name.startswith("amazon_ses"):
-            envelope = json.dumps({"Type": "Notification", "MessageId": "sns-1", "TopicArn": "arn:aws:sns:us-east-1:1:t",
-                                   "Message": body.decode("utf-8", "replace")}).encode()
+            envelope = json.dumps(
+                {
+                    "Type": "Notification",
+                    "MessageId": "sns-1",
+                    "TopicArn": "arn:aws:sns:us-east-1:1:t",
+                    "Message": body.decode("utf-8", "replace"),
+                }
+            ).encode()
             signed = (envelope, {"HTTP_X_AMZ_SNS_MESSAGE_TYPE": "Notification", "HTTP_X_AMZ_SNS_MESSAGE_ID": "sns-1"})
             content_type = "text/plain"  # as SNS posts
         if signed:
@@ -269,8 +336,13 @@ def test_an_esp_that_is_not_set_up_answers_404_not_500(client, settings, sent):
         for label, content_type, body in GARBAGE:
             res = client.post(_path(pattern), data=body, content_type=content_type, **_auth())
             assert res.status_code == expected, (pattern.name, label, res.status_code)
-    for name in ("mailgun_tracking_webhook", "postal_tracking_webhook", "mailersend_tracking_webhook",
-                 "unisender_go_tracking_webhook", "amazon_ses_tracking_webhook"):
+    for name in (
+        "mailgun_tracking_webhook",
+        "postal_tracking_webhook",
+        "mailersend_tracking_webhook",
+        "unisender_go_tracking_webhook",
+        "amazon_ses_tracking_webhook",
+    ):
         pattern = next(p for p in TRACKING if p.name == name)
         assert client.post(_path(pattern), data=b"{}", content_type="application/json", **_auth()).status_code == 404
     _nothing_recorded(r, email, before)
@@ -279,15 +351,26 @@ def test_an_esp_that_is_not_set_up_answers_404_not_500(client, settings, sent):
 def test_a_real_event_still_goes_through_the_guard(client, settings, sent):
     settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET}
     r, email = sent
-    res = client.post("/anymail/postmark/tracking/", content_type="application/json", **_auth(), data=json.dumps({
-        "RecordType": "Delivery", "MessageID": "esp-42", "Recipient": r.email, "DeliveredAt": "2026-11-22T10:01:00Z",
-    }))
+    res = client.post(
+        "/anymail/postmark/tracking/",
+        content_type="application/json",
+        **_auth(),
+        data=json.dumps(
+            {
+                "RecordType": "Delivery",
+                "MessageID": "esp-42",
+                "Recipient": r.email,
+                "DeliveredAt": "2026-11-22T10:01:00Z",
+            }
+        ),
+    )
     assert res.status_code == 200
     email.refresh_from_db()
     assert email.delivery_status == "delivered"
 
 
 # --- The system check -----------------------------------------------------------------------------
+
 
 def _deploy_check():
     call_command("check", "--deploy", "--tag", "security", "--fail-level", "ERROR", stdout=None, stderr=None)

@@ -40,9 +40,7 @@ def _shop_rows(reader):
     with reader.connect() as connection:
         customer = connection.execute(text("SELECT id, email, name FROM customer WHERE id = 2")).one()
         chats = connection.execute(text("SELECT count(*) FROM chat_messages WHERE customer_id = 2")).scalar_one()
-        orders = connection.execute(
-            text("SELECT count(*), max(shipping_name) FROM orders WHERE customer_id = 2")
-        ).one()
+        orders = connection.execute(text("SELECT count(*), max(shipping_name) FROM orders WHERE customer_id = 2")).one()
     return customer, chats, tuple(orders)
 
 

@@ -75,7 +75,9 @@ def test_a_timestamp_outside_the_window_either_way_is_refused(offset, settings):
     settings.DSR_HTTP_SIGNATURE_MAX_AGE = 300
     headers = _signed(now=time.time() + offset)
     with pytest.raises(signing.SignatureInvalid, match="more than 300 seconds"):
-        signing.signature_verify(secret="s3cret", scope="p", method="POST", path="/x/", body=b'{"a":1}', headers=headers)
+        signing.signature_verify(
+            secret="s3cret", scope="p", method="POST", path="/x/", body=b'{"a":1}', headers=headers
+        )
     assert not SignatureNonce.objects.exists()
 
 
@@ -92,7 +94,9 @@ def test_malformed_headers_are_refused_by_name(header, value, message):
     else:
         headers[header] = value
     with pytest.raises(signing.SignatureInvalid, match=message):
-        signing.signature_verify(secret="s3cret", scope="p", method="POST", path="/x/", body=b'{"a":1}', headers=headers)
+        signing.signature_verify(
+            secret="s3cret", scope="p", method="POST", path="/x/", body=b'{"a":1}', headers=headers
+        )
 
 
 def test_the_sweep_forgets_nonces_only_once_they_would_be_refused_anyway(settings):

@@ -27,7 +27,10 @@ def reviewer_client(client, db):
 
 
 def test_the_officer_starts_the_search_from_the_request_page_and_sees_each_system(
-    officer, officer_client, fake_systems, django_capture_on_commit_callbacks  # noqa: F811
+    officer,
+    officer_client,
+    fake_systems,
+    django_capture_on_commit_callbacks,  # noqa: F811
 ):
     req = verified_request(officer=officer)
     page = officer_client.get(f"/dashboard/requests/{req.reference}/").content.decode()
@@ -72,7 +75,9 @@ def test_a_reviewer_sees_progress_but_no_buttons_and_cannot_start(officer, revie
 
 def test_requests_that_are_not_searched_have_no_panel(officer, officer_client, fake_systems):  # noqa: F811
     req = verified_request(officer=officer, request_type="rectification")
-    assert "Search across the systems" not in officer_client.get(f"/dashboard/requests/{req.reference}/").content.decode()
+    assert (
+        "Search across the systems" not in officer_client.get(f"/dashboard/requests/{req.reference}/").content.decode()
+    )
 
 
 def test_the_data_map_page_lists_systems_owners_categories_and_health(officer_client, fake_systems):  # noqa: F811

@@ -67,7 +67,13 @@ def valid_map() -> dict:
                 "owner": "finance@example.com",
                 "kind": "http",
                 "connection": {"url_env": "PAY_URL", "secret_env": "PAY_SECRET"},
-                "collections": [{"name": "cards", "identities": {"email": "email"}, "fields": {"id": "none", "email": "identifiers"}}],
+                "collections": [
+                    {
+                        "name": "cards",
+                        "identities": {"email": "email"},
+                        "fields": {"id": "none", "email": "identifiers"},
+                    }
+                ],
             },
         ],
     }
@@ -97,7 +103,6 @@ def customer(document: dict) -> dict:
 
 def orders(document: dict) -> dict:
     return shop(document)["collections"][1]
-
 
 
 @pytest.fixture(params=["libyaml", "pure python"])
@@ -149,9 +154,16 @@ def test_the_shipped_map_loads_with_every_system_kind():
 def test_search_order_visits_each_collection_after_every_one_that_references_it():
     document = valid_map()
     shop(document)["collections"].append(
-        {"name": "items", "fields": {"id": "none", "order_id": "none", "customer_id": "none", "what": "commercial_information"}}
+        {
+            "name": "items",
+            "fields": {"id": "none", "order_id": "none", "customer_id": "none", "what": "commercial_information"},
+        }
     )
-    shop(document)["references"] = ["orders.id -> items.order_id", "customer.id -> items.customer_id", "customer.id -> orders.customer_id"]
+    shop(document)["references"] = [
+        "orders.id -> items.order_id",
+        "customer.id -> items.customer_id",
+        "customer.id -> orders.customer_id",
+    ]
     system = datamap_parse(dump(document)).system("shop")
     assert system and [c.name for c in system.search_order()] == ["customer", "orders", "items"]
 
@@ -179,11 +191,12 @@ systems:
         fields: {id: none, email: identifiers}
 """
     # the top level allows no `x-` keys: the anchor must live in an allowed place
-    assert [p.message for p in problems_of(content)] == [
-        "unknown key 'x-carrier' (expected one of: systems, version)"
-    ]
+    assert [p.message for p in problems_of(content)] == ["unknown key 'x-carrier' (expected one of: systems, version)"]
     content = content.replace(b"x-carrier: &carrier {name: Carriers, category: Service providers}\n", b"")
-    content = content.replace(b"      - <<: *carrier\n        name: Parcel carriers", b"      - &carrier {name: Carriers, category: Service providers}\n      - <<: *carrier\n        name: Parcel carriers")
+    content = content.replace(
+        b"      - <<: *carrier\n        name: Parcel carriers",
+        b"      - &carrier {name: Carriers, category: Service providers}\n      - <<: *carrier\n        name: Parcel carriers",
+    )
     loaded = datamap_parse(content)
     assert [r.name for r in loaded.systems[0].recipients] == ["Carriers", "Parcel carriers"]
 
@@ -311,9 +324,7 @@ def test_a_wrong_map_is_refused_naming_the_system_collection_field_and_line(case
     mutation(document)
     found = problems_of(document)
     matching = [
-        p
-        for p in found
-        if message in p.message and (p.system, p.collection, p.field) == (system, collection, field)
+        p for p in found if message in p.message and (p.system, p.collection, p.field) == (system, collection, field)
     ]
     assert matching, f"expected {(system, collection, field, message)} among {[(p.where, p.message) for p in found]}"
     assert all(p.line for p in matching), "every problem says on which line"
@@ -360,7 +371,9 @@ def test_a_field_named_twice_is_caught_though_yaml_would_keep_the_last(either_ya
 def test_a_key_given_twice_in_a_system_is_caught(either_yaml_parser):
     content = dump(valid_map())
     assert content.count(b"\n  owner: team@example.com\n") == 1
-    content = content.replace(b"\n  owner: team@example.com\n", b"\n  owner: team@example.com\n  owner: other@example.com\n")
+    content = content.replace(
+        b"\n  owner: team@example.com\n", b"\n  owner: team@example.com\n  owner: other@example.com\n"
+    )
     problems = problems_of(content)
     assert [(p.system, p.message) for p in problems] == [("shop", "'owner' is given twice (first on line 4)")]
 
@@ -430,12 +443,31 @@ def test_problems_are_plain_data_for_the_command_and_the_dashboard():
 @hypothesis_settings(max_examples=300, deadline=None)
 @given(
     st.recursive(
-        st.none() | st.booleans() | st.integers() | st.text(max_size=8) | st.sampled_from(["sql", "email", "id", "none"]),
-        lambda children: st.lists(children, max_size=3)
-        | st.dictionaries(
-            st.sampled_from(["name", "owner", "kind", "connection", "collections", "fields", "identities", "references", "dsn_env", 1]),
-            children,
-            max_size=4,
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.text(max_size=8)
+        | st.sampled_from(["sql", "email", "id", "none"]),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "name",
+                        "owner",
+                        "kind",
+                        "connection",
+                        "collections",
+                        "fields",
+                        "identities",
+                        "references",
+                        "dsn_env",
+                        1,
+                    ]
+                ),
+                children,
+                max_size=4,
+            )
         ),
         max_leaves=20,
     )

@@ -134,7 +134,10 @@ def test_check_tests_each_connection_records_it_and_names_the_failing_systems(co
     assert lines["shop"].split()[1:4] == ["sql", "ok", "1.5"] and lines["shop"].endswith("connected")
     assert lines["payments"].split()[1:3] == ["http", "FAILING"]
     assert lines["payments"].endswith("connection refused by pay.example.com")
-    assert "ok" in lines["crm_spreadsheet"].split() and "answered by its owner, sales@example.com" in lines["crm_spreadsheet"]
+    assert (
+        "ok" in lines["crm_spreadsheet"].split()
+        and "answered by its owner, sales@example.com" in lines["crm_spreadsheet"]
+    )
     recorded = {h.system: h for h in SystemHealth.objects.all()}
     assert set(recorded) == set(shipped.system_names)
     assert recorded["shop"].ok and recorded["shop"].latency_ms == 1.5
@@ -282,7 +285,14 @@ def test_import_fides_round_trip_keeps_systems_identities_references_categories_
     assert (shop.kind, shop.owner) == ("sql", "privacy@example.com")
     assert shop.connection == {"dsn_env": "WEBSHOP_DB_DSN", "schema": "shop"}
     assert shop.description == "Customers, their orders, addresses, cards, logins and loyalty profiles."
-    assert [c.name for c in shop.collections] == ["customer", "address", "orders", "payment_card", "login", "loyalty_profile"]
+    assert [c.name for c in shop.collections] == [
+        "customer",
+        "address",
+        "orders",
+        "payment_card",
+        "login",
+        "loyalty_profile",
+    ]
     # identities: fides_meta.identity email and phone_number
     assert shop.collection("customer").identities == {"email": "email", "phone": "mobile"}
     assert mailing.collection("subscribers").identities == {"email": "address"}
@@ -420,7 +430,10 @@ def test_import_fides_of_a_file_that_is_not_a_fides_dataset_exits_1(tmp_path, co
     "options, message",
     [
         (["--owner", "the team"], "--owner 'the team' is not an email address."),
-        (["--dsn-env", "postgres://u:p@db/shop"], "is the name of an environment variable (A-Z, 0-9, _), not its value."),
+        (
+            ["--dsn-env", "postgres://u:p@db/shop"],
+            "is the name of an environment variable (A-Z, 0-9, _), not its value.",
+        ),
         (["--dsn-env", "SHOP_DSN"], "--dsn-env names one variable but"),
         (["--kind", "http", "--dsn-env", "SHOP_DSN"], "--dsn-env is for --kind sql."),
         (["--output", "/nonexistent-dir/map.yaml"], "/nonexistent-dir is not a directory."),
@@ -470,7 +483,9 @@ def test_import_fides_of_one_dataset_uses_the_dsn_variable_given(tmp_path):
         )
     )
     output = tmp_path / "map.yaml"
-    code, _out, err = run("import-fides", source, "--dsn-env", "CRM_READONLY_DSN", "--owner", "crm@example.com", "--output", output)
+    code, _out, err = run(
+        "import-fides", source, "--dsn-env", "CRM_READONLY_DSN", "--owner", "crm@example.com", "--output", output
+    )
     assert code == 0, err
     [crm] = datamap_load(output).systems
     assert (crm.connection, crm.owner) == ({"dsn_env": "CRM_READONLY_DSN"}, "crm@example.com")

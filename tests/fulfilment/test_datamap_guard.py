@@ -84,7 +84,9 @@ def test_a_map_that_does_not_load_fails_the_check_naming_file_system_and_field(d
     path = datamap_file(DJANGO_MAP.replace("status: commercial_information", "status: purchases"))
     found = datamap_guard()
     assert ids(found) == ["datamap.E001"]
-    assert re.match(rf"{re.escape(str(path))}: line \d+: system 'accounts' › collection 'orders' › field 'status'", found[0].msg)
+    assert re.match(
+        rf"{re.escape(str(path))}: line \d+: system 'accounts' › collection 'orders' › field 'status'", found[0].msg
+    )
     assert "unknown category 'purchases'" in found[0].msg
     with pytest.raises(SystemCheckError, match="datamap.E001"):
         call_command("check")

@@ -143,7 +143,9 @@ def test_a_postgres_like_dataset_converts_into_a_map_that_loads():
     }
     item = system.collection("order_item")
     assert item.location == "Order_Item", "the name is made a map name, the table keeps its own"
-    assert [c.name for c in system.search_order()].index("order_item") < [c.name for c in system.search_order()].index("product")
+    assert [c.name for c in system.search_order()].index("order_item") < [c.name for c in system.search_order()].index(
+        "product"
+    )
 
 
 def test_a_reference_without_direction_is_followed_away_from_the_identities():
@@ -171,7 +173,10 @@ def test_a_reference_without_direction_is_followed_away_from_the_identities():
         owner="team@example.com",
     )
     system = datamap_parse(imported.yaml_text().encode()).systems[0]
-    assert {str(r) for r in system.references} == {"customer.id -> orders.customer_id", "orders.voucher_id -> voucher.id"}
+    assert {str(r) for r in system.references} == {
+        "customer.id -> orders.customer_id",
+        "orders.voucher_id -> voucher.id",
+    }
     assert sum("has no direction; followed as" in n for n in notes) == 2
 
 
@@ -315,7 +320,9 @@ def test_the_generated_file_starts_with_the_notes_as_comments_for_its_reviewer()
 
 _names = st.sampled_from(["id", "email", "customer_id", "Orders", "orders", "customer", "x y", "_id", "phone"])
 _categories = st.lists(
-    st.sampled_from(["user.contact.email", "system.operations", "user.financial.credit_card", "user", "user.unique_id"]),
+    st.sampled_from(
+        ["user.contact.email", "system.operations", "user.financial.credit_card", "user", "user.unique_id"]
+    ),
     max_size=3,
 )
 _reference = st.fixed_dictionaries(

@@ -31,11 +31,22 @@ from tests.fulfilment.support_http import (  # noqa: F401  (fixtures)
 
 RECORDS = {
     "records": {
-        "payment_methods": [{"id": "pm_1", "email": "bench1@example.com", "card_brand": "Visa",
-                             "card_number": "4000 0000 0000 1234"}],
+        "payment_methods": [
+            {"id": "pm_1", "email": "bench1@example.com", "card_brand": "Visa", "card_number": "4000 0000 0000 1234"}
+        ],
         "charges": [
-            {"id": "ch_1", "email": "bench1@example.com", "amount_cents": 1299, "charged_at": "2026-11-01T10:00:00+00:00"},
-            {"id": "ch_2", "email": "bench1@example.com", "amount_cents": 500, "charged_at": "2026-10-01T10:00:00+00:00"},
+            {
+                "id": "ch_1",
+                "email": "bench1@example.com",
+                "amount_cents": 1299,
+                "charged_at": "2026-11-01T10:00:00+00:00",
+            },
+            {
+                "id": "ch_2",
+                "email": "bench1@example.com",
+                "amount_cents": 500,
+                "charged_at": "2026-10-01T10:00:00+00:00",
+            },
         ],
     }
 }
@@ -75,7 +86,11 @@ def test_an_inline_answer_is_signed_kept_and_redacted(
     assert call.headers["Idempotency-Key"] == payload["task_key"]
 
     system = run.systems.get()
-    assert (system.status, system.records, system.counts) == (SystemStatus.DONE, 3, {"payment_methods": 1, "charges": 2})
+    assert (system.status, system.records, system.counts) == (
+        SystemStatus.DONE,
+        3,
+        {"payment_methods": 1, "charges": 2},
+    )
     stored = dict((c, r) for c, r in result_records(system.result_name) if c == "payment_methods")
     assert stored["payment_methods"]["card_number"] == "held, not shown"  # §7024(d)
     run.refresh_from_db()
@@ -259,8 +274,9 @@ def test_a_processor_with_another_secret_refuses_the_request(
     assert run.systems.get().error == "payments answered HTTP 401: bad signature"
 
 
-def test_the_callback_url_uses_the_site_url(settings, officer, http_system, processor, queued,
-                                            django_capture_on_commit_callbacks):
+def test_the_callback_url_uses_the_site_url(
+    settings, officer, http_system, processor, queued, django_capture_on_commit_callbacks
+):
     settings.SITE_URL = "https://privacy.example.com"
     processor.plan = [Reply(202, {})]
     req, run = _start(officer, django_capture_on_commit_callbacks)

@@ -59,7 +59,9 @@ MANUAL = """
         fields: {id: none, email: identifiers, summary: professional_information}
 """
 
-LEADS_CSV = "email,name,company,met_on,notes\nbench1@example.com,Bench One,Acme,2026-10-02,Met with carol@other.example\n"
+LEADS_CSV = (
+    "email,name,company,met_on,notes\nbench1@example.com,Bench One,Acme,2026-10-02,Met with carol@other.example\n"
+)
 
 
 @pytest.fixture
@@ -115,8 +117,15 @@ def test_the_page_shows_what_to_search_for_and_is_private(client, asked):
     response = client.get(asked["url"])
     assert response.status_code == 200
     page = response.content.decode()
-    for expected in (asked["req"].reference, "bench1@example.com", "Search the &quot;Leads&quot; sheet",
-                     "Fields of leads", "Where they work", "Fields of calls", asked["req"].respond_by.strftime("%Y-%m-%d")):
+    for expected in (
+        asked["req"].reference,
+        "bench1@example.com",
+        "Search the &quot;Leads&quot; sheet",
+        "Fields of leads",
+        "Where they work",
+        "Fields of calls",
+        asked["req"].respond_by.strftime("%Y-%m-%d"),
+    ):
         assert expected in page, expected  # fmt: skip
     assert "Nora" not in page
     assert "no-store" in response["Cache-Control"]
@@ -128,7 +137,10 @@ def test_the_page_shows_what_to_search_for_and_is_private(client, asked):
 
 def test_a_wrong_token_is_404(client, asked):
     assert client.get("/fulfilment/task/not-a-real-token/").status_code == 404
-    assert client.post("/fulfilment/task/not-a-real-token/", {"answer": "nothing_held", "confirm": "yes"}).status_code == 404
+    assert (
+        client.post("/fulfilment/task/not-a-real-token/", {"answer": "nothing_held", "confirm": "yes"}).status_code
+        == 404
+    )
     asked["system_run"].refresh_from_db()
     assert asked["system_run"].status == SystemStatus.WAITING_MANUAL
 
@@ -141,7 +153,11 @@ def test_a_csv_upload_answers_the_system(client, asked, queued, django_capture_o
     assert "Thank you: 1 records received." in response.content.decode()
     system_run = asked["system_run"]
     system_run.refresh_from_db()
-    assert (system_run.status, system_run.records, system_run.counts) == (SystemStatus.DONE, 1, {"leads": 1, "calls": 0})
+    assert (system_run.status, system_run.records, system_run.counts) == (
+        SystemStatus.DONE,
+        1,
+        {"leads": 1, "calls": 0},
+    )
     [(collection, record)] = list(result_records(system_run.result_name))
     assert collection == "leads" and record["company"] == "Acme"
     assert record["notes"] == "Met with [redacted]"  # the record policy applies to uploads too (Art 15(4))
@@ -158,7 +174,9 @@ def test_a_csv_upload_answers_the_system(client, asked, queued, django_capture_o
 
 
 def test_a_json_upload_with_semicolon_csv_alongside(client, asked, django_capture_on_commit_callbacks):
-    leads = json.dumps([{"email": "bench1@example.com", "name": "Bench One"}, {"email": "bench1@example.com", "company": "B"}])
+    leads = json.dumps(
+        [{"email": "bench1@example.com", "name": "Bench One"}, {"email": "bench1@example.com", "company": "B"}]
+    )
     calls = "id;email;summary\n7;bench1@example.com;Asked about prices\n"  # a spreadsheet's European CSV
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(asked["url"], {
@@ -196,7 +214,7 @@ def test_a_bad_upload_is_refused_by_name_and_records_nothing(client, asked, mail
     response = client.post(asked["url"], data)
     assert response.status_code == 400
     page = response.content.decode()
-    assert message in page, page[page.find("error-summary"):][:600]
+    assert message in page, page[page.find("error-summary") :][:600]
     assert "Nothing was kept from this attempt" in page
     system_run = asked["system_run"]
     system_run.refresh_from_db()

@@ -398,12 +398,18 @@ def test_the_requesters_download_days_count_from_the_answer_not_from_the_build(
 ):
     req, package = request_packaged(officer, django_capture_on_commit_callbacks)
     built_long_ago = timezone.now() - timedelta(days=settings.DSR_PACKAGE_DAYS - 2)
-    AccessPackage.objects.filter(pk=package.pk).update(expires_at=built_long_ago + timedelta(days=settings.DSR_PACKAGE_DAYS))
+    AccessPackage.objects.filter(pk=package.pk).update(
+        expires_at=built_long_ago + timedelta(days=settings.DSR_PACKAGE_DAYS)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         package_staff.package_answer_send(request=req, actor=Actor.staff(officer))
     package.refresh_from_db()
     left = package.expires_at - timezone.now()
-    assert timedelta(days=settings.DSR_PACKAGE_DAYS) - timedelta(minutes=1) < left <= timedelta(days=settings.DSR_PACKAGE_DAYS)
+    assert (
+        timedelta(days=settings.DSR_PACKAGE_DAYS) - timedelta(minutes=1)
+        < left
+        <= timedelta(days=settings.DSR_PACKAGE_DAYS)
+    )
 
 
 def test_a_package_build_lost_with_the_broker_is_built_again_by_the_sweep(

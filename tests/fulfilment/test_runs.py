@@ -199,10 +199,13 @@ def test_a_systems_own_retries_in_the_map_override_the_setting(
     assert (alpha.status, alpha.attempts) == (SystemStatus.FAILED, 2)  # the first try and one retry
 
 
-@pytest.mark.parametrize("behaviour, message", [
-    ("ambiguous", "email matches 2 records in alpha.people"),
-    ("broken", "unexpected error: KeyError"),
-])
+@pytest.mark.parametrize(
+    "behaviour, message",
+    [
+        ("ambiguous", "email matches 2 records in alpha.people"),
+        ("broken", "unexpected error: KeyError"),
+    ],
+)
 def test_ambiguity_stops_at_once_and_a_connector_bug_fails_only_its_system(
     officer, fake_systems, django_capture_on_commit_callbacks, settings, behaviour, message
 ):
@@ -297,7 +300,9 @@ def test_the_api_starts_a_search_and_reports_each_system(
     body = started.json()
     assert body["state"] == "running" and len(body["datamap_version"]) == 64
     assert [(s["system"], s["kind"], s["status"]) for s in body["systems"]] == [
-        ("alpha", "sql", "pending"), ("beta", "django", "pending")]
+        ("alpha", "sql", "pending"),
+        ("beta", "django", "pending"),
+    ]
     _run_queued(fake_systems["queued"], django_capture_on_commit_callbacks)
     body = staff_api.get(url).json()
     assert body["state"] == "done" and body["package"] is None
@@ -331,14 +336,20 @@ def test_the_systems_list_is_the_map_with_each_last_health_check(officer, staff_
 
     body = staff_api.get("/api/v1/staff/systems/").json()
     assert [(s["name"], s["kind"], s["owner"]) for s in body] == [
-        ("alpha", "sql", "alpha@example.com"), ("beta", "django", "beta@example.com")]
+        ("alpha", "sql", "alpha@example.com"),
+        ("beta", "django", "beta@example.com"),
+    ]
     assert body[0]["categories"] == ["commercial_information", "identifiers"]
     assert [c["name"] for c in body[0]["collections"]] == ["people", "things"]
     assert body[0]["health"] is None
     systems_health_check()
     assert SystemHealth.objects.get(system="beta").ok is False
     body = staff_api.get("/api/v1/staff/systems/").json()
-    assert body[0]["health"]["ok"] is True and body[1]["health"] == {**body[1]["health"], "ok": False, "detail": "refused"}
+    assert body[0]["health"]["ok"] is True and body[1]["health"] == {
+        **body[1]["health"],
+        "ok": False,
+        "detail": "refused",
+    }
 
 
 def test_a_broken_map_is_a_specific_problem_not_a_crash(officer, staff_api, fake_systems):

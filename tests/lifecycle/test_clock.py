@@ -13,7 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsr import clock
-from dsr.clock import BusinessCalendar, ClockError, add_months, calendar_for, deadlines_compute, extension_check, local_date
+from dsr.clock import (
+    BusinessCalendar,
+    ClockError,
+    add_months,
+    calendar_for,
+    deadlines_compute,
+    extension_check,
+    local_date,
+)
 
 CA = calendar_for("US-CA")
 SE = calendar_for("SE")
@@ -210,8 +218,14 @@ def test_local_date_refuses_naive_times_and_unknown_zones():
 
 
 def _extend(**kw):
-    args = {"regime": "ccpa", "request_type": "access", "today": date(2026, 4, 16),
-            "original_respond_by": date(2026, 4, 16), "already_extended": False, "reason": "Complex"}
+    args = {
+        "regime": "ccpa",
+        "request_type": "access",
+        "today": date(2026, 4, 16),
+        "original_respond_by": date(2026, 4, 16),
+        "already_extended": False,
+        "reason": "Complex",
+    }
     args.update(kw)
     extension_check(**args)
 
@@ -287,4 +301,7 @@ def test_property_business_days_count_exactly(start, n):
 @settings(max_examples=200)
 def test_property_pauses_never_bring_a_deadline_earlier(received, a, b):
     low, high = sorted((a, b))
-    assert compute("gdpr", "access", received, paused_days=low).respond_by <= compute("gdpr", "access", received, paused_days=high).respond_by
+    assert (
+        compute("gdpr", "access", received, paused_days=low).respond_by
+        <= compute("gdpr", "access", received, paused_days=high).respond_by
+    )

@@ -110,7 +110,12 @@ def test_full_walk_to_completion(staff, django_capture_on_commit_callbacks, mail
 
 def _snapshot(r):
     r.refresh_from_db()
-    return (r.status, r.updated_at, AuditEvent.objects.filter(request=r).count(), OutboundEmail.objects.filter(request=r).count())
+    return (
+        r.status,
+        r.updated_at,
+        AuditEvent.objects.filter(request=r).count(),
+        OutboundEmail.objects.filter(request=r).count(),
+    )
 
 
 @pytest.mark.parametrize("action", ["complete", "approve"])
@@ -264,19 +269,27 @@ def _refused(call, r, mailoutbox, django_capture_on_commit_callbacks):
 
 
 @pytest.mark.parametrize("close", ["cancel", "deny"])
-def test_a_closed_unverified_request_cannot_be_approved_or_completed(staff, close, django_capture_on_commit_callbacks, mailoutbox):
+def test_a_closed_unverified_request_cannot_be_approved_or_completed(
+    staff, close, django_capture_on_commit_callbacks, mailoutbox
+):
     r = request_create()
     if close == "cancel":
         r = request_cancel(request=r, actor=staff, reason="Withdrawn by phone")
     else:
         r = request_deny(request=r, actor=staff, reason_category="unverifiable", message="No match.")
-    message = _refused(lambda: request_approve(request=r, actor=staff), r, mailoutbox, django_capture_on_commit_callbacks)
+    message = _refused(
+        lambda: request_approve(request=r, actor=staff), r, mailoutbox, django_capture_on_commit_callbacks
+    )
     assert r.reference in message
     # The one door itself refuses work on an unverified request, although the table lets a closed
     # request go back to in progress (for a reopened verified one).
     assert Status.IN_PROGRESS in TRANSITIONS[r.status]
-    message = _refused(lambda: request_transition(request=r, to_status=Status.IN_PROGRESS, event=event_approved(actor=staff, note="")),
-                       r, mailoutbox, django_capture_on_commit_callbacks)
+    message = _refused(
+        lambda: request_transition(request=r, to_status=Status.IN_PROGRESS, event=event_approved(actor=staff, note="")),
+        r,
+        mailoutbox,
+        django_capture_on_commit_callbacks,
+    )
     assert "not verified" in message
     r.refresh_from_db()
     assert r.verified_at is None and r.status != Status.COMPLETED
@@ -301,8 +314,12 @@ def test_reopen_refuses_an_open_request(staff, status, django_capture_on_commit_
     if status == "awaiting_requester":
         r = request_information_ask(request=r, actor=staff, message="Which account?")
     assert r.status == status
-    message = _refused(lambda: request_reopen(request=r, actor=staff, reason="Reopen"), r, mailoutbox,
-                       django_capture_on_commit_callbacks)
+    message = _refused(
+        lambda: request_reopen(request=r, actor=staff, reason="Reopen"),
+        r,
+        mailoutbox,
+        django_capture_on_commit_callbacks,
+    )
     assert "only a closed request" in message
 
 

@@ -65,9 +65,13 @@ claim_value = {field: st.sampled_from(["", HELD[field], WRONG[field], FORM_NAME]
 def _snapshot(request_id: int):
     """The request's row as it matters here, with its numbers of events and emails."""
     row = DataSubjectRequest.objects.values_list(
-        "status", "updated_at", "verified_at", "request_type", "respond_by", "assignee_id", "flagged_at").get(pk=request_id)
-    return (*row, AuditEvent.objects.filter(request_id=request_id).count(),
-            OutboundEmail.objects.filter(request_id=request_id).count())
+        "status", "updated_at", "verified_at", "request_type", "respond_by", "assignee_id", "flagged_at"
+    ).get(pk=request_id)
+    return (
+        *row,
+        AuditEvent.objects.filter(request_id=request_id).count(),
+        OutboundEmail.objects.filter(request_id=request_id).count(),
+    )
 
 
 class Lifecycle(RuleBasedStateMachine):
@@ -101,7 +105,9 @@ class Lifecycle(RuleBasedStateMachine):
         try:
             action(self.request)
         except (InvalidInput, TransitionNotAllowed):
-            assert _snapshot(self.request_id) == before, "a refused action changed the request, or left an event or an email"
+            assert _snapshot(self.request_id) == before, (
+                "a refused action changed the request, or left an event or an email"
+            )
             return before[0], False
         except DsrError as exc:  # pragma: no cover - a failure to report, not a branch
             raise AssertionError(f"refused with {type(exc).__name__}, not InvalidInput/TransitionNotAllowed") from exc
@@ -115,8 +121,11 @@ class Lifecycle(RuleBasedStateMachine):
 
     @rule(message=texts, for_identity=st.booleans(), id_document=st.booleans())
     def ask(self, message, for_identity, id_document):
-        self._attempt(lambda r: request_information_ask(
-            request=r, actor=self.staff, message=message, for_identity=for_identity, id_document=id_document))
+        self._attempt(
+            lambda r: request_information_ask(
+                request=r, actor=self.staff, message=message, for_identity=for_identity, id_document=id_document
+            )
+        )
 
     @rule(reason=texts)
     def extend(self, reason):
@@ -154,14 +163,19 @@ class Lifecycle(RuleBasedStateMachine):
 
     @rule(to_officer=st.booleans())
     def assign(self, to_officer):
-        self._attempt(lambda r: request_assign(request=r, actor=self.staff, assignee=self.officer if to_officer else None))
+        self._attempt(
+            lambda r: request_assign(request=r, actor=self.staff, assignee=self.officer if to_officer else None)
+        )
 
     @rule(to_status=st.sampled_from(Status.values))
     def any_transition(self, to_status):
         """The one door itself, asked for any move in the table or outside it."""
         # Any kind of event will do: the door's checks do not depend on it.
-        self._attempt(lambda r: request_transition(
-            request=r, to_status=to_status, event=event_team_message(actor=Actor.system(), message="a move")))
+        self._attempt(
+            lambda r: request_transition(
+                request=r, to_status=to_status, event=event_team_message(actor=Actor.system(), message="a move")
+            )
+        )
 
     # --- Requester actions -------------------------------------------------------------------------
 
@@ -175,15 +189,20 @@ class Lifecycle(RuleBasedStateMachine):
 
     @rule()
     def confirm_email(self):
-        mail = OutboundEmail.objects.filter(request_id=self.request_id, body_text__contains="/v/").order_by("-pk").first()
+        mail = (
+            OutboundEmail.objects.filter(request_id=self.request_id, body_text__contains="/v/").order_by("-pk").first()
+        )
         token = re.search(r"/v/([\w-]+)/", mail.body_text).group(1) if mail else "no-link-was-sent"
         self._attempt(lambda r: verification.challenge_confirm_link(token=token))
 
     @rule(data=st.data(), declared=st.booleans())
     def identity_match(self, data, declared):
         claims = {field: data.draw(strategy, label=field) for field, strategy in claim_value.items()}
-        self._attempt(lambda r: verification.identity_match_submit(
-            request=r, claims=claims, declaration_name=FORM_NAME if declared else "", declared=declared))
+        self._attempt(
+            lambda r: verification.identity_match_submit(
+                request=r, claims=claims, declaration_name=FORM_NAME if declared else "", declared=declared
+            )
+        )
 
     # --- What must always hold ---------------------------------------------------------------------
 
@@ -192,17 +211,20 @@ class Lifecycle(RuleBasedStateMachine):
         if self.request_id is None:
             return
         status, request_type, verified_at = DataSubjectRequest.objects.values_list(
-            "status", "request_type", "verified_at").get(pk=self.request_id)
+            "status", "request_type", "verified_at"
+        ).get(pk=self.request_id)
         assert status in TRANSITIONS
         if request_type in TYPES_WITHOUT_VERIFICATION:
             return
         assert status not in VERIFIED_STATUSES or verified_at is not None, f"{status} without verification"
         verified_seen = False
-        for event_type, to_status in AuditEvent.objects.filter(request_id=self.request_id).order_by("seq").values_list(
-            "event_type", "to_status"
+        for event_type, to_status in (
+            AuditEvent.objects.filter(request_id=self.request_id).order_by("seq").values_list("event_type", "to_status")
         ):
             verified_seen = verified_seen or event_type == "verified"
-            assert to_status not in VERIFIED_STATUSES or verified_seen, f"{event_type} → {to_status} before any verification"
+            assert to_status not in VERIFIED_STATUSES or verified_seen, (
+                f"{event_type} → {to_status} before any verification"
+            )
 
 
 def test_no_sequence_of_actions_breaks_the_lifecycle_rules(officer):
@@ -210,7 +232,9 @@ def test_no_sequence_of_actions_breaks_the_lifecycle_rules(officer):
     run_state_machine_as_test(
         Lifecycle,
         settings=settings(
-            max_examples=40, stateful_step_count=15, deadline=None,
+            max_examples=40,
+            stateful_step_count=15,
+            deadline=None,
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         ),
     )

@@ -39,7 +39,11 @@ def test_sweep_walks_a_request_from_receipt_past_its_deadline(officer, django_ca
     ]
     r.refresh_from_db()
     assert r.overdue_since == date(2026, 4, 16)
-    events = list(r.events.filter(actor_type="system", event_type__in=["acknowledgement_due", "response_due_soon", "overdue"]).values_list("event_type", flat=True))
+    events = list(
+        r.events.filter(
+            actor_type="system", event_type__in=["acknowledgement_due", "response_due_soon", "overdue"]
+        ).values_list("event_type", flat=True)
+    )
     assert events == ["acknowledgement_due", "response_due_soon", "overdue"]
     assert r.emails.filter(template="staff_overdue", to="olivia@company.example").count() == 1
 

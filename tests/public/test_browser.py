@@ -12,22 +12,54 @@ from tests.support.browser import page_open, screenshot
 
 # What a person reads and clicks, per language.
 TEXT = {
-    "en": {"heading": "Make a privacy request", "type": "See what data you hold about me (categories)",
-           "regime": "California (CCPA)", "email": "Your email address", "name": "Your full name",
-           "send": "Send my request", "next": "What happens next", "confirm_button": "Confirm my email address",
-           "code": "The 6-digit code from our email", "confirm": "Confirm", "postal": "Your postal code",
-           "check": "Check my details", "verified": "Verified", "subject": "We received your privacy request"},
-    "sv": {"heading": "Gör en integritetsbegäran", "type": "Se vilka uppgifter ni har om mig (kategorier)",
-           "regime": "EU/EES, Storbritannien eller Schweiz (GDPR)", "email": "Din e-postadress",
-           "name": "Ditt fullständiga namn", "send": "Skicka min begäran", "next": "Vad som händer nu",
-           "confirm_button": "Bekräfta min e-postadress", "code": "Den sexsiffriga koden från vårt e-postmeddelande",
-           "confirm": "Bekräfta", "postal": "Ditt postnummer", "check": "Kontrollera mina uppgifter",
-           "verified": "Kontrollerad", "subject": "Vi har tagit emot din integritetsbegäran"},
-    "nl": {"heading": "Een privacyverzoek indienen", "type": "Zien welke gegevens u over mij heeft (categorieën)",
-           "regime": "EU/EER, VK of Zwitserland (AVG)", "email": "Uw e-mailadres", "name": "Uw volledige naam",
-           "send": "Mijn verzoek versturen", "next": "Wat er nu gebeurt", "confirm_button": "Mijn e-mailadres bevestigen",
-           "code": "De 6-cijferige code uit onze e-mail", "confirm": "Bevestigen", "postal": "Uw postcode",
-           "check": "Mijn gegevens controleren", "verified": "Geverifieerd", "subject": "Wij hebben uw privacyverzoek"},
+    "en": {
+        "heading": "Make a privacy request",
+        "type": "See what data you hold about me (categories)",
+        "regime": "California (CCPA)",
+        "email": "Your email address",
+        "name": "Your full name",
+        "send": "Send my request",
+        "next": "What happens next",
+        "confirm_button": "Confirm my email address",
+        "code": "The 6-digit code from our email",
+        "confirm": "Confirm",
+        "postal": "Your postal code",
+        "check": "Check my details",
+        "verified": "Verified",
+        "subject": "We received your privacy request",
+    },
+    "sv": {
+        "heading": "Gör en integritetsbegäran",
+        "type": "Se vilka uppgifter ni har om mig (kategorier)",
+        "regime": "EU/EES, Storbritannien eller Schweiz (GDPR)",
+        "email": "Din e-postadress",
+        "name": "Ditt fullständiga namn",
+        "send": "Skicka min begäran",
+        "next": "Vad som händer nu",
+        "confirm_button": "Bekräfta min e-postadress",
+        "code": "Den sexsiffriga koden från vårt e-postmeddelande",
+        "confirm": "Bekräfta",
+        "postal": "Ditt postnummer",
+        "check": "Kontrollera mina uppgifter",
+        "verified": "Kontrollerad",
+        "subject": "Vi har tagit emot din integritetsbegäran",
+    },
+    "nl": {
+        "heading": "Een privacyverzoek indienen",
+        "type": "Zien welke gegevens u over mij heeft (categorieën)",
+        "regime": "EU/EER, VK of Zwitserland (AVG)",
+        "email": "Uw e-mailadres",
+        "name": "Uw volledige naam",
+        "send": "Mijn verzoek versturen",
+        "next": "Wat er nu gebeurt",
+        "confirm_button": "Mijn e-mailadres bevestigen",
+        "code": "De 6-cijferige code uit onze e-mail",
+        "confirm": "Bevestigen",
+        "postal": "Uw postcode",
+        "check": "Mijn gegevens controleren",
+        "verified": "Geverifieerd",
+        "subject": "Wij hebben uw privacyverzoek",
+    },
 }
 
 
@@ -51,7 +83,10 @@ def _mail_for(email):
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("language,viewport,method", [("en", "phone", "link"), ("sv", "desktop", "code"), ("nl", "phone", "code"), ("nl", "desktop", "link")])
+@pytest.mark.parametrize(
+    "language,viewport,method",
+    [("en", "phone", "link"), ("sv", "desktop", "code"), ("nl", "phone", "code"), ("nl", "desktop", "link")],
+)
 def test_submit_verify_and_follow_in_each_language(live_server, browser, settings, language, viewport, method):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.SITE_URL = live_server.url

@@ -18,8 +18,14 @@ pytestmark = pytest.mark.django_db
 
 
 def _form(**overrides):
-    data = {"request_type": "access", "regime": "ccpa", "relationship": "customer", "email": "form@example.org",
-            "full_name": "Form Person", "access_period": "12_months"}
+    data = {
+        "request_type": "access",
+        "regime": "ccpa",
+        "relationship": "customer",
+        "email": "form@example.org",
+        "full_name": "Form Person",
+        "access_period": "12_months",
+    }
     data.update(overrides)
     return data
 
@@ -54,7 +60,9 @@ def test_same_open_request_is_linked_not_a_second_clock(django_capture_on_commit
     assert other_type.duplicate_of is None and other_type.status == Status.AWAITING_VERIFICATION
 
 
-def test_ccpa_third_request_to_know_in_twelve_months_is_answered_with_the_rule(officer, django_capture_on_commit_callbacks, mailoutbox):
+def test_ccpa_third_request_to_know_in_twelve_months_is_answered_with_the_rule(
+    officer, django_capture_on_commit_callbacks, mailoutbox
+):
     staff = Actor.staff(officer)
     for days_ago in (200, 100):
         r = request_create(email="know@example.org", received_at=timezone.now() - timedelta(days=days_ago))
@@ -77,7 +85,9 @@ def test_agent_needs_permission_or_power_of_attorney():
     with pytest.raises(InvalidInput) as err:
         request_create(intake=IntakeDetails(agent_name="Ann Agent", agent_email="agent@example.org"))
     assert err.value.field == "agent_document"
-    r = request_create(intake=IntakeDetails(agent_name="Ann Agent", agent_email="agent@example.org", agent_power_of_attorney=True))
+    r = request_create(
+        intake=IntakeDetails(agent_name="Ann Agent", agent_email="agent@example.org", agent_power_of_attorney=True)
+    )
     assert r.agent_power_of_attorney and r.agent_email == "agent@example.org"
     assert r.events.get(event_type="received").data["agent"] is True
 
@@ -86,15 +96,24 @@ def test_documents_are_checked_by_content_and_stored_privately(settings, tmp_pat
     settings.DSR_PRIVATE_FILES_DIR = tmp_path
     disguised = SimpleUploadedFile("permission.pdf", b"MZ\x90\x00 not a pdf", content_type="application/pdf")
     with pytest.raises(InvalidInput, match="PDF, PNG or JPEG"):
-        request_create(intake=IntakeDetails(agent_name="A", agent_email="a@example.org", documents=(("agent_authorisation", disguised),)))
+        request_create(
+            intake=IntakeDetails(
+                agent_name="A", agent_email="a@example.org", documents=(("agent_authorisation", disguised),)
+            )
+        )
     settings.DSR_UPLOAD_MAX_BYTES = 10
     with pytest.raises(InvalidInput, match="too large"):
         request_create(intake=IntakeDetails(documents=(("evidence", SimpleUploadedFile("a.pdf", PDF)),)))
     settings.DSR_UPLOAD_MAX_BYTES = 1024 * 1024
     assert DataSubjectRequest.objects.count() == 0
     with django_capture_on_commit_callbacks(execute=True):
-        r = request_create(intake=IntakeDetails(
-            agent_name="A", agent_email="a@example.org", documents=(("agent_authorisation", SimpleUploadedFile("p.pdf", PDF)),)))
+        r = request_create(
+            intake=IntakeDetails(
+                agent_name="A",
+                agent_email="a@example.org",
+                documents=(("agent_authorisation", SimpleUploadedFile("p.pdf", PDF)),),
+            )
+        )
     doc = RequestDocument.objects.get(request=r)
     assert doc.content_type == "application/pdf" and doc.size == len(PDF)
     stored = tmp_path / doc.file.name
@@ -144,8 +163,9 @@ def test_gpc_signal_is_an_opt_out_with_nothing_more(client):
     assert opt_out.status == Status.IN_PROGRESS  # no verification (§7025, §7060(b))
 
 
-@pytest.mark.parametrize("failure", [OperationalError("the database went away"), InvalidInput("refused")],
-                         ids=["database", "service"])
+@pytest.mark.parametrize(
+    "failure", [OperationalError("the database went away"), InvalidInput("refused")], ids=["database", "service"]
+)
 def test_a_gpc_submission_and_its_opt_out_are_stored_together_or_not_at_all(client, monkeypatch, failure):
     """Before: the form's request was kept when recording the GPC opt-out after it failed, and the
     person's retry made a duplicate of it."""
@@ -171,8 +191,15 @@ def test_a_gpc_submission_and_its_opt_out_are_stored_together_or_not_at_all(clie
 
 
 def test_corrections_field_by_field_from_the_form(client):
-    res = client.post("/", _form(request_type="rectification", correction_0_field="postal_code",
-                                  correction_0_wrong="94103", correction_0_correct="94110"))
+    res = client.post(
+        "/",
+        _form(
+            request_type="rectification",
+            correction_0_field="postal_code",
+            correction_0_wrong="94103",
+            correction_0_correct="94110",
+        ),
+    )
     assert res.status_code == 302
     r = DataSubjectRequest.objects.get()
     assert r.corrections == [{"field": "postal_code", "wrong": "94103", "correct": "94110"}]
@@ -204,11 +231,18 @@ def test_no_email_goes_out_when_the_form_fails(client, mailoutbox):
     assert OutboundEmail.objects.count() == 0 and mailoutbox == []
 
 
-def test_documents_reach_only_privacy_staff(client, officer, settings, tmp_path, django_capture_on_commit_callbacks, django_user_model):
+def test_documents_reach_only_privacy_staff(
+    client, officer, settings, tmp_path, django_capture_on_commit_callbacks, django_user_model
+):
     settings.DSR_PRIVATE_FILES_DIR = tmp_path
     with django_capture_on_commit_callbacks(execute=True):
-        r = request_create(intake=IntakeDetails(
-            agent_name="A", agent_email="a@example.org", documents=(("agent_authorisation", SimpleUploadedFile("p.pdf", PDF)),)))
+        r = request_create(
+            intake=IntakeDetails(
+                agent_name="A",
+                agent_email="a@example.org",
+                documents=(("agent_authorisation", SimpleUploadedFile("p.pdf", PDF)),),
+            )
+        )
     doc = r.documents.get()
     url = f"/staff/requests/{r.reference}/documents/{doc.pk}/"
     assert client.get(url).status_code == 302  # to the login page
@@ -223,11 +257,23 @@ def test_documents_reach_only_privacy_staff(client, officer, settings, tmp_path,
     assert "p.pdf" in client.get(f"/dashboard/requests/{r.reference}/").content.decode()
 
 
-@pytest.mark.parametrize("received_at", ["0001-01-01T00:00:00Z", "1999-12-31T23:00:00+00:00", "2018-05-24T12:00:00+00:00"])
+@pytest.mark.parametrize(
+    "received_at", ["0001-01-01T00:00:00Z", "1999-12-31T23:00:00+00:00", "2018-05-24T12:00:00+00:00"]
+)
 def test_staff_recorded_requests_cannot_predate_the_gdpr(staff_api, received_at):
-    res = staff_api.post("/api/v1/staff/requests/", {
-        "type": "access", "regime": "gdpr", "email": "old@example.org", "channel": "mail", "received_at": received_at,
-    }, format="json")
+    res = staff_api.post(
+        "/api/v1/staff/requests/",
+        {
+            "type": "access",
+            "regime": "gdpr",
+            "email": "old@example.org",
+            "channel": "mail",
+            "received_at": received_at,
+        },
+        format="json",
+    )
     assert res.status_code == 400 and res["Content-Type"].startswith("application/problem+json")
-    assert res.json()["errors"] == {"received_at": ["received_at cannot be before 25 May 2018, when the GDPR began to apply."]}
+    assert res.json()["errors"] == {
+        "received_at": ["received_at cannot be before 25 May 2018, when the GDPR began to apply."]
+    }
     assert not DataSubjectRequest.objects.filter(email="old@example.org").exists()

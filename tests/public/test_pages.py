@@ -14,11 +14,31 @@ def test_form_submits_any_request_type(client, django_capture_on_commit_callback
     page = client.get("/")
     assert page.status_code == 200
     html = page.content.decode()
-    for value in ("access", "access_specific", "portability", "rectification", "erasure", "restriction",
-                  "objection", "withdraw_consent", "opt_out_sale", "opt_out_marketing", "limit_sensitive"):
+    for value in (
+        "access",
+        "access_specific",
+        "portability",
+        "rectification",
+        "erasure",
+        "restriction",
+        "objection",
+        "withdraw_consent",
+        "opt_out_sale",
+        "opt_out_marketing",
+        "limit_sensitive",
+    ):
         assert f'value="{value}"' in html
     with django_capture_on_commit_callbacks(execute=True):
-        res = client.post("/", {"request_type": "portability", "regime": "gdpr", "relationship": "customer", "email": "eva@example.org", "full_name": "Eva"})
+        res = client.post(
+            "/",
+            {
+                "request_type": "portability",
+                "regime": "gdpr",
+                "relationship": "customer",
+                "email": "eva@example.org",
+                "full_name": "Eva",
+            },
+        )
     assert res.status_code == 302 and res["Location"] == "/submitted/"
     r = DataSubjectRequest.objects.get()
     assert (r.request_type, r.regime, r.email, r.channel) == ("portability", "gdpr", "eva@example.org", "web")
@@ -43,7 +63,10 @@ def _checked(html: str, name: str) -> list[str]:
 
 
 def test_form_errors_keep_what_was_typed(client):
-    res = client.post("/", {"request_type": "erasure", "regime": "", "email": "nope", "full_name": "Kept Name", "details": "kept details"})
+    res = client.post(
+        "/",
+        {"request_type": "erasure", "regime": "", "email": "nope", "full_name": "Kept Name", "details": "kept details"},
+    )
     assert res.status_code == 400
     html = res.content.decode()
     assert 'role="alert"' in html
@@ -54,7 +77,11 @@ def test_form_errors_keep_what_was_typed(client):
 
 
 def test_form_honours_the_browser_language(client):
-    client.post("/", {"request_type": "access", "regime": "gdpr", "relationship": "customer", "email": "sven@example.org"}, HTTP_ACCEPT_LANGUAGE="sv")
+    client.post(
+        "/",
+        {"request_type": "access", "regime": "gdpr", "relationship": "customer", "email": "sven@example.org"},
+        HTTP_ACCEPT_LANGUAGE="sv",
+    )
     assert DataSubjectRequest.objects.get().language == "sv"
 
 
@@ -78,5 +105,13 @@ def test_demo_data_loads_once(db, capsys):
     assert first >= 5 and DataSubjectRequest.objects.count() == first
     # Keys are stored as digests, so each run prints a fresh token (it replaces the last one; see
     # tests/api/test_api_tokens.py).
-    assert out1.splitlines()[-1].startswith("Demo API token: dsr_") and out2.splitlines()[-1].startswith("Demo API token: dsr_")
-    assert set(DataSubjectRequest.objects.values_list("status", flat=True)) >= {"awaiting_verification", "in_progress", "completed", "denied", "verified"}
+    assert out1.splitlines()[-1].startswith("Demo API token: dsr_") and out2.splitlines()[-1].startswith(
+        "Demo API token: dsr_"
+    )
+    assert set(DataSubjectRequest.objects.values_list("status", flat=True)) >= {
+        "awaiting_verification",
+        "in_progress",
+        "completed",
+        "denied",
+        "verified",
+    }

@@ -14,7 +14,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def submitted(django_capture_on_commit_callbacks, mailoutbox):
-    DemoCustomer.objects.create(email="sam@example.org", full_name="Sam Sample", postal_code="1011 AB", phone="0612345678")
+    DemoCustomer.objects.create(
+        email="sam@example.org", full_name="Sam Sample", postal_code="1011 AB", phone="0612345678"
+    )
     with django_capture_on_commit_callbacks(execute=True):
         r = request_create(email="sam@example.org", request_type="access", regime="gdpr", language="nl")
     body = mailoutbox[-1].body
@@ -98,12 +100,16 @@ def test_rate_limit_on_verification_attempts(client, submitted, settings):
     assert res.status_code == 429 and int(res["Retry-After"]) > 0
 
 
-def test_officer_asks_for_an_id_the_requester_uploads_it_and_it_goes_after_the_decision(client, officer, settings, tmp_path, django_capture_on_commit_callbacks):
+def test_officer_asks_for_an_id_the_requester_uploads_it_and_it_goes_after_the_decision(
+    client, officer, settings, tmp_path, django_capture_on_commit_callbacks
+):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     settings.DSR_PRIVATE_FILES_DIR = tmp_path
     r = request_create(request_type="access_specific")
-    request_information_ask(request=r, actor=Actor.staff(officer), message="Please send a copy of your ID.", id_document=True)
+    request_information_ask(
+        request=r, actor=Actor.staff(officer), message="Please send a copy of your ID.", id_document=True
+    )
     url = f"/r/{r.public_token}/"
     assert 'name="document"' in client.get(url).content.decode()
     bad = client.post(url, {"action": "reply", "message": "", "document": SimpleUploadedFile("id.png", b"GIF89a...")})
@@ -147,7 +153,9 @@ def test_another_signed_in_user_cannot_reauthenticate_for_someone_else(client, d
 
 def test_the_answer_is_on_the_status_page(client, officer):
     r = request_create(regime="gdpr", language="sv")
-    request_deny(request=r, actor=Actor.staff(officer), reason_category="exempt", message="Uppgifterna omfattas av ett lagkrav.")
+    request_deny(
+        request=r, actor=Actor.staff(officer), reason_category="exempt", message="Uppgifterna omfattas av ett lagkrav."
+    )
     page = client.get(f"/r/{r.public_token}/").content.decode()
     assert "Vårt svar" in page and "Uppgifterna omfattas av ett lagkrav." in page
     assert "lämna in ett klagomål till en dataskyddsmyndighet" in page  # the right to complain (Art 77)

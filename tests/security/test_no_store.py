@@ -18,10 +18,22 @@ pytestmark = pytest.mark.django_db
 # with nothing), the OpenAPI schema and its docs page. Static files are served before any view.
 PUBLIC = ("i18n/", "anymail/", "api/schema/", "api/docs/")
 # These must answer 200 (as a signed-in officer), so the header is seen on real content too.
-MUST_SHOW = {"dashboard:queue", "dashboard:queue-csv", "dashboard:request", "dashboard:reports", "dashboard:reports-csv",
-             "dsr:request-status", "dsr:staff-document", "api:staff-requests",
-             "api:staff-request-detail", "dsr-auth:otp", "admin:dsr_datasubjectrequest_change",
-             "fulfilment-api:status", "fulfilment-api:systems", "fulfilment-dashboard:systems"}
+MUST_SHOW = {
+    "dashboard:queue",
+    "dashboard:queue-csv",
+    "dashboard:request",
+    "dashboard:reports",
+    "dashboard:reports-csv",
+    "dsr:request-status",
+    "dsr:staff-document",
+    "api:staff-requests",
+    "api:staff-request-detail",
+    "dsr-auth:otp",
+    "admin:dsr_datasubjectrequest_change",
+    "fulfilment-api:status",
+    "fulfilment-api:systems",
+    "fulfilment-dashboard:systems",
+}
 
 
 def _patterns(patterns, prefix="", namespace=None):
@@ -48,9 +60,21 @@ def sample(officer, settings, tmp_path, django_capture_on_commit_callbacks):
     document = RequestDocument.objects.get(request=r)
     # The admin's second-factor device pages (<pk>) need a device that exists.
     device = totp_device_create(user=officer)
-    return {"reference": r.reference, "token": r.public_token, "document_id": document.pk, "action": "verify",
-            "object_id": r.pk, "content_type_id": 1, "id": officer.pk, "pk": device.pk, "uidb64": "MQ", "code": "x", "token_id": "dsr_0000000000",
-            "system": "shop", "system_run_id": 1}
+    return {
+        "reference": r.reference,
+        "token": r.public_token,
+        "document_id": document.pk,
+        "action": "verify",
+        "object_id": r.pk,
+        "content_type_id": 1,
+        "id": officer.pk,
+        "pk": device.pk,
+        "uidb64": "MQ",
+        "code": "x",
+        "token_id": "dsr_0000000000",
+        "system": "shop",
+        "system_run_id": 1,
+    }
 
 
 def test_every_url_pattern_with_personal_data_answers_no_store(client, officer, sample):
@@ -65,7 +89,9 @@ def test_every_url_pattern_with_personal_data_answers_no_store(client, officer, 
         for method in ("get", "post"):
             client.force_login(officer)  # a POST to sign-out ends the session
             response = getattr(client, method)(path)
-            assert "no-store" in response.get("Cache-Control", ""), f"{method.upper()} {path} ({name}): {response.status_code}"
+            assert "no-store" in response.get("Cache-Control", ""), (
+                f"{method.upper()} {path} ({name}): {response.status_code}"
+            )
             if method == "get" and response.status_code == 200:
                 shown.add(name)
         seen.append(name)
@@ -74,7 +100,11 @@ def test_every_url_pattern_with_personal_data_answers_no_store(client, officer, 
 
 
 def test_the_public_api_answer_is_not_stored(api):
-    response = api.post("/api/v1/requests/", {"type": "access", "regime": "ccpa", "email": "p@example.org", "full_name": "P"}, format="json")
+    response = api.post(
+        "/api/v1/requests/",
+        {"type": "access", "regime": "ccpa", "email": "p@example.org", "full_name": "P"},
+        format="json",
+    )
     assert response.status_code == 201 and "no-store" in response["Cache-Control"]
 
 

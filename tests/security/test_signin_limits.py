@@ -16,7 +16,6 @@ PASSWORD = "correct horse battery"
 OWNER = "203.0.113.10"
 
 
-
 @pytest.fixture
 def device(officer):
     return totp_device_create(user=officer)
@@ -72,7 +71,9 @@ def test_failures_elsewhere_never_lock_the_owner_out(settings, device, checked):
     assert _sign_in(Client(), device, addr=OWNER).status_code == 200
 
 
-def test_above_the_username_ceiling_unknown_clients_get_one_failure_and_known_browsers_keep_theirs(settings, device, checked):
+def test_above_the_username_ceiling_unknown_clients_get_one_failure_and_known_browsers_keep_theirs(
+    settings, device, checked
+):
     settings.DSR_REQUIRE_2FA = True
     _limits(settings, login_ip="5/hour", login_user_ip="3/hour", login_user="6/hour")
     owner = Client()
@@ -81,7 +82,10 @@ def test_above_the_username_ceiling_unknown_clients_get_one_failure_and_known_br
     _attack(clients=3, tries=3)  # 9 failures: over the ceiling
     # A new client may fail once for this username, then waits; the distributed guesser is slowed.
     newcomer = Client()
-    assert newcomer.post(LOGIN, {"username": "olivia", "password": "guess"}, REMOTE_ADDR="198.51.100.77").status_code == 200
+    assert (
+        newcomer.post(LOGIN, {"username": "olivia", "password": "guess"}, REMOTE_ADDR="198.51.100.77").status_code
+        == 200
+    )
     refused = newcomer.post(LOGIN, {"username": "olivia", "password": PASSWORD}, REMOTE_ADDR="198.51.100.77")
     assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
     assert "_auth_user_id" not in newcomer.session
@@ -91,7 +95,9 @@ def test_above_the_username_ceiling_unknown_clients_get_one_failure_and_known_br
     assert _sign_in(owner, device, addr=OWNER).status_code == 200
     assert _sign_in(Client(), device, addr="203.0.113.11").status_code == 200
     # Another username is not affected by olivia's ceiling.
-    assert newcomer.post(LOGIN, {"username": "someone", "password": "x"}, REMOTE_ADDR="198.51.100.77").status_code == 200
+    assert (
+        newcomer.post(LOGIN, {"username": "someone", "password": "x"}, REMOTE_ADDR="198.51.100.77").status_code == 200
+    )
 
 
 def test_successful_sign_ins_are_not_counted(settings, device):
@@ -113,7 +119,10 @@ def test_a_client_over_its_limit_gets_the_page_and_its_password_is_not_checked(s
     client = Client()
     usernames = ["olivia", "olivia"] if scope == "login_user_ip" else ["nobody", "someone"]
     for username in usernames:
-        assert client.post(LOGIN, {"username": username, "password": "wrong"}, REMOTE_ADDR="198.51.100.1").status_code == 200
+        assert (
+            client.post(LOGIN, {"username": username, "password": "wrong"}, REMOTE_ADDR="198.51.100.1").status_code
+            == 200
+        )
     for password in ("wrong", PASSWORD):
         res = client.post(LOGIN, {"username": "olivia", "password": password}, REMOTE_ADDR="198.51.100.1")
         assert res.status_code == 429 and int(res["Retry-After"]) > 0
@@ -127,9 +136,14 @@ def test_second_factor_failures_count_per_user_and_client(settings, device):
     settings.DSR_REQUIRE_2FA = True
     _limits(settings, otp_user_ip="2/hour")
     stolen = Client()  # someone who has the password, but not the authenticator
-    assert stolen.post(LOGIN, {"username": "olivia", "password": PASSWORD}, REMOTE_ADDR="198.51.100.1").status_code == 302
+    assert (
+        stolen.post(LOGIN, {"username": "olivia", "password": PASSWORD}, REMOTE_ADDR="198.51.100.1").status_code == 302
+    )
     for _ in range(2):
-        assert stolen.post("/accounts/otp/", {"token": totp_wrong_code(device)}, REMOTE_ADDR="198.51.100.1").status_code == 400
+        assert (
+            stolen.post("/accounts/otp/", {"token": totp_wrong_code(device)}, REMOTE_ADDR="198.51.100.1").status_code
+            == 400
+        )
     # django-otp's own growing delay per device is a separate defence; let its wait pass.
     device.throttle_reset()
     for token in (totp_wrong_code(device), totp_code(device)):
@@ -146,9 +160,13 @@ def test_password_reset_emails_are_limited_per_address_without_telling(settings,
     _limits(settings, password_reset_email="2/hour")
     answers = []
     for n in range(5):
-        res = Client().post("/accounts/password_reset/", {"email": "Olivia@company.example"}, REMOTE_ADDR=f"198.51.100.{n}")
+        res = Client().post(
+            "/accounts/password_reset/", {"email": "Olivia@company.example"}, REMOTE_ADDR=f"198.51.100.{n}"
+        )
         answers.append((res.status_code, res["Location"]))
-    unknown = Client().post("/accounts/password_reset/", {"email": "nobody@company.example"}, REMOTE_ADDR="198.51.100.9")
+    unknown = Client().post(
+        "/accounts/password_reset/", {"email": "nobody@company.example"}, REMOTE_ADDR="198.51.100.9"
+    )
     # Every answer is the one any address gets; only the first two sent anything.
     assert answers == [(302, "/accounts/password_reset/done/")] * 5
     assert (unknown.status_code, unknown["Location"]) == answers[0]
@@ -159,7 +177,9 @@ def test_password_reset_is_limited_per_client(settings, officer, mailoutbox):
     _limits(settings, password_reset_ip="3/hour")
     client = Client()
     for address in ("a@example.org", "b@example.org", "olivia@company.example"):
-        assert client.post("/accounts/password_reset/", {"email": address}, REMOTE_ADDR="198.51.100.1").status_code == 302
+        assert (
+            client.post("/accounts/password_reset/", {"email": address}, REMOTE_ADDR="198.51.100.1").status_code == 302
+        )
     sent = len(mailoutbox)
     res = client.post("/accounts/password_reset/", {"email": "olivia@company.example"}, REMOTE_ADDR="198.51.100.1")
     assert res.status_code == 429 and int(res["Retry-After"]) > 0
@@ -184,8 +204,10 @@ def test_sign_in_works_and_is_still_limited_when_the_cache_is_unreachable(settin
     _limits(settings, login_user_ip="2/hour", otp_user_ip="2/hour")
     assert _sign_in(Client(), device, addr=OWNER).status_code == 200
     attacker = Client()
-    codes = [attacker.post(LOGIN, {"username": "olivia", "password": "guess"}, REMOTE_ADDR="198.51.100.1").status_code
-             for _ in range(3)]
+    codes = [
+        attacker.post(LOGIN, {"username": "olivia", "password": "guess"}, REMOTE_ADDR="198.51.100.1").status_code
+        for _ in range(3)
+    ]
     assert codes == [200, 200, 429]  # counted in this process meanwhile
     assert _sign_in(Client(), device, addr="203.0.113.11").status_code == 200
 
@@ -199,17 +221,25 @@ def test_failures_are_counted_in_the_real_shared_cache(settings, device):
 
     prefix = f"test-{uuid.uuid4().hex}"
     settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"], "KEY_PREFIX": prefix}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["REDIS_URL"],
+            "KEY_PREFIX": prefix,
+        }
     }
     settings.DSR_REQUIRE_2FA = True
     _limits(settings, login_user_ip="2/hour", intake="2/hour")
     attacker = Client()
-    codes = [attacker.post(LOGIN, {"username": "olivia", "password": "guess"}, REMOTE_ADDR="198.51.100.1").status_code
-             for _ in range(3)]
+    codes = [
+        attacker.post(LOGIN, {"username": "olivia", "password": "guess"}, REMOTE_ADDR="198.51.100.1").status_code
+        for _ in range(3)
+    ]
     assert codes == [200, 200, 429]
     assert _sign_in(Client(), device, addr=OWNER).status_code == 200
-    intake = [Client().post("/api/v1/requests/", {}, content_type="application/json", REMOTE_ADDR="198.51.100.1").status_code
-              for _ in range(3)]
+    intake = [
+        Client().post("/api/v1/requests/", {}, content_type="application/json", REMOTE_ADDR="198.51.100.1").status_code
+        for _ in range(3)
+    ]
     assert intake == [400, 400, 429]
     keys = redis.Redis.from_url(os.environ["REDIS_URL"]).keys(f"{prefix}:*dsr-rl:*")
     assert {key.decode().split(":")[3] for key in keys} >= {"login_user_ip", "login_ip", "login_user", "intake"}

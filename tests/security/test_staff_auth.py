@@ -10,10 +10,12 @@ from tests.support.otp import totp_code, totp_wrong_code
 pytestmark = pytest.mark.django_db
 
 
-
 def test_first_sign_in_sets_up_the_authenticator_then_it_is_required(client, officer, settings):
     settings.DSR_REQUIRE_2FA = True
-    res = client.post("/accounts/login/?next=/dashboard/", {"username": "olivia", "password": "correct horse battery", "next": "/dashboard/"})
+    res = client.post(
+        "/accounts/login/?next=/dashboard/",
+        {"username": "olivia", "password": "correct horse battery", "next": "/dashboard/"},
+    )
     assert res.status_code == 302
     gate = client.get("/dashboard/")
     assert gate.status_code == 302 and gate["Location"].startswith("/accounts/otp/")

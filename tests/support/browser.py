@@ -18,7 +18,9 @@ def chromium_executable() -> str | None:
 
 def page_open(browser, language: str, viewport: str):
     """A new page in a context of its own, with the browser's language and a phone or desktop size."""
-    context = browser.new_context(viewport=VIEWPORTS[viewport], locale=language, extra_http_headers={"Accept-Language": language})
+    context = browser.new_context(
+        viewport=VIEWPORTS[viewport], locale=language, extra_http_headers={"Accept-Language": language}
+    )
     return context.new_page()
 
 
@@ -27,8 +29,9 @@ def screenshot(page, name: str):
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def staff_page_signed_in(browser, live_server, path: str, *, username: str = "olivia",
-                         password: str = "correct horse battery"):
+def staff_page_signed_in(
+    browser, live_server, path: str, *, username: str = "olivia", password: str = "correct horse battery"
+):
     """A desktop page signed in as `username` (no second factor: the test settings' default) and
     landed on `path`, where the sign-in form sent it."""
     page = page_open(browser, "en", "desktop")

@@ -23,7 +23,11 @@ class FakeEspApi:
                 self.send_response(500 if failed else status)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
-                answer = {"ErrorCode": 500, "Message": "Internal error"} if failed else reply(outer.received[-1], len(outer.received))
+                answer = (
+                    {"ErrorCode": 500, "Message": "Internal error"}
+                    if failed
+                    else reply(outer.received[-1], len(outer.received))
+                )
                 self.wfile.write(json.dumps(answer).encode())
 
             def log_message(self, *args):
@@ -36,8 +40,16 @@ class FakeEspApi:
     @classmethod
     def postmark(cls, *, failures: int = 0) -> "FakeEspApi":
         """Answers like Postmark's send API; the n-th call's message id is esp-n."""
-        return cls(lambda body, n: {"To": body["To"], "SubmittedAt": "2026-11-22T10:00:00Z", "MessageID": f"esp-{n}",
-                                    "ErrorCode": 0, "Message": "OK"}, failures=failures)
+        return cls(
+            lambda body, n: {
+                "To": body["To"],
+                "SubmittedAt": "2026-11-22T10:00:00Z",
+                "MessageID": f"esp-{n}",
+                "ErrorCode": 0,
+                "Message": "OK",
+            },
+            failures=failures,
+        )
 
     def close(self):
         self.server.shutdown()

@@ -48,8 +48,21 @@ class RedisServer:
         import redis
 
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
         for _ in range(100):
@@ -101,17 +114,40 @@ def celery_worker_start(*, redis_url: str, var_dir: Path):
     env = dict(os.environ)
     env.update(
         # Run mode, with the test process's keys: the worker's audit events chain with the test's.
-        DJANGO_SETTINGS_MODULE="config.settings.run", DJANGO_SECRET_KEY=settings.SECRET_KEY,
-        DSR_AUDIT_KEY_ID=settings.DSR_AUDIT_KEY_ID, DSR_AUDIT_KEY=settings.DSR_AUDIT_KEYS[settings.DSR_AUDIT_KEY_ID],
-        DSR_PACKAGE_KEY=settings.DSR_PACKAGE_KEY, DSR_SUPPRESSION_KEY=settings.DSR_SUPPRESSION_KEY,
-        DSR_LEDGER_KEY=settings.DSR_LEDGER_KEY, DSR_ERASURE_HASH_KEY=settings.DSR_ERASURE_HASH_KEY,
+        DJANGO_SETTINGS_MODULE="config.settings.run",
+        DJANGO_SECRET_KEY=settings.SECRET_KEY,
+        DSR_AUDIT_KEY_ID=settings.DSR_AUDIT_KEY_ID,
+        DSR_AUDIT_KEY=settings.DSR_AUDIT_KEYS[settings.DSR_AUDIT_KEY_ID],
+        DSR_PACKAGE_KEY=settings.DSR_PACKAGE_KEY,
+        DSR_SUPPRESSION_KEY=settings.DSR_SUPPRESSION_KEY,
+        DSR_LEDGER_KEY=settings.DSR_LEDGER_KEY,
+        DSR_ERASURE_HASH_KEY=settings.DSR_ERASURE_HASH_KEY,
         DATABASE_URL=f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        REDIS_URL=redis_url, DSR_VAR_DIR=str(var_dir), DSR_SITE_URL="http://testserver",
+        REDIS_URL=redis_url,
+        DSR_VAR_DIR=str(var_dir),
+        DSR_SITE_URL="http://testserver",
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -127,7 +163,9 @@ def celery_worker_stop(worker):
     print(out[-4000:])
     for _ in range(100):
         with connection.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
             if cur.fetchone()[0] == 0:
                 break
         time.sleep(0.1)
@@ -142,8 +180,9 @@ def postgres_backend_terminate():
     with connection.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
         pid = cur.fetchone()[0]
-    with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"],
-                         dbname=db["NAME"], autocommit=True) as other:
+    with psycopg.connect(
+        host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"], dbname=db["NAME"], autocommit=True
+    ) as other:
         other.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 

@@ -15,7 +15,12 @@ from tests.factories import request_create
 pytestmark = pytest.mark.django_db
 
 EMAIL = "carla@example.org"
-HELD = {"full_name": "Carla Customer", "phone": "+1 (415) 555-0100", "postal_code": "94103", "customer_number": "C-1001"}
+HELD = {
+    "full_name": "Carla Customer",
+    "phone": "+1 (415) 555-0100",
+    "postal_code": "94103",
+    "customer_number": "C-1001",
+}
 WRONG = {"full_name": "Someone Else", "phone": "+1 212 555 0000", "postal_code": "10001", "customer_number": "C-9999"}
 CLAIMS = tuple(HELD)
 PRIVATE = ("phone", "postal_code", "customer_number")
@@ -56,9 +61,14 @@ def _typed_in(place: str, value: str) -> dict:
     if place == "details":
         return {"details": f"Please look me up, it is {value} in your system."}
     if place == "agent_name":
-        return {"intake": IntakeDetails(agent_name=value, agent_email="agent@example.net", agent_power_of_attorney=True)}
-    row = {"field": "other", "wrong": value, "correct": "something new"} if place == "correction_wrong" else {
-        "field": "other", "wrong": "something old", "correct": value}
+        return {
+            "intake": IntakeDetails(agent_name=value, agent_email="agent@example.net", agent_power_of_attorney=True)
+        }
+    row = (
+        {"field": "other", "wrong": value, "correct": "something new"}
+        if place == "correction_wrong"
+        else {"field": "other", "wrong": "something old", "correct": value}
+    )
     return {"intake": IntakeDetails(corrections=(row,))}
 
 
@@ -95,7 +105,9 @@ def test_a_name_counts_only_where_the_risk_is_lowest(customer, request_type):
     """Email + the right name (not typed on the form) + enough private points but one."""
     kw = {"request_type": request_type, "regime": "gdpr"}
     r = _at_identity_step(**kw)
-    needed_private = {"access": 0, "access_specific": 1, "portability": 1, "rectification": 0, "erasure": 0}[request_type]
+    needed_private = {"access": 0, "access_specific": 1, "portability": 1, "rectification": 0, "erasure": 0}[
+        request_type
+    ]
     # A correction is of the postal code (the factory's default), so that field is not offered.
     private = [f for f in PRIVATE if not (request_type == "rectification" and f == "postal_code")][:needed_private]
     claims = {"full_name": HELD["full_name"], **{f: HELD[f] for f in private}}
@@ -104,7 +116,9 @@ def test_a_name_counts_only_where_the_risk_is_lowest(customer, request_type):
     if request_type not in NAME_IS_A_POINT_FOR:
         assert _last_check(r)["points_not_counted"] == {"full_name": "not accepted for this type of request"}
         # One more private point verifies it: the rule is about the name, not the count.
-        extra = [f for f in PRIVATE if f not in private and not (request_type == "rectification" and f == "postal_code")][0]
+        extra = [
+            f for f in PRIVATE if f not in private and not (request_type == "rectification" and f == "postal_code")
+        ][0]
         assert v.identity_match_submit(request=r, claims={**claims, extra: HELD[extra]}).verified
 
 
@@ -127,8 +141,10 @@ def test_identity_guessing_is_capped_per_request_whatever_the_address(client, cu
     url = f"/r/{r.public_token}/"
     postcodes = [f"9{n:04d}" for n in range(45)]
     assert HELD["postal_code"] not in postcodes
-    codes = [client.post(url, {"action": "identity", "postal_code": postcode}, REMOTE_ADDR=f"198.51.100.{n + 1}").status_code
-             for n, postcode in enumerate(postcodes)]
+    codes = [
+        client.post(url, {"action": "identity", "postal_code": postcode}, REMOTE_ADDR=f"198.51.100.{n + 1}").status_code
+        for n, postcode in enumerate(postcodes)
+    ]
     # "did not match" with the tries left, until the last allowed try sends the requester to the page
     # that says the team will review; from then on a try is not taken.
     assert codes == [400] * (cap - 1) + [302] * (len(postcodes) - cap + 1)
@@ -137,7 +153,9 @@ def test_identity_guessing_is_capped_per_request_whatever_the_address(client, cu
     r.refresh_from_db()
     assert r.status == Status.AWAITING_VERIFICATION and r.verified_at is None
     checks = list(r.events.filter(event_type="identity_checked").order_by("seq").values_list("data", flat=True))
-    assert [(c["attempt"], c["max_attempts"], c["outcome"]) for c in checks] == [(n, cap, "failed") for n in range(1, cap + 1)]
+    assert [(c["attempt"], c["max_attempts"], c["outcome"]) for c in checks] == [
+        (n, cap, "failed") for n in range(1, cap + 1)
+    ]
     assert r.events.filter(event_type="identity_review_required").count() == 1
     assert r.flagged_at is not None and "review" in r.flag_reason
     staff_mail = OutboundEmail.objects.get(request=r, template="staff_identity_review")
@@ -152,20 +170,27 @@ def test_identity_guessing_is_capped_per_request_whatever_the_address(client, cu
 
 def test_the_requester_is_told_how_many_tries_are_left(client, customer):
     r = _at_identity_step(request_type="access")
-    page = client.post(f"/r/{r.public_token}/", {"action": "identity", "postal_code": WRONG["postal_code"]}).content.decode()
+    page = client.post(
+        f"/r/{r.public_token}/", {"action": "identity", "postal_code": WRONG["postal_code"]}
+    ).content.decode()
     assert "did not match" in page and "You can try 4 more times." in page
 
 
 def test_failed_checks_show_on_the_staff_timeline(client, customer, officer, settings):
     settings.DSR_IDENTITY_MAX_ATTEMPTS = 2
     r = _at_identity_step(request_type="access", full_name=HELD["full_name"])
-    v.identity_match_submit(request=r, claims={"full_name": HELD["full_name"], "customer_number": WRONG["customer_number"]})
+    v.identity_match_submit(
+        request=r, claims={"full_name": HELD["full_name"], "customer_number": WRONG["customer_number"]}
+    )
     v.identity_match_submit(request=r, claims={"postal_code": WRONG["postal_code"], "phone": WRONG["phone"]})
     client.login(username="olivia", password="correct horse battery")
     page = client.get(f"/dashboard/requests/{r.reference}/").content.decode()
     timeline = page.split("<h2>Timeline</h2>", 1)[1].split("<h2>Emails</h2>", 1)[0]
     assert "Identity details checked" in timeline
-    assert "attempt 1 of 2 · matched email (1 of 2 needed) · not counted: name (given in this request) · did not verify" in timeline
+    assert (
+        "attempt 1 of 2 · matched email (1 of 2 needed) · not counted: name (given in this request) · did not verify"
+        in timeline
+    )
     assert "attempt 2 of 2 · matched email (1 of 2 needed) · did not verify" in timeline
     assert "Identity check stopped: review by hand" in timeline and "2 failed attempts of 2 allowed" in timeline
     for typed in (*WRONG.values(), HELD["phone"], HELD["customer_number"]):

@@ -18,8 +18,11 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def customer():
     return DemoCustomer.objects.create(
-        email="cust@example.org", full_name="Carla Customer", phone="+1 (415) 555-0100",
-        postal_code="94103", customer_number="C-1001",
+        email="cust@example.org",
+        full_name="Carla Customer",
+        phone="+1 (415) 555-0100",
+        postal_code="94103",
+        customer_number="C-1001",
     )
 
 
@@ -36,7 +39,9 @@ def _submit(django_capture_on_commit_callbacks, mailoutbox, **kw):
     return r, _issued_from_mail(mailoutbox[-1])
 
 
-def test_received_email_carries_link_and_code_and_only_hashes_are_stored(customer, django_capture_on_commit_callbacks, mailoutbox):
+def test_received_email_carries_link_and_code_and_only_hashes_are_stored(
+    customer, django_capture_on_commit_callbacks, mailoutbox
+):
     r, (token, code) = _submit(django_capture_on_commit_callbacks, mailoutbox)
     challenge = VerificationChallenge.objects.get(request=r)
     assert token not in challenge.token_hash and code not in challenge.code_hash
@@ -63,7 +68,9 @@ def test_bad_expired_and_replaced_links_are_refused(customer, django_capture_on_
     with pytest.raises(v.ChallengeRefused, match="replaced"):
         v.challenge_confirm_link(token=token)
     new_token, _ = _issued_from_mail(mailoutbox[-1])
-    VerificationChallenge.objects.filter(request=r, revoked_at__isnull=True).update(expires_at=timezone.now() - timedelta(minutes=1))
+    VerificationChallenge.objects.filter(request=r, revoked_at__isnull=True).update(
+        expires_at=timezone.now() - timedelta(minutes=1)
+    )
     with pytest.raises(v.ChallengeRefused, match="expired"):
         v.challenge_confirm_link(token=new_token)
     r.refresh_from_db()
@@ -120,7 +127,9 @@ def test_unverified_specific_pieces_fall_back_to_categories(customer, django_cap
     assert r.events.filter(event_type="treated_as_categories").exists()
 
 
-def test_correction_is_never_verified_with_the_field_being_corrected(customer, django_capture_on_commit_callbacks, mailoutbox):
+def test_correction_is_never_verified_with_the_field_being_corrected(
+    customer, django_capture_on_commit_callbacks, mailoutbox
+):
     r, (_, code) = _submit(django_capture_on_commit_callbacks, mailoutbox, request_type="rectification")
     assert r.corrected_fields == {"postal_code"}
     v.challenge_confirm_code(request=r, code=code)

@@ -494,6 +494,7 @@ def erasure_stalled_requeue() -> int:
     now = timezone.now()
     stalled = (
         SystemRun.objects.filter(run__state=RunState.RUNNING, run__package_kind=PackageKind.ERASURE)
+        .filter(instruction={})  # a system told to erase is queued again by instructions.py
         .filter(
             Q(status=SystemStatus.PENDING, run__started_at__lt=now - timedelta(minutes=2))
             | Q(status=SystemStatus.PLANNED, run__approved_at__lt=now - timedelta(minutes=2))

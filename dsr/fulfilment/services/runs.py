@@ -197,6 +197,8 @@ def _claim(system_run_id: int) -> SystemRun | None:
         system_run = SystemRun.objects.select_for_update().select_related("run__request").get(pk=system_run_id)
         if system_run.run.state != RunState.RUNNING or system_run.run.package_kind == PackageKind.ERASURE:
             return None  # an erasure's systems are planned and erased by services/erasure.py
+        if system_run.instruction:
+            return None  # a system told an instruction: services/instructions.py
         if system_run.status in (*TERMINAL, SystemStatus.WAITING_MANUAL):
             return None
         if system_run.status == SystemStatus.RUNNING and (

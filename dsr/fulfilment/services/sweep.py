@@ -10,7 +10,7 @@ from dsr.deadlines import business_today
 from dsr.errors import DsrError
 from dsr.fulfilment import signing
 from dsr.fulfilment.models import AccessPackage, FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
-from dsr.fulfilment.services import erasure, manual_tasks, package_staff, packages, runs
+from dsr.fulfilment.services import erasure, instructions, manual_tasks, package_staff, packages, runs
 from dsr.services.audit import Actor
 
 # A search still waiting for a system this close to the request's due date is packaged with what
@@ -25,6 +25,7 @@ def systems_stalled_requeue() -> int:
     stalled = (
         SystemRun.objects.filter(run__state=RunState.RUNNING)
         .exclude(run__package_kind=PackageKind.ERASURE)
+        .filter(instruction={})  # an instruction's system is queued again by instructions.py
         .filter(
             Q(status=SystemStatus.PENDING, run__started_at__lt=now - timedelta(minutes=2), finished_at__isnull=True)
             | Q(status=SystemStatus.RUNNING, requested_at__isnull=True, lease_until__lt=now)
@@ -34,7 +35,7 @@ def systems_stalled_requeue() -> int:
     for system_run_id in stalled.values_list("pk", flat=True):
         runs.requeue(system_run_id)
         count += 1
-    return count + erasure.erasure_stalled_requeue()
+    return count + erasure.erasure_stalled_requeue() + instructions.instructions_stalled_requeue()
 
 
 def packages_due_build() -> int:
