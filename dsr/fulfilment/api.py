@@ -14,7 +14,7 @@ from dsr.api.permissions import ActionPermission, IsPrivacyStaff
 from dsr.fulfilment import selectors
 from dsr.fulfilment.datamap import DataMapError, datamap_load
 from dsr.fulfilment.models import PackageKind, RunState, SystemStatus
-from dsr.fulfilment.services import erasure, package_staff, runs
+from dsr.fulfilment.services import erasure, package_staff, propagation, runs
 from dsr.models import DataSubjectRequest
 from dsr.services.audit import Actor
 
@@ -56,6 +56,11 @@ class FulfilmentOut(serializers.Serializer):
     systems = SystemRunOut(many=True)
     package = PackageOut(allow_null=True)
     plan = serializers.JSONField(allow_null=True, help_text="An erasure's plan per system and collection")
+    told = serializers.JSONField(
+        allow_null=True,
+        help_text="A restriction's or an opt-out's systems and recipients told: per system its state "
+        "(told, waiting, confirmed, failed) and dates",
+    )
 
 
 class EmptyIn(serializers.Serializer):
@@ -173,7 +178,10 @@ class SystemRetry(_Staff):
     @extend_schema(request=EmptyIn, responses=FulfilmentOut, tags=["fulfilment"], operation_id="fulfilment_retry")
     def post(self, request, reference, system):
         obj = _request(reference)
-        runs.system_run_retry(request=obj, system=system, actor=Actor.staff(request.user))
+        if obj.request_type in propagation.ACTIONS:  # a system told of a restriction or an opt-out
+            propagation.propagation_retry(request=obj, system=system, actor=Actor.staff(request.user))
+        else:
+            runs.system_run_retry(request=obj, system=system, actor=Actor.staff(request.user))
         return _status(obj)
 
 

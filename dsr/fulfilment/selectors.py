@@ -9,6 +9,7 @@ from dsr.fulfilment.categories import category_label
 from dsr.fulfilment.datamap import DataMap, System
 from dsr.fulfilment.models import AccessPackage, FulfilmentRun, ManualTask, SystemHealth, SystemRun, SystemStatus
 from dsr.fulfilment.services.erasure import erasure_plan_view
+from dsr.fulfilment.services.propagation import propagation_view
 from dsr.models import DataSubjectRequest
 
 NOT_STARTED = "not_started"
@@ -69,6 +70,7 @@ def fulfilment_status(request: DataSubjectRequest) -> dict[str, Any]:
             "systems": [],
             "package": None,
             "plan": None,
+            "told": None,
         }
     system_runs = list(SystemRun.objects.filter(run=run).order_by("id"))
     tasks = {t.system_run_id: t for t in ManualTask.objects.filter(system_run__in=system_runs)}
@@ -82,6 +84,8 @@ def fulfilment_status(request: DataSubjectRequest) -> dict[str, Any]:
         "package": _package(package_of(run)),
         # An erasure's plan per system and collection (None for a search).
         "plan": erasure_plan_view(run, system_runs),
+        # A restriction's or an opt-out's systems and recipients told, with their state and dates.
+        "told": propagation_view(run, system_runs),
     }
 
 

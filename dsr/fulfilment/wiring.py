@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dsr.fulfilment import dashboard_views, demo_processor, requester_views  # noqa: F401  (demo_processor: its Celery task)
-from dsr.fulfilment.services import callbacks, manual_tasks, packages, runs
+from dsr.fulfilment.services import callbacks, manual_tasks, packages, propagation, runs  # noqa: F401  (propagation: registers its starters)
 from dsr.fulfilment.services import hooks as service_hooks
 
 HOOKS: dict[str, Callable[..., Any]] = {
