@@ -139,7 +139,7 @@ def fulfilment_start(*, request: DataSubjectRequest, actor: Actor) -> Fulfilment
     if not answered and locked.request_type != RequestType.ERASURE:
         raise TransitionNotAllowed(
             f"{locked.reference} is a request to {locked.get_request_type_display().lower()}; only requests to "
-            "know, portability, erasure, restriction and opt-out requests are answered through the systems."
+            "know, portability and erasure requests, restrictions and opt-outs are answered through the systems."
         )
     # §7060(b), §7027: an opt-out or a limit is honoured without verification.
     verified = locked.verified_at or locked.request_type in TYPES_WITHOUT_VERIFICATION
