@@ -202,7 +202,7 @@ def test_an_opt_out_completes_only_when_every_system_and_recipient_confirmed(
 
 
 def test_a_restriction_marks_every_system_and_the_answer_is_in_the_requesters_language(
-    officer, told, django_capture_on_commit_callbacks
+    officer, told, django_capture_on_commit_callbacks, client, mailoutbox
 ):
     Customer.objects.create(email=EMAIL, name="Ann", created_at="2026-01-01T00:00:00Z")
     req = verified_request(officer=officer, request_type="restriction", email=EMAIL, regime="gdpr", language="sv")
@@ -219,6 +219,10 @@ def test_a_restriction_marks_every_system_and_the_answer_is_in_the_requesters_la
     assert req.status == Status.COMPLETED
     assert req.response_message.startswith("Vi har begränsat användningen av dina personuppgifter")
     assert "crm: bekräftat den " in req.response_message
+    assert "De tredje parter och tjänsteleverantörer som vi underrättade" in req.response_message
+    assert "Parcel carriers: bekräftat den " in mailoutbox[-1].body and mailoutbox[-1].to == [EMAIL]
+    page = client.get(f"/r/{req.public_token}/").content.decode()
+    assert "Vi har begränsat användningen av dina personuppgifter" in page and "Ad network: bekräftat den" in page
     assert not Suppression.objects.exists()  # a restriction is no opt-out
 
 
