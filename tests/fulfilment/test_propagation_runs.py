@@ -373,3 +373,15 @@ def test_the_officers_page_lists_who_was_told_escaped(officer, told, django_capt
     assert 'data-system="recipient:data_broker" data-told="failed"' in page
     assert "&lt;script&gt;x&lt;/script&gt;" in page and "<script>x</script>" not in page
     assert "Tell again" in page
+
+
+def test_an_opt_out_is_passed_on_as_soon_as_it_is_received(told, settings, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        req = request_create(request_type="opt_out_sale", email=EMAIL)
+    run = FulfilmentRun.objects.get(request=req)
+    assert run.package_kind == PackageKind.OPT_OUT and run.started_by == "fulfilment"
+    assert len(told["queued"]) == 4  # every system and recipient, queued once the intake committed
+    settings.DSR_FULFILMENT_AUTO_START = False
+    with django_capture_on_commit_callbacks(execute=True):
+        other = request_create(request_type="limit_sensitive", email="bob@example.com")
+    assert not FulfilmentRun.objects.filter(request=other).exists()  # the officer starts it
