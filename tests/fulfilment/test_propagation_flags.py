@@ -17,7 +17,11 @@ from dsr.fulfilment.connectors.base import ConnectorError, ConnectorMisconfigure
 from dsr.fulfilment.connectors.flags import flag_items, instruction_kind
 from dsr.fulfilment.connectors.sql import engines_dispose
 from dsr.fulfilment.datamap import DataMap, DataMapError, datamap_parse
+from dsr.fulfilment.services import instructions, runs
+from dsr.models import Status
+from dsr.services.audit import Actor
 from tests.fulfilment.company import _postgres_url
+from tests.fulfilment.conftest import verified_request
 from tests.support.shop.models import AdProfile
 
 DSN_ENV = "DSR_TEST_FLAGS_DSN"
@@ -385,3 +389,31 @@ def test_django_guard_refuses_a_text_flag(db):
     connector = connector_for(datamap_parse(text_flag.encode()).system("ads"))
     with pytest.raises(ConnectorMisconfigured, match="column is text"):
         connector.instruct(ANN, _instruction(connector, "restrict"))
+
+
+# --- Through the run and the channel -----------------------------------------------------------------
+
+
+def test_a_restriction_run_marks_the_sql_system_once_and_completes(
+    shop, officer, settings, tmp_path, monkeypatch, django_capture_on_commit_callbacks
+):
+    schema = f", schema: {shop.schema}" if shop.schema else ""
+    path = tmp_path / "datamap.yaml"
+    path.write_text(SQL_MAP.format(env=DSN_ENV, schema=schema))
+    settings.DSR_DATAMAP = str(path)
+    queued: list[int] = []
+    monkeypatch.setattr(instructions, "_queue", [lambda pk, countdown: queued.append(pk)])
+    req = verified_request(officer=officer, request_type="restriction", email="ann@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        run = runs.fulfilment_start(request=req, actor=Actor.staff(officer))
+    (system_run,) = run.systems.all()
+    assert (system_run.system, system_run.kind, queued) == ("shop", "sql", [system_run.pk])
+    for _ in range(2):  # the task delivered twice: the second finds it confirmed and does nothing
+        with django_capture_on_commit_callbacks(execute=True):
+            instructions.instruction_execute(system_run_id=system_run.pk)
+    system_run.refresh_from_db()
+    assert system_run.instructed["counts"] == {"customer": 1, "ad_events": 2} and system_run.attempts == 1
+    assert [bool(r["restricted"]) for r in shop.rows("customer")] == [True, False]
+    assert [r["restricted"] for r in shop.rows("ad_events")] == [True, True, False]
+    req.refresh_from_db()
+    assert req.status == Status.COMPLETED and "- shop: confirmed on " in req.response_message

@@ -13,7 +13,6 @@ is exercised; the sql/django handlers are the real ones."""
 import textwrap
 
 import pytest
-from django.core import mail
 from rest_framework.test import APIClient
 
 from dsr.errors import TransitionNotAllowed
@@ -26,8 +25,8 @@ from dsr.fulfilment.services import instructions, propagation, runs
 from dsr.models import Outcome, Status, Suppression
 from dsr.services.audit import Actor
 from tests.factories import officer_create, request_create, staff_token_key
-from tests.fulfilment.test_dashboard_fulfilment import PASSWORD
 from tests.fulfilment.conftest import verified_request
+from tests.fulfilment.test_dashboard_fulfilment import PASSWORD
 from tests.support.shop.models import AdProfile, Customer
 
 pytestmark = pytest.mark.django_db
