@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from dsr.errors import TransitionNotAllowed
 from dsr.event_types import EventType
 from dsr.fulfilment.connectors import base as connectors
-from dsr.fulfilment.connectors.base import Instructed
+from dsr.fulfilment.connectors.base import Instructed, Instruction
 from dsr.fulfilment.datamap import datamap_parse
 from dsr.fulfilment.models import FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
 from dsr.fulfilment.services import instructions, propagation, runs
@@ -384,3 +384,28 @@ def test_an_opt_out_is_passed_on_as_soon_as_it_is_received(told, settings, djang
     with django_capture_on_commit_callbacks(execute=True):
         other = request_create(request_type="limit_sensitive", email="bob@example.com")
     assert not FulfilmentRun.objects.filter(request=other).exists()  # the officer starts it
+
+
+def test_recipients_tell_passes_any_action_on_once_per_recipient(officer, told, django_capture_on_commit_callbacks):
+    """The hook for erasure and corrections (Art 19): their own instruction, to each recipient once."""
+    req = verified_request(officer=officer, request_type="rectification", email=EMAIL)
+    run = FulfilmentRun.objects.create(
+        request=req, datamap_version="v", datamap_path="p", package_kind=PackageKind.CORRECTION,
+        due_date=req.respond_by, started_by="test", started_at=timezone.now(),
+    )  # fmt: skip
+    datamap = datamap_parse(MAP.encode())
+    correct = Instruction(
+        action="correct", items=({"collection": "customer", "key": 1, "field": "name", "value": "Ann B"},),
+        note="Correct the name.",
+    )  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = propagation.recipients_tell(run=run, instruction=correct, systems=list(datamap.systems))
+    assert [s.system for s in sent] == ["recipient:ad_network", "recipient:parcel_carriers", "recipient:data_broker"]
+    network = SystemRun.objects.get(run=run, system="recipient:ad_network")
+    assert network.kind == "manual" and network.instruction["items"] == [dict(correct.items[0])]
+    assert network.instruction["note"].startswith("Correct the name.\nYou are listed as a recipient of this data: Ad")
+    assert len(told["queued"]) == 3
+    with django_capture_on_commit_callbacks(execute=True):
+        again = propagation.recipients_tell(run=run, instruction=correct, systems=list(datamap.systems))
+    assert again == [] and len(told["queued"]) == 3  # each recipient is told once per run
+    assert SystemRun.objects.filter(run=run).count() == 3

@@ -142,13 +142,19 @@ def _told_as(datamap: DataMap, name: str, action: str) -> System | None:
     return replace(system, kind=instruction_kind(system, action))
 
 
-def instruction_for(system: System, action: str, *, recipient: Recipient | None = None) -> Instruction:
-    """What `system` is told: the map's flag fields (empty where it declares none: the identities
-    are sent with every instruction) and, for a human owner, what is asked."""
-    note = NOTES[action]
-    if recipient is not None:
-        note = f"{note} (You are listed as a recipient: {recipient.name}, {recipient.category}.)"
-    return Instruction(action=action, items=flag_items(system, action), note=note)
+def instruction_for(system: System, action: str) -> Instruction:
+    """What `system` is told of a restriction or an opt-out: the map's flag fields (empty where it
+    declares none: the identities are sent with every instruction) and, for a human owner, what is asked."""
+    return Instruction(action=action, items=flag_items(system, action), note=NOTES[action])
+
+
+def _for_recipient(target: System, instruction: Instruction, recipient: Recipient) -> Instruction:
+    """A recipient's instruction: a flag action's items are the target's own flags (a recipient that
+    stands for a system of the map); any other action (erase, correct) keeps the caller's items."""
+    base = instruction_for(target, instruction.action) if instruction.action in NOTES else instruction
+    notes = [n for n in dict.fromkeys((instruction.note, base.note)) if n]
+    notes.append(f"You are listed as a recipient of this data: {recipient.name} ({recipient.category}).")
+    return replace(base, note="\n".join(notes))
 
 
 # --- The run -------------------------------------------------------------------------------------------
@@ -165,21 +171,22 @@ def _system_runs_create(run: FulfilmentRun, datamap: DataMap, told: dict[str, Sy
 
 def recipients_tell(*, run: FulfilmentRun, instruction: Instruction, systems: list[System]) -> list[SystemRun]:
     """Tell each recipient of `systems` once (a system run `recipient:<name>`), inside the caller's
-    transaction. A recipient that stands for a system already told in this run is not told again."""
+    transaction. A recipient that stands for a system already told in this run is not told again.
+    Any action: erasure and corrections (Art 19) may call it with their own instruction, whose items
+    each recipient is told; an opt-out of sale/sharing tells only those it was sold or shared to."""
     datamap = runs._datamap()
     action = instruction.action
-    told = set(SystemRun.objects.filter(run=run).values_list("system", flat=True))
+    told = set(SystemRun.objects.filter(run=run).exclude(instruction={}).values_list("system", flat=True))
     targets: dict[str, System] = {}
     sent: dict[str, Instruction] = {}
     for recipient, _listed_by in recipients_of(systems, action):
-        if recipient.system and recipient.system in told:
-            continue
+        if recipient.key in told or (recipient.system and recipient.system in told):
+            continue  # told in this run already (itself, or the system that stands for it)
         target = _told_as(datamap, recipient.key, action)
         if target is None:
             continue
         targets[recipient.key] = target
-        base = instruction_for(target, action, recipient=recipient)
-        sent[recipient.key] = replace(base, note=f"{instruction.note}\n{base.note}" if instruction.note else base.note)
+        sent[recipient.key] = _for_recipient(target, instruction, recipient)
     _system_runs_create(run, datamap, targets)
     return instructions.instructions_send(run=run, instructions=sent) if sent else []
 
