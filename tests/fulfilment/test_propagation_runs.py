@@ -13,6 +13,7 @@ is exercised; the sql/django handlers are the real ones."""
 import textwrap
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from dsr.errors import TransitionNotAllowed
