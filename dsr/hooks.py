@@ -5,6 +5,9 @@ AppConfig.ready(); the core calls whatever is registered, by name:
 - `request_approved(request_id)`: after the approval committed, or intake put a request that needs
   no verification (an opt-out) to work (fulfilment starts its search, or tells the systems);
 - `request_closed(request_id, status)`: after a request reached an end state (held copies purged);
+- `request_purging(request_id)`: inside the retention purge's transaction, before the request's
+  rows go: the app deletes its own rows of the request (called with `hooks_call`: a failure rolls
+  the purge of that request back, so nothing is left half-purged);
 - `staff_request_panel(http_request, request) -> str`: HTML shown on the staff request page;
 - `status_page_panel(http_request, request) -> str`: HTML shown on the requester's status page.
 
@@ -19,7 +22,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 logger = logging.getLogger(__name__)
 
-HOOK_NAMES = ("request_approved", "request_closed", "staff_request_panel", "status_page_panel")
+HOOK_NAMES = ("request_approved", "request_closed", "request_purging", "staff_request_panel", "status_page_panel")
 _registered: dict[str, list[Callable[..., Any]]] = {name: [] for name in HOOK_NAMES}
 
 
@@ -37,6 +40,12 @@ def hooks_notify(name: str, *args: Any) -> None:
             function(*args)
         except Exception:
             logger.exception("hook %s: %s failed", name, getattr(function, "__qualname__", function))
+
+
+def hooks_call(name: str, *args: Any) -> None:
+    """Call every function registered for an in-transaction hook; a failure propagates."""
+    for function in _registered[name]:
+        function(*args)
 
 
 def panels_render(name: str, http_request, obj) -> list[SafeString]:

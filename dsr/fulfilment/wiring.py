@@ -15,6 +15,7 @@ HOOKS: dict[str, Callable[..., Any]] = {
     **service_hooks.HOOKS,
     # Every end state deletes the held copies; only a completed request keeps its package.
     "request_closed": packages.request_held_purge,
+    "request_purging": packages.request_rows_purge,
     "staff_request_panel": dashboard_views.staff_panel,
     "status_page_panel": requester_views.status_panel,
 }

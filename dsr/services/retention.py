@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from dsr import clock
+from dsr.hooks import hooks_call
 from dsr.models import (
     AuditEvent,
     ClockPause,
@@ -82,6 +83,7 @@ def _request_purge(request_id: int, cutoff: datetime) -> bool:
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL dsr.retention_purge = 'on'")
     DataSubjectRequest.objects.filter(duplicate_of=request).update(duplicate_of=None)
+    hooks_call("request_purging", request.pk)  # fulfilment's runs, packages and ledger entry
     for model in (RequestDocument, VerificationChallenge, ClockPause, OutboundEmail, AuditEvent):
         model.objects.filter(request=request).delete()
     DataSubjectRequest.objects.filter(pk=request.pk).delete()

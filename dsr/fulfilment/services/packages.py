@@ -43,6 +43,7 @@ from dsr.fulfilment.datamap import DataMap, DataMapError, System, datamap_load
 from dsr.fulfilment.models import (
     AccessPackage,
     DownloadCode,
+    ErasureLedgerEntry,
     FulfilmentRun,
     PackageKind,
     RunState,
@@ -822,3 +823,23 @@ def answer_message(run: FulfilmentRun, language: str) -> str:
                 )
             )
         return "\n".join(lines)
+
+
+def request_rows_purge(request_id: int) -> None:
+    """The `request_purging` hook, inside the retention purge's transaction: the request's runs
+    (their systems and owners' tasks), packages and download codes, and its erasure ledger entry
+    go with it — the record-keeping period that kept them has ended, and the ledger cannot replay
+    an erasure without the request's own record. Files are deleted once the purge commits."""
+    runs_of = FulfilmentRun.objects.filter(request_id=request_id)
+    names = [n for n in AccessPackage.objects.filter(request_id=request_id).values_list("file_name", flat=True) if n]
+    names += [n for n in SystemRun.objects.filter(run__in=runs_of).values_list("result_name", flat=True) if n]
+    DownloadCode.objects.filter(package__request_id=request_id).delete()
+    AccessPackage.objects.filter(request_id=request_id).delete()
+    ErasureLedgerEntry.objects.filter(run__in=runs_of).delete()
+    runs_of.delete()
+
+    def files_delete() -> None:
+        for name in names:
+            held_delete(name)
+
+    transaction.on_commit(files_delete)

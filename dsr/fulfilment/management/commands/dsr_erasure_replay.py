@@ -3,8 +3,10 @@ erase again what it brought back. The erasure ledger names each completed erasur
 the identities, the systems); the identities come from the request records kept under §7101. Each
 system is planned again and, unless `--dry-run`, erased; exit 1 naming each failure."""
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from dsr.fulfilment.services.erasure import ledger_replay
@@ -21,13 +23,17 @@ class Command(BaseCommand):
     help = "Erase again, in every system, the people the erasure ledger lists since DATE (after a restore)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--since", required=True, help="the first day of ledger entries to replay (YYYY-MM-DD)")
+        parser.add_argument(
+            "--since", required=True, help="the day the restored backup was taken (YYYY-MM-DD, the product's time zone)"
+        )
         parser.add_argument("--dry-run", action="store_true", help="plan only: say what would be erased again")
 
     def handle(self, *args, **options):
         since = _date(options["since"])
         dry_run = options["dry_run"]
-        results = ledger_replay(since=datetime(since.year, since.month, since.day, tzinfo=UTC), dry_run=dry_run)
+        # The day starts at midnight in the product's time zone (DSR_TIME_ZONE), as on every page.
+        start = datetime.combine(since, time.min, tzinfo=ZoneInfo(settings.DSR_TIME_ZONE))
+        results = ledger_replay(since=start, dry_run=dry_run)
         failures = [r for r in results if r.error]
         for r in results:
             if r.error:
