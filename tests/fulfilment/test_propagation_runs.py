@@ -21,8 +21,8 @@ from dsr.event_types import EventType
 from dsr.fulfilment.connectors import base as connectors
 from dsr.fulfilment.connectors.base import Instructed, Instruction
 from dsr.fulfilment.datamap import datamap_parse
-from dsr.fulfilment.models import FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
-from dsr.fulfilment.services import instructions, propagation, runs
+from dsr.fulfilment.models import AccessPackage, FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
+from dsr.fulfilment.services import instructions, propagation, runs, sweep
 from dsr.models import Outcome, Status, Suppression
 from dsr.services.audit import Actor
 from tests.factories import officer_create, request_create, staff_token_key
@@ -410,3 +410,16 @@ def test_recipients_tell_passes_any_action_on_once_per_recipient(officer, told, 
         again = propagation.recipients_tell(run=run, instruction=correct, systems=list(datamap.systems))
     assert again == [] and len(told["queued"]) == 3  # each recipient is told once per run
     assert SystemRun.objects.filter(run=run).count() == 3
+
+
+def test_the_sweep_builds_no_access_package_for_an_opt_out(officer, told, django_capture_on_commit_callbacks):
+    """A run near its due date with a system done is packaged only when it is a search."""
+    req = _opt_out()
+    run = _start(req, officer, django_capture_on_commit_callbacks)
+    _work(told, django_capture_on_commit_callbacks)
+    FulfilmentRun.objects.filter(pk=run.pk).update(due_date=timezone.localdate())
+    assert run.systems.filter(status=SystemStatus.DONE).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep.packages_due_build() == 0
+        assert sweep.packages_stalled_requeue() == 0
+    assert not AccessPackage.objects.exists()

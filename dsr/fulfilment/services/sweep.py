@@ -16,6 +16,9 @@ from dsr.services.audit import Actor
 # A search still waiting for a system this close to the request's due date is packaged with what
 # has answered; the systems still asked are listed in it as "requested from X on DATE".
 PACKAGE_BEFORE_DUE_DAYS = 3
+# The runs that end in an access package: a search. Erasures, restrictions, opt-outs and
+# corrections tell systems what to do and have none.
+SEARCH_KINDS = frozenset(runs.PACKAGE_KINDS.values())
 
 
 def systems_stalled_requeue() -> int:
@@ -43,7 +46,7 @@ def packages_due_build() -> int:
     cutoff = business_today() + timedelta(days=PACKAGE_BEFORE_DUE_DAYS)
     due = (
         FulfilmentRun.objects.filter(state=RunState.RUNNING, due_date__lte=cutoff, request__closed_at__isnull=True)
-        .exclude(package_kind=PackageKind.ERASURE)
+        .filter(package_kind__in=SEARCH_KINDS)
         .exclude(pk__in=AccessPackage.objects.values("run_id"))
         .filter(systems__status=SystemStatus.DONE)
         .distinct()
@@ -68,7 +71,7 @@ def packages_stalled_requeue() -> int:
             finished_at__lt=timezone.now() - timedelta(minutes=2),
             request__closed_at__isnull=True,
         )
-        .exclude(package_kind=PackageKind.ERASURE)
+        .filter(package_kind__in=SEARCH_KINDS)
         .exclude(pk__in=AccessPackage.objects.values("run_id"))
         .values_list("pk", flat=True)
     )
