@@ -423,3 +423,12 @@ def test_the_sweep_builds_no_access_package_for_an_opt_out(officer, told, django
         assert sweep.packages_due_build() == 0
         assert sweep.packages_stalled_requeue() == 0
     assert not AccessPackage.objects.exists()
+
+
+def test_an_opt_out_has_no_access_package_to_build(officer, staff_api, told, django_capture_on_commit_callbacks):
+    req = _opt_out()
+    _start(req, officer, django_capture_on_commit_callbacks)
+    _work(told, django_capture_on_commit_callbacks)
+    refused = staff_api.post(f"/api/v1/staff/requests/{req.reference}/fulfilment/package/")
+    assert refused.status_code == 409 and "not answered with an access package" in refused.json()["detail"]
+    assert not AccessPackage.objects.exists()
