@@ -87,6 +87,9 @@ class CollectionOut(serializers.Serializer):
     identities = serializers.DictField(child=serializers.CharField())
     dated_by = serializers.CharField(allow_null=True)
     categories = serializers.ListField(child=serializers.CharField())
+    flags = serializers.DictField(
+        child=serializers.CharField(), help_text="action (restrict, opt_out_sale, limit_sensitive) -> the field set"
+    )
     fields = FieldOut(many=True)  # type: ignore[assignment]  # a record's fields, not DRF's own
 
 
@@ -96,6 +99,8 @@ class RecipientOut(serializers.Serializer):
     purpose = serializers.CharField(allow_blank=True)
     sold = serializers.BooleanField()
     shared = serializers.BooleanField()
+    contact = serializers.CharField(allow_blank=True, help_text="The address it is told at, if any")
+    system = serializers.CharField(allow_blank=True, help_text="The http or manual system that stands for it, if any")
 
 
 class SystemOut(serializers.Serializer):

@@ -109,6 +109,7 @@ def _collection(collection) -> dict[str, Any]:
         "identities": collection.identities,
         "dated_by": collection.dated_by or None,
         "categories": list(collection.categories),
+        "flags": dict(collection.flags),
         "fields": [
             {
                 "name": f.name,
@@ -133,7 +134,16 @@ def system_summary(system: System, health: SystemHealth | None) -> dict[str, Any
         "sources": list(system.sources),
         "purposes": list(system.purposes),
         "recipients": [
-            {"name": r.name, "category": r.category, "purpose": r.purpose, "sold": r.sold, "shared": r.shared}
+            {
+                "name": r.name,
+                "category": r.category,
+                "purpose": r.purpose,
+                "sold": r.sold,
+                "shared": r.shared,
+                # How it is told of a restriction or an opt-out (docs/propagation.md).
+                "contact": r.contact,
+                "system": r.system,
+            }
             for r in system.recipients
         ],
         "retention": system.retention,

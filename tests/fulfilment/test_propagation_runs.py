@@ -432,3 +432,13 @@ def test_an_opt_out_has_no_access_package_to_build(officer, staff_api, told, dja
     refused = staff_api.post(f"/api/v1/staff/requests/{req.reference}/fulfilment/package/")
     assert refused.status_code == 409 and "not answered with an access package" in refused.json()["detail"]
     assert not AccessPackage.objects.exists()
+
+
+def test_the_systems_api_shows_the_flags_and_how_each_recipient_is_told(staff_api, told):
+    systems = {s["name"]: s for s in staff_api.get("/api/v1/staff/systems/").json()}
+    assert systems["ads"]["collections"][0]["flags"] == {
+        "restrict": "restricted", "opt_out_sale": "sale_opted_out", "limit_sensitive": "sensitive_limited",
+    }  # fmt: skip
+    network, carriers = systems["ads"]["recipients"]
+    assert (network["contact"], network["system"], carriers["contact"]) == ("dpo@adnet.example", "", "")
+    assert systems["accounts"]["recipients"][0]["system"] == "crm"
