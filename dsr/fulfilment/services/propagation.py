@@ -160,7 +160,7 @@ def _for_recipient(target: System, instruction: Instruction, recipient: Recipien
 # --- The run -------------------------------------------------------------------------------------------
 
 
-def _system_runs_create(run: FulfilmentRun, datamap: DataMap, told: dict[str, System]) -> None:
+def _system_runs_create(run: FulfilmentRun, told: dict[str, System]) -> None:
     """Each system run with the kind that carries the action (`instruction_kind`), so the channel
     tells it through that kind; instructions_send then dispatches them."""
     existing = set(SystemRun.objects.filter(run=run).values_list("system", flat=True))
@@ -187,7 +187,7 @@ def recipients_tell(*, run: FulfilmentRun, instruction: Instruction, systems: li
             continue
         targets[recipient.key] = target
         sent[recipient.key] = _for_recipient(target, instruction, recipient)
-    _system_runs_create(run, datamap, targets)
+    _system_runs_create(run, targets)
     return instructions.instructions_send(run=run, instructions=sent) if sent else []
 
 
@@ -213,7 +213,7 @@ def propagation_start(*, locked: DataSubjectRequest, actor: Actor) -> Fulfilment
         raise TransitionNotAllowed(f"The systems are already being told of {locked.reference}.") from None
     systems = systems_to_tell(datamap, action)
     told = {s.name: replace(s, kind=instruction_kind(s, action)) for s in systems}
-    _system_runs_create(run, datamap, told)
+    _system_runs_create(run, told)
     instructions.instructions_send(run=run, instructions={n: instruction_for(s, action) for n, s in told.items()})
     recipients_tell(run=run, instruction=Instruction(action=action), systems=systems)
     names = list(SystemRun.objects.filter(run=run).order_by("id").values_list("system", flat=True))
