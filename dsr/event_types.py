@@ -83,6 +83,13 @@ class EventType(models.TextChoices):
     ERASURE_VERIFIED = "erasure_verified"
     ERASURE_FAILED = "erasure_failed"
     ERASURE_REPLAYED = "erasure_replayed"
+    # Corrections (dsr/fulfilment/services/corrections.py): current values read, the officer's
+    # decisions, what was passed on to recipients (Art 19), the requester's statement (§7023(f))
+    CORRECTION_VALUES_READ = "correction_values_read"
+    CORRECTION_READ_FAILED = "correction_read_failed"
+    CORRECTIONS_DECIDED = "corrections_decided"
+    CORRECTIONS_PASSED_ON = "corrections_passed_on"
+    CORRECTION_STATEMENT_RECEIVED = "correction_statement_received"
     # Instructions (dsr/fulfilment/services/instructions.py): a system told to erase, restrict,
     # opt out, limit or correct, and its confirmation
     INSTRUCTION_SENT = "instruction_sent"

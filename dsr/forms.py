@@ -1,19 +1,10 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from dsr.models import AccessPeriod, Regime, Relationship, RequestType
+from dsr.models import CORRECTION_FIELD_LABELS, AccessPeriod, Regime, Relationship, RequestType
 from dsr.validators import single_line
 
-CORRECTION_FIELD_CHOICES = [
-    ("", _("Choose…")),
-    ("full_name", _("Name")),
-    ("email", _("Email address")),
-    ("phone", _("Phone number")),
-    ("postal_address", _("Postal address")),
-    ("postal_code", _("Postal code")),
-    ("customer_number", _("Customer or account number")),
-    ("other", _("Something else")),
-]
+CORRECTION_FIELD_CHOICES = [("", _("Choose…")), *CORRECTION_FIELD_LABELS.items()]
 CORRECTION_ROWS = 3
 
 

@@ -82,6 +82,20 @@ class Relationship(models.TextChoices):
     ORG_USER = "org_user", _("User of an organisation's account (for example through your employer)")
 
 
+# Rectification, field by field (Art 16, §7023): what the request form lets a person say is wrong.
+# The data map names the same words (`corrects:`) for the field of each system that holds them.
+CORRECTION_FIELD_LABELS = {
+    "full_name": _("Name"),
+    "email": _("Email address"),
+    "phone": _("Phone number"),
+    "postal_address": _("Postal address"),
+    "postal_code": _("Postal code"),
+    "customer_number": _("Customer or account number"),
+    "other": _("Something else"),
+}
+CORRECTABLE_FIELDS = tuple(CORRECTION_FIELD_LABELS)
+
+
 class AccessPeriod(models.TextChoices):
     # [policy] the last 12 months by default; §7024(h): back to 1 January 2022 on request.
     LAST_12_MONTHS = "12_months", _("The last 12 months")

@@ -70,6 +70,12 @@ class LimitedJSONParser(BaseParser):
             ) from None
         except (ValueError, RecursionError):  # NaN, Infinity, a number of thousands of digits
             raise exceptions.ParseError("The body holds a value that is not a usable JSON number.") from None
+        # A view whose body is a list of items says so (`body_is_list`, e.g. the officer's
+        # decisions on each requested correction); every other body is an object.
+        if getattr((parser_context or {}).get("view"), "body_is_list", False):
+            if not isinstance(data, list):
+                raise exceptions.ParseError("The body must be a JSON list.")
+            return data
         if not isinstance(data, dict):
             raise exceptions.ParseError("The body must be a JSON object.")
         return data

@@ -14,7 +14,7 @@ from dsr.api.permissions import ActionPermission, IsPrivacyStaff
 from dsr.fulfilment import selectors
 from dsr.fulfilment.datamap import DataMapError, datamap_load
 from dsr.fulfilment.models import PackageKind, RunState, SystemStatus
-from dsr.fulfilment.services import erasure, package_staff, propagation, runs
+from dsr.fulfilment.services import corrections, erasure, package_staff, propagation, runs
 from dsr.models import DataSubjectRequest
 from dsr.services.audit import Actor
 
@@ -60,6 +60,11 @@ class FulfilmentOut(serializers.Serializer):
         allow_null=True,
         help_text="A restriction's or an opt-out's systems and recipients told: per system its state "
         "(told, waiting, confirmed, failed) and dates",
+    )
+    corrections = serializers.JSONField(
+        allow_null=True,
+        help_text="A correction run's requested corrections, each beside the current values found per system, "
+        "with the evidence and the officer's decision",
     )
 
 
@@ -175,6 +180,53 @@ class ErasureApprove(_Staff):
         obj = _request(reference)
         erasure.erasure_approve(request=obj, actor=Actor.staff(request.user), user_id=request.user.pk)
         return _status(obj, status.HTTP_202_ACCEPTED)
+
+
+class CorrectionDecisionIn(serializers.Serializer):
+    id = serializers.IntegerField()
+    decision = serializers.ChoiceField(choices=["accept", "reject"])
+    reason = serializers.CharField(allow_blank=True, required=False, help_text="Required for a rejection")
+
+
+class CorrectionsDecide(_Staff):
+    """Accept or reject the requested corrections, each with a reason (required for a rejection;
+    §7023(b),(d), Art 16). Once every correction is decided the accepted ones are applied. 400
+    (problem+json naming the item and field) for a bad body, 409 when nothing awaits a decision."""
+
+    permission = WORK
+    body_is_list = True  # the API's parser takes a list here (dsr.api.parsers)
+
+    @extend_schema(
+        request=CorrectionDecisionIn(many=True),
+        responses={
+            200: FulfilmentOut,
+            400: OpenApiResponse(description="A bad body: the item and field are named"),
+            409: OpenApiResponse(description="No corrections await a decision"),
+        },
+        tags=["fulfilment"],
+        operation_id="fulfilment_corrections_decide",
+    )
+    def post(self, request, reference):
+        obj = _request(reference)
+        corrections.corrections_decide(request=obj, decisions=request.data, actor=Actor.staff(request.user))
+        return _status(obj)
+
+
+class CorrectionSystemRetell(_Staff):
+    """Tell a system whose correction failed the same instruction again. 409 unless it failed."""
+
+    permission = WORK
+
+    @extend_schema(
+        request=EmptyIn,
+        responses={200: FulfilmentOut, 409: OpenApiResponse(description="The system did not fail")},
+        tags=["fulfilment"],
+        operation_id="fulfilment_corrections_retell",
+    )
+    def post(self, request, reference, system):
+        obj = _request(reference)
+        corrections.correction_system_retell(request=obj, system=system, actor=Actor.staff(request.user))
+        return _status(obj)
 
 
 class SystemRetry(_Staff):

@@ -9,6 +9,16 @@ urlpatterns = [
     path("staff/requests/<str:reference>/fulfilment/", api.FulfilmentStatus.as_view(), name="status"),
     path("staff/requests/<str:reference>/fulfilment/start/", api.FulfilmentStart.as_view(), name="start"),
     path("staff/requests/<str:reference>/fulfilment/approve/", api.ErasureApprove.as_view(), name="approve"),
+    path(
+        "staff/requests/<str:reference>/fulfilment/corrections/decide/",
+        api.CorrectionsDecide.as_view(),
+        name="corrections-decide",
+    ),
+    path(
+        "staff/requests/<str:reference>/fulfilment/corrections/systems/<str:system>/retell/",
+        api.CorrectionSystemRetell.as_view(),
+        name="corrections-retell",
+    ),
     path("staff/requests/<str:reference>/fulfilment/package/", api.PackageBuildNow.as_view(), name="package-build"),
     path(
         "staff/requests/<str:reference>/fulfilment/systems/<str:system>/retry/",

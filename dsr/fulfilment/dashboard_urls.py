@@ -14,6 +14,13 @@ urlpatterns = [
     path("requests/<str:reference>/answer/", views.send_answer, name="answer"),
     path("requests/<str:reference>/erasure/approve/", views.approve, name="approve"),
     path("requests/<str:reference>/erasure/answer/", views.erasure_answer, name="erasure-answer"),
+    path("requests/<str:reference>/corrections/decide/", views.corrections_decide, name="corrections-decide"),
+    path("requests/<str:reference>/corrections/answer/", views.correction_answer, name="correction-answer"),
+    path(
+        "requests/<str:reference>/corrections/systems/<str:system>/retell/",
+        views.correction_retell,
+        name="correction-retell",
+    ),
     path("requests/<str:reference>/systems/<str:system>/retry/", views.retry, name="retry"),
     path("requests/<str:reference>/systems/<str:system>/manual/", views.switch_to_manual, name="manual"),
 ]

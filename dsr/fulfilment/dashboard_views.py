@@ -12,8 +12,8 @@ from dsr.dashboard import staff_required
 from dsr.errors import DsrError
 from dsr.fulfilment import selectors
 from dsr.fulfilment.datamap import DataMapError, datamap_load
-from dsr.fulfilment.models import RunState, SystemStatus
-from dsr.fulfilment.services import erasure, health, package_staff, propagation, runs
+from dsr.fulfilment.models import CorrectionStatement, RunState, SystemStatus
+from dsr.fulfilment.services import corrections, erasure, health, package_staff, propagation, runs
 from dsr.models import TYPES_WITHOUT_VERIFICATION, DataSubjectRequest, RequestType
 from dsr.services.audit import Actor
 
@@ -37,12 +37,24 @@ ERASURE_LABELS = {
 }
 
 
+CORRECTION_LABELS = {
+    SystemStatus.PENDING: "Queued",
+    SystemStatus.RUNNING: "Working",
+    SystemStatus.PLANNED: "Current values read",
+    SystemStatus.DONE: "Corrected and read back",
+    SystemStatus.FAILED: "Failed",
+    SystemStatus.SKIPPED: "Nothing to correct here",
+}
+
+
 def staff_panel(http_request, obj: DataSubjectRequest) -> str:
     """The `staff_request_panel` hook: fulfilment's section of the request page."""
     if obj.request_type == RequestType.ERASURE:
         return erasure_panel(http_request, obj)
     if obj.request_type in propagation.ACTIONS:
         return propagation_panel(http_request, obj)
+    if obj.request_type == RequestType.RECTIFICATION:
+        return correction_panel(http_request, obj)
     if obj.request_type not in runs.PACKAGE_KINDS:
         return ""
     status = selectors.fulfilment_status(obj)
@@ -138,6 +150,36 @@ def propagation_panel(http_request, obj: DataSubjectRequest) -> str:
     )
 
 
+def correction_panel(http_request, obj: DataSubjectRequest) -> str:
+    """A rectification request's section: each requested correction beside the current values
+    found per system, the evidence, a decision and reason per correction (one form, no script),
+    each system's state, and Send the answer; the requester's statement, if they sent one."""
+    status = selectors.fulfilment_status(obj)
+    may_work = http_request.user.has_perm(WORK)
+    for system in status["systems"]:
+        system["label"] = CORRECTION_LABELS.get(system["status"], system["status"])
+    statement = CorrectionStatement.objects.filter(request=obj).first()
+    return render_to_string(
+        "fulfilment/correction_panel.html",
+        {
+            "req": obj,
+            "status": status,
+            "corrections": status["corrections"] or [],
+            "may_work": may_work,
+            "decidable": may_work and obj.is_open and status["state"] == RunState.AWAITING_APPROVAL,
+            "answerable": may_work and obj.is_open and status["state"] == RunState.DONE,
+            "retellable": may_work and obj.is_open,
+            "startable": may_work
+            and obj.is_open
+            and obj.verified_at is not None
+            and bool(obj.corrections)
+            and status["state"] in ("not_started", RunState.AWAITING_APPROVAL, RunState.CANCELLED),
+            "statement": statement,
+        },
+        request=http_request,
+    )
+
+
 def _obj(reference: str) -> DataSubjectRequest:
     try:
         return DataSubjectRequest.objects.get(reference=reference)
@@ -162,16 +204,14 @@ def _act(request, reference: str, label: str, call):
 @require_POST
 @staff_required(WORK)
 def start(request, reference):
-    # One door for all: a request to delete is planned (nothing changes), a restriction or an
-    # opt-out is passed on to the systems, the others searched.
-    request_type = _obj(reference).request_type
-    label = (
-        "Plan the erasure"
-        if request_type == RequestType.ERASURE
-        else "Tell the systems"
-        if request_type in propagation.ACTIONS
-        else "Search the systems"
-    )
+    # One door for all: a request to delete is planned (nothing changes), a correction reads the
+    # current values, a restriction or an opt-out is passed on to the systems, the others searched.
+    labels: dict[str, str] = {
+        RequestType.ERASURE: "Plan the erasure",
+        RequestType.RECTIFICATION: "Read the current values",
+        **dict.fromkeys(propagation.ACTIONS, "Tell the systems"),
+    }
+    label = labels.get(_obj(reference).request_type, "Search the systems")
     return _act(request, reference, label, lambda o, a: runs.fulfilment_start(request=o, actor=a))
 
 
@@ -183,6 +223,47 @@ def approve(request, reference):
         reference,
         "Approve the erasure",
         lambda o, a: erasure.erasure_approve(request=o, actor=a, user_id=request.user.pk),
+    )
+
+
+@require_POST
+@staff_required(WORK)
+def corrections_decide(request, reference):
+    """The panel's form: `decision_<id>` (accept, reject or nothing yet) and `reason_<id>`."""
+    obj = _obj(reference)
+    run = corrections.latest_correction_run(obj)
+    ids = list(run.corrections.values_list("pk", flat=True)) if run else []
+    decisions = [
+        {"id": pk, "decision": request.POST[f"decision_{pk}"], "reason": request.POST.get(f"reason_{pk}", "")}
+        for pk in ids
+        if request.POST.get(f"decision_{pk}")
+    ]
+    if not decisions:
+        return _done(request, reference, "Decide the corrections: choose accept or reject for at least one.")
+    return _act(
+        request,
+        reference,
+        "Decide the corrections",
+        lambda o, a: corrections.corrections_decide(request=o, decisions=decisions, actor=a),
+    )
+
+
+@require_POST
+@staff_required(WORK)
+def correction_retell(request, reference, system):
+    return _act(
+        request,
+        reference,
+        f"Tell {system} again",
+        lambda o, a: corrections.correction_system_retell(request=o, system=system, actor=a),
+    )
+
+
+@require_POST
+@staff_required(WORK)
+def correction_answer(request, reference):
+    return _act(
+        request, reference, "Send the answer", lambda o, a: corrections.correction_answer_send(request=o, actor=a)
     )
 
 

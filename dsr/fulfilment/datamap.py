@@ -50,6 +50,7 @@ from dsr.fulfilment.categories import (
     FLAG_ACTIONS,
     IDENTITY_KINDS,
 )
+from dsr.models import CORRECTABLE_FIELDS
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 ENV_NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
@@ -85,6 +86,7 @@ COLLECTION_KEYS = {
 }  # fmt: skip
 FIELD_KEYS = {
     "category", "description", "provided", "never_disclose", "others_data", "erasure", "keep_reason", "erasure_value",
+    "corrects",
 }  # fmt: skip
 RECIPIENT_KEYS = {"name", "category", "purpose", "sold", "shared", "contact", "system"}
 # A recipient that can be told (issue 11) stands for one of these kinds of system in the map.
@@ -103,6 +105,9 @@ class Field:
     keep_reason: str = ""
     description: str = ""
     erasure_value: str = ""  # `erasure: fixed`: the constant written (default: by the column's type)
+    # Rectification (Art 16, §7023): the intake's correction field this field holds (`full_name`,
+    # `phone`, ...); a requested correction of that word is read and applied here.
+    corrects: str = ""
 
     @property
     def personal(self) -> bool:
@@ -142,6 +147,10 @@ class Collection:
     @property
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
+
+    def field_correcting(self, word: str) -> Field | None:
+        """The field that holds the intake's correction field `word` (`corrects: word`), if any."""
+        return next((f for f in self.fields if f.corrects and f.corrects == word), None)
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -436,6 +445,19 @@ def _field(reader: _Reader, place: _Place, fields: dict, name: Any, spec: Any) -
         reader.problem(place, "'erasure_value' belongs with 'erasure: fixed'")
     never_disclose = reader.flag(place, spec, "never_disclose")
     others_data = reader.flag(place, spec, "others_data")
+    corrects = reader.text(place, spec, "corrects")
+    words = correction_words()
+    if corrects and corrects not in words:
+        reader.problem(
+            reader.at(place, spec, "corrects"),
+            f"unknown correction field '{corrects}' (one of the request form's: {', '.join(words)})",
+        )
+        corrects = ""
+    elif corrects and category == NOT_PERSONAL:
+        reader.problem(
+            reader.at(place, spec, "corrects"),
+            "a field a person can correct is personal information: give its category",
+        )
     if category == NOT_PERSONAL and (never_disclose or others_data):
         what = "a never-disclosed field" if never_disclose else "a field that may hold others' data (others_data)"
         reader.problem(place, f"{what} is personal information: give its category")
@@ -449,7 +471,14 @@ def _field(reader: _Reader, place: _Place, fields: dict, name: Any, spec: Any) -
         keep_reason=keep_reason,
         description=reader.text(place, spec, "description"),
         erasure_value=erasure_value,
+        corrects=corrects,
     )
+
+
+def correction_words() -> tuple[str, ...]:
+    """The words a field may `corrects`: the request form's correction fields (dsr.services.intake),
+    except "something else", which names no field."""
+    return tuple(word for word in CORRECTABLE_FIELDS if word != "other")
 
 
 def _identities(reader: _Reader, place: _Place, value: dict, fields: dict[str, Field]) -> dict[str, str]:
@@ -534,6 +563,7 @@ def _collection(reader: _Reader, place: _Place, kind: str, index: int, value: An
     primary_key = reader.text(place, value, "primary_key", default="id")
     if fields and primary_key not in fields:
         reader.problem(reader.at(place, value, "primary_key"), f"primary_key '{primary_key}' is not one of its fields")
+    _corrects_check(reader, place, raw_fields if isinstance(raw_fields, dict) else {}, fields, primary_key)
     identities = _identities(reader, place, value, fields)
     dated_by = reader.text(place, value, "dated_by")
     if dated_by and fields and dated_by not in fields:
@@ -575,6 +605,31 @@ def _flags(reader: _Reader, place: _Place, value: dict, fields: dict[str, Field]
         else:
             flags[action] = column
     return flags
+
+
+def _corrects_check(
+    reader: _Reader, place: _Place, raw_fields: dict, fields: dict[str, Field], primary_key: str
+) -> None:
+    """One field per correction word in a collection (two would get one correction twice, or
+    disagree when read back), and never the primary key (a row is corrected by it)."""
+    claimed: dict[str, str] = {}
+    for name, parsed in fields.items():
+        if not parsed.corrects:
+            continue
+        spec = raw_fields.get(name)
+        here = reader.at(place.but(field=name), spec, "corrects") if isinstance(spec, dict) else place.but(field=name)
+        if name == primary_key:
+            reader.problem(
+                here, f"is the primary key: a correction of '{parsed.corrects}' cannot rewrite the key it is found by"
+            )
+        if parsed.corrects in claimed:
+            reader.problem(
+                here,
+                f"'corrects: {parsed.corrects}' is claimed by field '{claimed[parsed.corrects]}' of this collection "
+                "too: one field per correction",
+            )
+        else:
+            claimed[parsed.corrects] = name
 
 
 def _secret_in_url(url: str) -> bool:

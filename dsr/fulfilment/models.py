@@ -227,3 +227,50 @@ class ErasureLedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"ledger entry for {self.reference}"
+
+
+class CorrectionDecision(models.TextChoices):
+    PENDING = "pending", "Not decided"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+
+
+class Correction(models.Model):
+    """One correction the requester asked for (the request's field-by-field list, Art 16, §7023)
+    in a correction run: where the data map holds that field, the current values the systems hold
+    (read for the officer, cleared when the request closes), and the officer's decision with its
+    reason, judged on the totality of the evidence (§7023(b),(d))."""
+
+    run = models.ForeignKey(FulfilmentRun, on_delete=models.CASCADE, related_name="corrections")
+    position = models.PositiveSmallIntegerField()  # 1-based, in the request's order
+    field = models.CharField(max_length=40)  # the request form's word: full_name, phone, postal_address, ...
+    wrong = models.TextField(blank=True)
+    correct = models.TextField()
+    # Where the map declares the word: ["system.collection.field"]; empty means it cannot be applied.
+    declared = models.JSONField(default=list, blank=True)
+    # What the systems hold now: [{"system", "collection", "key", "field", "value"}].
+    found = models.JSONField(default=list, blank=True)
+    decision = models.CharField(max_length=10, choices=CorrectionDecision.choices, default=CorrectionDecision.PENDING)
+    reason = models.TextField(blank=True)
+    decided_by = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "position"], name="fulfilment_correction_once_per_run")]
+        ordering = ["run", "position"]
+
+    def __str__(self) -> str:
+        return f"correction {self.position} of run {self.run_id} ({self.decision})"
+
+
+class CorrectionStatement(models.Model):
+    """CCPA §7023(f): a consumer whose correction was rejected may submit a written statement of up
+    to 250 words contesting the accuracy, which the business keeps with the record (one per request)."""
+
+    request = models.OneToOneField(DataSubjectRequest, on_delete=models.PROTECT, related_name="correction_statement")
+    text = models.TextField()
+    words = models.PositiveSmallIntegerField()
+    submitted_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"statement on {self.request_id}"

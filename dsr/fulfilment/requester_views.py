@@ -17,10 +17,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from dsr import selectors
-from dsr.errors import TransitionNotAllowed
+from dsr.errors import DsrError, TransitionNotAllowed
 from dsr.forms import CodeForm
-from dsr.fulfilment.services import packages, runs
-from dsr.models import DataSubjectRequest, Status
+from dsr.fulfilment.forms import StatementForm
+from dsr.fulfilment.models import CorrectionStatement
+from dsr.fulfilment.services import corrections, packages, runs
+from dsr.models import DataSubjectRequest, RequestType, Status
 from dsr.ratelimit import client_ip, rate_limit_hit
 from dsr.services.audit import Actor
 
@@ -34,7 +36,10 @@ def _error_key(obj) -> str:
 
 
 def status_panel(http_request, obj: DataSubjectRequest) -> str:
-    """The `status_page_panel` hook: the download, once the answer is sent."""
+    """The `status_page_panel` hook: the download, once the answer is sent; for a rectification
+    with a rejected correction, the CCPA statement form (or the statement sent)."""
+    if obj.request_type == RequestType.RECTIFICATION:
+        return statement_panel(http_request, obj)
     if obj.request_type not in runs.PACKAGE_KINDS or obj.status != Status.COMPLETED:
         return ""
     package = packages.package_for_request(obj)
@@ -66,6 +71,30 @@ def status_panel(http_request, obj: DataSubjectRequest) -> str:
             "reissue_until": package.expires_at + timedelta(days=settings.DSR_PACKAGE_REISSUE_DAYS),
             "categories_only": package.kind == "categories",
             "business_contact": settings.DSR_BUSINESS_CONTACT,
+        },
+        request=http_request,
+    )
+
+
+def _statement_error_key(obj) -> str:
+    return f"dsr_statement_error_{obj.pk}"
+
+
+def statement_panel(http_request, obj: DataSubjectRequest) -> str:
+    """CCPA §7023(f): a requester whose correction was rejected may send a statement of up to 250
+    words, kept with the record; once sent it is shown back (escaped), never editable."""
+    statement = CorrectionStatement.objects.filter(request=obj).first()
+    if statement is None and not corrections.statement_allowed(obj):
+        return ""
+    error_key = _statement_error_key(obj)
+    return render_to_string(
+        "fulfilment/statement_panel.html",
+        {
+            "req": obj,
+            "statement": statement,
+            "error": http_request.session.pop(error_key, ""),
+            "form": StatementForm(),
+            "max_words": corrections.STATEMENT_MAX_WORDS,
         },
         request=http_request,
     )
@@ -155,3 +184,20 @@ def package_download(request, obj):
     response["Content-Length"] = str(package.bytes)
     response["Cache-Control"] = "no-store"
     return response
+
+
+@require_POST
+@_requester_view
+def statement_submit(request, obj):
+    """The statement form: kept with the record and put on the timeline."""
+    form = StatementForm(request.POST)
+    if not form.is_valid():
+        request.session[_statement_error_key(obj)] = _("Write your statement.")
+        return redirect(reverse("dsr:request-status", kwargs={"token": obj.public_token}) + "#statement")
+    try:
+        corrections.correction_statement_submit(request=obj, text=form.cleaned_data["statement"])
+    except DsrError as refused:
+        request.session[_statement_error_key(obj)] = str(refused.message)
+        return redirect(reverse("dsr:request-status", kwargs={"token": obj.public_token}) + "#statement")
+    request.session[f"dsr_notice_{obj.pk}"] = str(_("Thank you: we keep your statement with your request."))
+    return redirect(reverse("dsr:request-status", kwargs={"token": obj.public_token}) + "#statement")

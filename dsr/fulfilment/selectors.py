@@ -8,6 +8,7 @@ from typing import Any
 from dsr.fulfilment.categories import category_label
 from dsr.fulfilment.datamap import DataMap, System
 from dsr.fulfilment.models import AccessPackage, FulfilmentRun, ManualTask, SystemHealth, SystemRun, SystemStatus
+from dsr.fulfilment.services.corrections import corrections_view
 from dsr.fulfilment.services.erasure import erasure_plan_view
 from dsr.fulfilment.services.propagation import propagation_view
 from dsr.models import DataSubjectRequest
@@ -71,6 +72,7 @@ def fulfilment_status(request: DataSubjectRequest) -> dict[str, Any]:
             "package": None,
             "plan": None,
             "told": None,
+            "corrections": None,
         }
     system_runs = list(SystemRun.objects.filter(run=run).order_by("id"))
     tasks = {t.system_run_id: t for t in ManualTask.objects.filter(system_run__in=system_runs)}
@@ -86,6 +88,8 @@ def fulfilment_status(request: DataSubjectRequest) -> dict[str, Any]:
         "plan": erasure_plan_view(run, system_runs),
         # A restriction's or an opt-out's systems and recipients told, with their state and dates.
         "told": propagation_view(run, system_runs),
+        # A correction run's requested corrections beside the current values (None otherwise).
+        "corrections": corrections_view(run),
     }
 
 

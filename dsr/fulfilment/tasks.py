@@ -6,7 +6,7 @@ from contextvars import ContextVar
 
 from celery import shared_task
 
-from dsr.fulfilment.services import erasure, health, instructions, packages, runs, sweep
+from dsr.fulfilment.services import corrections, erasure, health, instructions, packages, runs, sweep
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +80,11 @@ def instruction_execute(system_run_id: int) -> None:
 
 
 instructions.queue_register(lambda pk, countdown: instruction_execute.apply_async((pk,), countdown=countdown or None))
+
+
+@shared_task(name="dsr.fulfilment.tasks.correction_system_read")
+def correction_system_read(system_run_id: int) -> None:
+    corrections.correction_system_read(system_run_id=system_run_id)
+
+
+corrections.queue_register("read", lambda pk: correction_system_read.delay(pk))

@@ -11,4 +11,5 @@ urlpatterns = [
     path("r/<str:token>/package/code/", requester_views.package_code, name="package-code"),
     path("r/<str:token>/package/confirm/", requester_views.package_confirm, name="package-confirm"),
     path("r/<str:token>/package/download/", requester_views.package_download, name="package-download"),
+    path("r/<str:token>/statement/", requester_views.statement_submit, name="statement"),
 ]

@@ -8,14 +8,37 @@ from collections.abc import Callable
 from typing import Any
 
 from dsr.fulfilment import dashboard_views, demo_processor, requester_views  # noqa: F401  (demo_processor: its Celery task)
-from dsr.fulfilment.services import callbacks, manual_tasks, packages, propagation, runs  # noqa: F401  (propagation: registers its starters)
+from dsr.fulfilment.services import (  # noqa: F401  (corrections, propagation: register their starters)
+    callbacks,
+    corrections,
+    manual_tasks,
+    packages,
+    propagation,
+    runs,
+)
 from dsr.fulfilment.services import hooks as service_hooks
+
+
+def request_closed(request_id: int, status: str) -> None:
+    """Every end state deletes the held copies (a completed request keeps only its package) and
+    the current values a correction run read for the officer."""
+    try:
+        packages.request_held_purge(request_id, status)
+    finally:
+        corrections.correction_values_purge(request_id)
+
+
+def request_purging(request_id: int) -> None:
+    """Inside the retention purge's transaction: the requester's statement (kept with the record
+    for as long as the record, §7023(f), §7101) goes with it, then the runs and packages."""
+    corrections.correction_statement_purge(request_id)
+    packages.request_rows_purge(request_id)
+
 
 HOOKS: dict[str, Callable[..., Any]] = {
     **service_hooks.HOOKS,
-    # Every end state deletes the held copies; only a completed request keeps its package.
-    "request_closed": packages.request_held_purge,
-    "request_purging": packages.request_rows_purge,
+    "request_closed": request_closed,
+    "request_purging": request_purging,
     "staff_request_panel": dashboard_views.staff_panel,
     "status_page_panel": requester_views.status_panel,
 }

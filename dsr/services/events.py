@@ -454,3 +454,43 @@ def event_suppression_added(*, scope: str, source: str) -> Event:
     """The requester's address went on the suppression list for `scope`; the data names neither the
     address nor its hash (the timeline is no way to link a hash to a person)."""
     return Event(EventType.SUPPRESSION_ADDED, Actor.system("suppression list"), {"scope": scope, "source": source})
+
+
+# --- Corrections (dsr/fulfilment/services/corrections.py) ------------------------------------------
+
+
+def event_correction_values_read(*, run_id: int, system: str, counts: dict[str, int]) -> Event:
+    """A system's current values of the fields to correct were read for the officer: per
+    collection the rows read (the values themselves are shown to staff, never put on the chain)."""
+    return Event(
+        EventType.CORRECTION_VALUES_READ, Actor.system(FULFILMENT), {"run": run_id, "system": system, "counts": counts}
+    )
+
+
+def event_correction_read_failed(*, run_id: int, system: str, error: str) -> Event:
+    return Event(
+        EventType.CORRECTION_READ_FAILED, Actor.system(FULFILMENT), {"run": run_id, "system": system, "error": error}
+    )
+
+
+def event_corrections_decided(*, actor: Actor, run_id: int, decisions: list[dict], complete: bool) -> Event:
+    """The officer's decisions ([{correction, field, decision, reason}], §7023(b),(d), Art 16);
+    `complete` once every correction is decided and the accepted ones are sent to the systems."""
+    return Event(EventType.CORRECTIONS_DECIDED, actor, {"run": run_id, "decisions": decisions, "complete": complete})
+
+
+def event_corrections_passed_on(
+    *, run_id: int, systems: dict[str, list[str]], fields: dict[str, list[str]], told: bool
+) -> Event:
+    """Art 19: for each corrected system, its recipients in the map and the fields corrected;
+    `told` says whether a propagation was registered to tell them."""
+    return Event(
+        EventType.CORRECTIONS_PASSED_ON,
+        Actor.system(FULFILMENT),
+        {"run": run_id, "systems": systems, "fields": fields, "told": told},
+    )
+
+
+def event_correction_statement_received(*, actor: Actor, words: int, text: str) -> Event:
+    """CCPA §7023(f): the requester's statement contesting a rejected correction, kept with the record."""
+    return Event(EventType.CORRECTION_STATEMENT_RECEIVED, actor, {"words": words, "text": text})

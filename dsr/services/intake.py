@@ -16,6 +16,7 @@ from dsr import clock, hooks, identity
 from dsr.deadlines import deadlines_for, timers_arm
 from dsr.errors import InvalidInput, TransitionNotAllowed
 from dsr.models import (
+    CORRECTABLE_FIELDS,
     OPEN_STATUSES,
     TYPES_WITHOUT_VERIFICATION,
     AccessPeriod,
@@ -82,7 +83,6 @@ class IntakeDetails:
     documents: tuple = ()  # (kind, UploadedFile) pairs, checked by documents.document_check
 
 
-CORRECTABLE_FIELDS = ("full_name", "email", "phone", "postal_address", "postal_code", "customer_number", "other")
 # One row per thing that is wrong; more than this in one request is not a person's correction.
 CORRECTIONS_MAX = 20
 

@@ -27,6 +27,7 @@ PUBLIC_EVENT_LABELS: dict[str, Any] = {
     EventType.CANCELLED: _("Your request was cancelled"),
     EventType.REOPENED: _("Your request was reopened"),
     EventType.IDENTITY_REVIEW_REQUIRED: _("Our team will review your request by hand"),
+    EventType.CORRECTION_STATEMENT_RECEIVED: _("We received your statement and keep it with your request"),
 }
 
 STAFF_EVENT_LABELS: dict[str, Any] = {
@@ -59,6 +60,10 @@ STAFF_EVENT_LABELS: dict[str, Any] = {
     EventType.ERASURE_VERIFIED: "Erasure verified",
     EventType.ERASURE_FAILED: "Erasure failed in a system",
     EventType.ERASURE_REPLAYED: "Erasure replayed after a restore",
+    EventType.CORRECTION_VALUES_READ: "Current values read for the corrections",
+    EventType.CORRECTION_READ_FAILED: "Current values could not be read in a system",
+    EventType.CORRECTIONS_DECIDED: "Corrections decided",
+    EventType.CORRECTIONS_PASSED_ON: "Corrections passed on to recipients",
     EventType.INSTRUCTION_SENT: "System told; waiting for its confirmation",
     EventType.INSTRUCTION_CONFIRMED: "System confirmed",
     EventType.INSTRUCTION_FAILED: "System could not be told",

@@ -82,6 +82,12 @@ WRITTEN_BEFORE = {
     "instruction_sent",
     "instruction_confirmed",
     "instruction_failed",
+    # Corrections (issue 11)
+    "correction_values_read",
+    "correction_read_failed",
+    "corrections_decided",
+    "corrections_passed_on",
+    "correction_statement_received",
 }
 # What the tracking webhook wrote: "email_" + anymail's normalised type (inbound is not served).
 TRACKING_TYPES = {v for k, v in vars(AnymailEventType).items() if k.isupper()} - {"inbound", "inbound_failed"}

@@ -255,6 +255,7 @@ def test_show_json_is_machine_readable_complete_and_stable():
         "others_data": False,
         "erasure": None,
         "keep_reason": None,
+        "corrects": None,
         "description": "",
     }
 

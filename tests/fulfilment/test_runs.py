@@ -239,9 +239,9 @@ def test_a_search_is_refused_unless_verified_open_of_a_searchable_type_and_not_r
     unverified = request_create(request_type="access_specific")
     with pytest.raises(TransitionNotAllowed, match="only once the request is verified"):
         runs.fulfilment_start(request=unverified, actor=actor)
-    correction = verified_request(officer=officer, request_type="rectification", email="e@example.com")
-    with pytest.raises(TransitionNotAllowed, match="only requests to know, portability and erasure"):
-        runs.fulfilment_start(request=correction, actor=actor)
+    objection = verified_request(officer=officer, request_type="objection", email="e@example.com")
+    with pytest.raises(TransitionNotAllowed, match="only requests to know, portability, erasure and correction"):
+        runs.fulfilment_start(request=objection, actor=actor)
     req = verified_request(officer=officer, email="r@example.com")
     runs.fulfilment_start(request=req, actor=actor)
     with pytest.raises(TransitionNotAllowed, match="already running"):

@@ -32,5 +32,6 @@ __all__ = [
 ]
 
 # The kinds, registered by importing their modules (the manual and http kinds register elsewhere),
-# then the instruction handlers (issue 11): flags sets restrict / opt_out_sale / limit_sensitive.
-from dsr.fulfilment.connectors import django_models, flags, sql  # noqa: E402, F401
+# then the instruction handlers (issue 11), after the kinds they build on: `correction` the sql and
+# django systems' `correct`, `flags` their restrict / opt_out_sale / limit_sensitive.
+from dsr.fulfilment.connectors import correction, django_models, flags, sql  # noqa: E402, F401

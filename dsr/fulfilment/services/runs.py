@@ -84,6 +84,15 @@ def type_starter_register(request_type: str, function: Callable[..., FulfilmentR
     _type_starters[request_type] = function
 
 
+# Set by services/corrections.py on import: a rectification request's start reads the current
+# values of the fields to correct, then waits for the officer's decisions.
+_correction_starter: list[Callable[..., FulfilmentRun]] = []
+
+
+def correction_starter_register(function: Callable[..., FulfilmentRun]) -> None:
+    _correction_starter[:] = [function]
+
+
 def _enqueue(name: str, *args: Any, countdown: float = 0) -> None:
     function = _queue.get(name)
     if function is None:  # the tasks module registers on import (AppConfig.ready)
@@ -136,10 +145,11 @@ def fulfilment_start(*, request: DataSubjectRequest, actor: Actor) -> Fulfilment
     (409) when the request is not verified, is closed, is of another type, or a search runs."""
     locked = request_locked(request.pk)
     answered = locked.request_type in PACKAGE_KINDS or locked.request_type in _type_starters
-    if not answered and locked.request_type != RequestType.ERASURE:
+    if not answered and locked.request_type not in (RequestType.ERASURE, RequestType.RECTIFICATION):
         raise TransitionNotAllowed(
             f"{locked.reference} is a request to {locked.get_request_type_display().lower()}; only requests to "
-            "know, portability and erasure requests, restrictions and opt-outs are answered through the systems."
+            "know, portability, erasure and correction requests, restrictions and opt-outs are answered through "
+            "the systems."
         )
     # §7060(b), §7027: an opt-out or a limit is honoured without verification.
     verified = locked.verified_at or locked.request_type in TYPES_WITHOUT_VERIFICATION
@@ -154,6 +164,10 @@ def fulfilment_start(*, request: DataSubjectRequest, actor: Actor) -> Fulfilment
         if not _erasure_starter:
             raise TransitionNotAllowed("Erasure runs are not available (no erasure service registered).")
         return _erasure_starter[0](locked=locked, actor=actor)
+    if locked.request_type == RequestType.RECTIFICATION:  # one door: read the values, then the officer decides
+        if not _correction_starter:
+            raise TransitionNotAllowed("Correction runs are not available (no correction service registered).")
+        return _correction_starter[0](locked=locked, actor=actor)
     datamap = _datamap()
     try:
         with transaction.atomic():
@@ -209,8 +223,11 @@ def _claim(system_run_id: int) -> SystemRun | None:
     now = timezone.now()
     with transaction.atomic():
         system_run = SystemRun.objects.select_for_update().select_related("run__request").get(pk=system_run_id)
-        if system_run.run.state != RunState.RUNNING or system_run.run.package_kind == PackageKind.ERASURE:
-            return None  # an erasure's systems are planned and erased by services/erasure.py
+        if system_run.run.state != RunState.RUNNING or system_run.run.package_kind in (
+            PackageKind.ERASURE,
+            PackageKind.CORRECTION,
+        ):
+            return None  # planned and erased by services/erasure.py, read and corrected by services/corrections.py
         if system_run.instruction:
             return None  # a system told an instruction: services/instructions.py
         if system_run.status in (*TERMINAL, SystemStatus.WAITING_MANUAL):

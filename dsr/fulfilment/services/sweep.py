@@ -10,7 +10,7 @@ from dsr.deadlines import business_today
 from dsr.errors import DsrError
 from dsr.fulfilment import signing
 from dsr.fulfilment.models import AccessPackage, FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
-from dsr.fulfilment.services import erasure, instructions, manual_tasks, package_staff, packages, runs
+from dsr.fulfilment.services import corrections, erasure, instructions, manual_tasks, package_staff, packages, runs
 from dsr.services.audit import Actor
 
 # A search still waiting for a system this close to the request's due date is packaged with what
@@ -27,7 +27,7 @@ def systems_stalled_requeue() -> int:
     now = timezone.now()
     stalled = (
         SystemRun.objects.filter(run__state=RunState.RUNNING)
-        .exclude(run__package_kind=PackageKind.ERASURE)
+        .exclude(run__package_kind__in=[PackageKind.ERASURE, PackageKind.CORRECTION])
         .filter(instruction={})  # an instruction's system is queued again by instructions.py
         .filter(
             Q(status=SystemStatus.PENDING, run__started_at__lt=now - timedelta(minutes=2), finished_at__isnull=True)
@@ -38,7 +38,12 @@ def systems_stalled_requeue() -> int:
     for system_run_id in stalled.values_list("pk", flat=True):
         runs.requeue(system_run_id)
         count += 1
-    return count + erasure.erasure_stalled_requeue() + instructions.instructions_stalled_requeue()
+    return (
+        count
+        + erasure.erasure_stalled_requeue()
+        + instructions.instructions_stalled_requeue()
+        + corrections.correction_stalled_requeue()
+    )
 
 
 def packages_due_build() -> int:

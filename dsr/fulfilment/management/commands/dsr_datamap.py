@@ -219,6 +219,8 @@ def _flags(field) -> str:
         flags.append("others' data (Art 15(4))")
     if field.erasure:
         flags.append(f"erasure: {field.erasure}" + (f" ({field.keep_reason})" if field.keep_reason else ""))
+    if field.corrects:
+        flags.append(f"corrects: {field.corrects}")
     return "; ".join(flags)
 
 
@@ -335,6 +337,7 @@ def datamap_describe(datamap: DataMap) -> dict[str, Any]:
                                 "others_data": f.others_data,
                                 "erasure": f.erasure or None,
                                 "keep_reason": f.keep_reason or None,
+                                "corrects": f.corrects or None,
                                 "description": f.description,
                             }
                             for f in c.fields
