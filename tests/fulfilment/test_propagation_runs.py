@@ -11,6 +11,7 @@ it (it answers "asked the owner", as the owner's task would), so the waiting and
 is exercised; the sql/django handlers are the real ones."""
 
 import textwrap
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -442,3 +443,20 @@ def test_the_systems_api_shows_the_flags_and_how_each_recipient_is_told(staff_ap
     network, carriers = systems["ads"]["recipients"]
     assert (network["contact"], network["system"], carriers["contact"]) == ("dpo@adnet.example", "", "")
     assert systems["accounts"]["recipients"][0]["system"] == "crm"
+
+
+def test_the_sweep_flags_a_request_still_unconfirmed_near_its_due_date_once(
+    officer, told, django_capture_on_commit_callbacks
+):
+    req = _opt_out()
+    run = _start(req, officer, django_capture_on_commit_callbacks)
+    _work(told, django_capture_on_commit_callbacks)
+    assert sweep.fulfilment_sweep()["propagations_flagged"] == 0  # 15 business days away
+    FulfilmentRun.objects.filter(pk=run.pk).update(due_date=timezone.localdate() + timedelta(days=2))
+    assert sweep.fulfilment_sweep()["propagations_flagged"] == 1
+    req.refresh_from_db()
+    assert req.flagged_at and "not yet confirmed by accounts, recipient:ad_network, recipient:data_broker" in (
+        req.flag_reason
+    )
+    assert sweep.fulfilment_sweep()["propagations_flagged"] == 0  # once
+    assert len(_events(req, EventType.FLAGGED)) == 1

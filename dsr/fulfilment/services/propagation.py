@@ -18,12 +18,14 @@ failed and the request open and flagged; the officer tells it again (`propagatio
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
+from dsr.deadlines import business_today
 from dsr.errors import InvalidInput, TransitionNotAllowed
 from dsr.fulfilment.connectors.base import Instruction
 from dsr.fulfilment.connectors.flags import flag_items, instruction_kind
@@ -50,6 +52,8 @@ RUN_KINDS = {
 }
 SENSITIVE = "sensitive_personal_information"
 OUTCOMES = frozenset({SystemStatus.DONE, SystemStatus.FAILED})
+# Like the manual owners' escalation: this close to the due date an unconfirmed system is the team's.
+ESCALATE_BEFORE_DUE_DAYS = 5
 
 # What a system's owner (or a recipient) reads: staff-facing English, like the owners' task emails.
 NOTES = {
@@ -294,6 +298,31 @@ def propagation_retry(*, request: DataSubjectRequest, system: str, actor: Actor)
         run.save(update_fields=["state", "finished_at"])
     audit_event_record(request=locked, event=event_fulfilment_system_retried(actor=actor, run_id=run.pk, system=system))
     return instructions.instruction_retell(system_run_id=system_run.pk)
+
+
+def propagations_unconfirmed_flag() -> int:
+    """The sweep: a run still waiting within ESCALATE_BEFORE_DUE_DAYS of its request's due date
+    (§7026(f): 15 business days for an opt-out) flags the request for the team, naming who has not
+    confirmed — once (a flagged request is not flagged again). Returns the requests flagged."""
+    cutoff = business_today() + timedelta(days=ESCALATE_BEFORE_DUE_DAYS)
+    due = FulfilmentRun.objects.filter(
+        state=RunState.RUNNING,
+        package_kind__in=set(RUN_KINDS.values()),
+        due_date__lte=cutoff,
+        request__flagged_at__isnull=True,
+        request__closed_at__isnull=True,
+    ).values_list("pk", "request_id", "due_date")
+    flagged = 0
+    for run_id, request_id, due_date in due:
+        names = list(
+            SystemRun.objects.filter(run_id=run_id).exclude(status=SystemStatus.DONE).values_list("system", flat=True)
+        )
+        if not names:
+            continue
+        with transaction.atomic():
+            reason = f"Due {due_date.isoformat()}; not yet confirmed by {', '.join(names)}"
+            flagged += request_flag(request_id=request_id, reason=reason, data={"systems": names})
+    return flagged
 
 
 # --- What the officer and the requester see ---------------------------------------------------------------

@@ -10,7 +10,16 @@ from dsr.deadlines import business_today
 from dsr.errors import DsrError
 from dsr.fulfilment import signing
 from dsr.fulfilment.models import AccessPackage, FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
-from dsr.fulfilment.services import corrections, erasure, instructions, manual_tasks, package_staff, packages, runs
+from dsr.fulfilment.services import (
+    corrections,
+    erasure,
+    instructions,
+    manual_tasks,
+    package_staff,
+    packages,
+    propagation,
+    runs,
+)
 from dsr.services.audit import Actor
 
 # A search still waiting for a system this close to the request's due date is packaged with what
@@ -95,4 +104,5 @@ def fulfilment_sweep() -> dict:
         "systems_requeued": systems_stalled_requeue(),
         "packages_requeued": packages_stalled_requeue(),
         "signature_nonces_purged": signing.signature_nonces_purge(),
+        "propagations_flagged": propagation.propagations_unconfirmed_flag(),
     }
