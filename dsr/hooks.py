@@ -2,7 +2,8 @@
 importing them (the model: Saleor's plugin manager). An app registers its functions in its
 AppConfig.ready(); the core calls whatever is registered, by name:
 
-- `request_approved(request_id)`: after the approval committed (fulfilment starts its search);
+- `request_approved(request_id)`: after the approval committed, or intake put a request that needs
+  no verification (an opt-out) to work (fulfilment starts its search, or tells the systems);
 - `request_closed(request_id, status)`: after a request reached an end state (held copies purged);
 - `request_purging(request_id)`: inside the retention purge's transaction, before the request's
   rows go: the app deletes its own rows of the request (called with `hooks_call`: a failure rolls

@@ -14,7 +14,7 @@ from dsr.api.permissions import ActionPermission, IsPrivacyStaff
 from dsr.fulfilment import selectors
 from dsr.fulfilment.datamap import DataMapError, datamap_load
 from dsr.fulfilment.models import PackageKind, RunState, SystemStatus
-from dsr.fulfilment.services import corrections, erasure, package_staff, runs
+from dsr.fulfilment.services import corrections, erasure, package_staff, propagation, runs
 from dsr.models import DataSubjectRequest
 from dsr.services.audit import Actor
 
@@ -56,6 +56,11 @@ class FulfilmentOut(serializers.Serializer):
     systems = SystemRunOut(many=True)
     package = PackageOut(allow_null=True)
     plan = serializers.JSONField(allow_null=True, help_text="An erasure's plan per system and collection")
+    told = serializers.JSONField(
+        allow_null=True,
+        help_text="A restriction's or an opt-out's systems and recipients told: per system its state "
+        "(told, waiting, confirmed, failed) and dates",
+    )
     corrections = serializers.JSONField(
         allow_null=True,
         help_text="A correction run's requested corrections, each beside the current values found per system, "
@@ -87,6 +92,9 @@ class CollectionOut(serializers.Serializer):
     identities = serializers.DictField(child=serializers.CharField())
     dated_by = serializers.CharField(allow_null=True)
     categories = serializers.ListField(child=serializers.CharField())
+    flags = serializers.DictField(
+        child=serializers.CharField(), help_text="action (restrict, opt_out_sale, limit_sensitive) -> the field set"
+    )
     fields = FieldOut(many=True)  # type: ignore[assignment]  # a record's fields, not DRF's own
 
 
@@ -96,6 +104,8 @@ class RecipientOut(serializers.Serializer):
     purpose = serializers.CharField(allow_blank=True)
     sold = serializers.BooleanField()
     shared = serializers.BooleanField()
+    contact = serializers.CharField(allow_blank=True, help_text="The address it is told at, if any")
+    system = serializers.CharField(allow_blank=True, help_text="The http or manual system that stands for it, if any")
 
 
 class SystemOut(serializers.Serializer):
@@ -225,7 +235,10 @@ class SystemRetry(_Staff):
     @extend_schema(request=EmptyIn, responses=FulfilmentOut, tags=["fulfilment"], operation_id="fulfilment_retry")
     def post(self, request, reference, system):
         obj = _request(reference)
-        runs.system_run_retry(request=obj, system=system, actor=Actor.staff(request.user))
+        if obj.request_type in propagation.ACTIONS:  # a system told of a restriction or an opt-out
+            propagation.propagation_retry(request=obj, system=system, actor=Actor.staff(request.user))
+        else:
+            runs.system_run_retry(request=obj, system=system, actor=Actor.staff(request.user))
         return _status(obj)
 
 

@@ -31,6 +31,10 @@ CONNECTOR_KINDS = ("sql", "django", "http", "manual")
 # Part 2 (erasure) reads these; part 1 validates them so a map written now stays valid.
 ERASURE_STRATEGIES = ("delete", "null", "fixed", "random", "hash", "keep")
 
+# What a collection's `flags` may mark on a person's rows (issue 11): restriction (Art 18), opt-out
+# of sale/sharing (§1798.120) and limit of sensitive data (§1798.121), each the name of a field.
+FLAG_ACTIONS = ("restrict", "opt_out_sale", "limit_sensitive")
+
 
 def category_label(slug: str) -> str:
     return str(CCPA_CATEGORIES.get(slug, slug))

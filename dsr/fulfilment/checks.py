@@ -10,6 +10,8 @@ to know would silently leave out.
 - datamap.E005  a mapped model is not installed, or a mapped table does not exist
 - datamap.E006  an erasure strategy its column cannot take (NULL into a NOT NULL column, one fixed
                 value into a unique column, a hash into a number): refused now, not at execution
+- datamap.E007  a collection's flag (restrict, opt_out_sale, limit_sensitive) names a column that
+                cannot take true (text, a date): refused now, not when the system is told
 - datamap.W001  an SQL system could not be inspected (its DSN variable is not set, or its
                 database cannot be reached): the guard could not look, so it says so
 """
@@ -23,10 +25,12 @@ from django.core import checks
 from dsr.fulfilment.connectors.base import ConnectorError
 from dsr.fulfilment.connectors.django_models import model_columns, model_for, model_rules
 from dsr.fulfilment.connectors.erasure import strategy_problems
+from dsr.fulfilment.connectors.flags import flag_problems
 from dsr.fulfilment.connectors.sql import SqlConnector, column_rules
 from dsr.fulfilment.datamap import DataMap, DataMapError, System, datamap_load
 
 HINT_STRATEGY = "Give the field a strategy its column can take (e.g. random or hash for a unique column)."
+HINT_FLAG = "Name a boolean (or integer) column as the flag, e.g. a 'restricted' column that defaults to false."
 HINT_CLASSIFY = (
     "Add each column to the collection's fields in the data map with its category ('none' for a column "
     "that is not personal information)."
@@ -65,8 +69,11 @@ def _django_system(system: System, where: str) -> list[checks.CheckMessage]:
                 )
             )
         if not missing:
-            for problem in strategy_problems(system, collection, model_rules(model)):
+            rules = model_rules(model)
+            for problem in strategy_problems(system, collection, rules):
                 found.append(checks.Error(f"{where}: {problem}", hint=HINT_STRATEGY, obj=model, id="datamap.E006"))
+            for problem in flag_problems(system, collection, rules):
+                found.append(checks.Error(f"{where}: {problem}", hint=HINT_FLAG, obj=model, id="datamap.E007"))
     return found
 
 
@@ -113,17 +120,19 @@ def _sql_system(system: System, where: str) -> list[checks.CheckMessage]:
 
 
 def _sql_strategies(connector: SqlConnector, where: str, *, skip: set[str]) -> list[checks.CheckMessage]:
-    """datamap.E006: each collection's strategies against its reflected table's columns."""
+    """datamap.E006 and E007: each collection's strategies and flags against its reflected table's columns."""
     system = connector.system
     found: list[checks.CheckMessage] = []
     try:
         with connector._connect(connector.engine()) as connection:
             for collection in system.collections:
-                if collection.name in skip or not any(f.erasure for f in collection.fields):
+                if collection.name in skip or not (collection.flags or any(f.erasure for f in collection.fields)):
                     continue
                 rules = column_rules(connector._table(connection, collection))
                 for problem in strategy_problems(system, collection, rules):
                     found.append(checks.Error(f"{where}: {problem}", hint=HINT_STRATEGY, id="datamap.E006"))
+                for problem in flag_problems(system, collection, rules):
+                    found.append(checks.Error(f"{where}: {problem}", hint=HINT_FLAG, id="datamap.E007"))
     except ConnectorError:
         return []  # a missing table is reported above (E005)
     return found

@@ -13,8 +13,8 @@ from dsr.errors import DsrError
 from dsr.fulfilment import selectors
 from dsr.fulfilment.datamap import DataMapError, datamap_load
 from dsr.fulfilment.models import CorrectionStatement, RunState, SystemStatus
-from dsr.fulfilment.services import corrections, erasure, health, package_staff, runs
-from dsr.models import DataSubjectRequest, RequestType
+from dsr.fulfilment.services import corrections, erasure, health, package_staff, propagation, runs
+from dsr.models import TYPES_WITHOUT_VERIFICATION, DataSubjectRequest, RequestType
 from dsr.services.audit import Actor
 
 WORK = "dsr.work_requests"
@@ -52,6 +52,8 @@ def staff_panel(http_request, obj: DataSubjectRequest) -> str:
     """The `staff_request_panel` hook: fulfilment's section of the request page."""
     if obj.request_type == RequestType.ERASURE:
         return erasure_panel(http_request, obj)
+    if obj.request_type in propagation.ACTIONS:
+        return propagation_panel(http_request, obj)
     if obj.request_type == RequestType.RECTIFICATION:
         return correction_panel(http_request, obj)
     if obj.request_type not in runs.PACKAGE_KINDS:
@@ -124,6 +126,39 @@ def erasure_panel(http_request, obj: DataSubjectRequest) -> str:
     )
 
 
+TOLD_LABELS = {
+    "told": "Told",
+    "waiting": "Waiting for confirmation",
+    "confirmed": "Confirmed",
+    "failed": "Failed",
+}
+
+
+def propagation_panel(http_request, obj: DataSubjectRequest) -> str:
+    """A restriction's or an opt-out's section: each system and recipient told, its state and dates,
+    Retry on a failed one, and the start button (opt-outs need no verification, §7060(b))."""
+    status = selectors.fulfilment_status(obj)
+    may_work = http_request.user.has_perm(WORK)
+    told = status["told"] or {"systems": [], "action": ""}
+    for system in told["systems"]:
+        system["label"] = TOLD_LABELS[system["state"]]
+    verified = obj.verified_at is not None or obj.request_type in TYPES_WITHOUT_VERIFICATION
+    return render_to_string(
+        "fulfilment/propagation_panel.html",
+        {
+            "req": obj,
+            "status": status,
+            "told": told,
+            "may_work": may_work,
+            "startable": may_work
+            and obj.is_open
+            and verified
+            and status["state"] in ("not_started", RunState.CANCELLED),
+        },
+        request=http_request,
+    )
+
+
 def correction_panel(http_request, obj: DataSubjectRequest) -> str:
     """A rectification request's section: each requested correction beside the current values
     found per system, the evidence, a decision and reason per correction (one form, no script),
@@ -178,10 +213,12 @@ def _act(request, reference: str, label: str, call):
 @require_POST
 @staff_required(WORK)
 def start(request, reference):
-    # One door for both: a request to delete is planned (nothing changes), the others searched.
+    # One door for all: a request to delete is planned (nothing changes), a correction reads the
+    # current values, a restriction or an opt-out is passed on to the systems, the others searched.
     labels: dict[str, str] = {
         RequestType.ERASURE: "Plan the erasure",
         RequestType.RECTIFICATION: "Read the current values",
+        **dict.fromkeys(propagation.ACTIONS, "Tell the systems"),
     }
     label = labels.get(_obj(reference).request_type, "Search the systems")
     return _act(request, reference, label, lambda o, a: runs.fulfilment_start(request=o, actor=a))
@@ -248,6 +285,13 @@ def erasure_answer(request, reference):
 @require_POST
 @staff_required(WORK)
 def retry(request, reference, system):
+    if _obj(reference).request_type in propagation.ACTIONS:  # a system told of a restriction or an opt-out
+        return _act(
+            request,
+            reference,
+            f"Tell {system} again",
+            lambda o, a: propagation.propagation_retry(request=o, system=system, actor=a),
+        )
     return _act(
         request, reference, f"Retry {system}", lambda o, a: runs.system_run_retry(request=o, system=system, actor=a)
     )

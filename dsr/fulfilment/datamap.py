@@ -43,7 +43,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from dsr.fulfilment.categories import CCPA_CATEGORIES, CONNECTOR_KINDS, ERASURE_STRATEGIES, IDENTITY_KINDS
+from dsr.fulfilment.categories import (
+    CCPA_CATEGORIES,
+    CONNECTOR_KINDS,
+    ERASURE_STRATEGIES,
+    FLAG_ACTIONS,
+    IDENTITY_KINDS,
+)
 from dsr.models import CORRECTABLE_FIELDS
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -75,12 +81,17 @@ SYSTEM_KEYS = {
     "name", "description", "owner", "kind", "connection", "categories", "sources", "purposes",
     "recipients", "retention", "references", "collections",
 }  # fmt: skip
-COLLECTION_KEYS = {"name", "description", "table", "model", "primary_key", "identities", "dated_by", "fields"}
+COLLECTION_KEYS = {
+    "name", "description", "table", "model", "primary_key", "identities", "dated_by", "fields", "flags",
+}  # fmt: skip
 FIELD_KEYS = {
     "category", "description", "provided", "never_disclose", "others_data", "erasure", "keep_reason", "erasure_value",
     "corrects",
 }  # fmt: skip
-RECIPIENT_KEYS = {"name", "category", "purpose", "sold", "shared"}
+RECIPIENT_KEYS = {"name", "category", "purpose", "sold", "shared", "contact", "system"}
+# A recipient that can be told (issue 11) stands for one of these kinds of system in the map.
+RECIPIENT_SYSTEM_KINDS = ("http", "manual")
+RECIPIENT_RUN_PREFIX = "recipient:"
 
 
 @dataclass(frozen=True)
@@ -126,6 +137,9 @@ class Collection:
     dated_by: str
     fields: tuple[Field, ...]
     description: str = ""
+    # How the system marks a person's rows: action (restrict | opt_out_sale | limit_sensitive) ->
+    # the field set to true (issue 11: restriction and opt-outs propagated).
+    flags: dict[str, str] = field(default_factory=dict)
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -150,6 +164,17 @@ class Recipient:
     purpose: str = ""
     sold: bool = False
     shared: bool = False
+    # How it is told of a restriction or an opt-out (Art 19, §7026(f)): an address its instruction is
+    # sent to, or the http/manual system of the map that stands for it; neither: through the owner
+    # of the system that lists it.
+    contact: str = ""
+    system: str = ""
+
+    @property
+    def key(self) -> str:
+        """The recipient's name as a system run's name: `recipient:<slug>` (one run per recipient)."""
+        slug = re.sub(r"[^a-z0-9]+", "_", self.name.lower()).strip("_") or "unnamed"
+        return f"{RECIPIENT_RUN_PREFIX}{slug[:50]}"
 
 
 @dataclass(frozen=True)
@@ -324,6 +349,8 @@ class _Reader:
     key_lines: dict[int, dict[Any, int]] = field(default_factory=dict)
     repeated: dict[int, list[tuple[Any, int, int]]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    # Every recipient read, with its place: checked across systems once all are read.
+    recipients: list[tuple[Recipient, _Place]] = field(default_factory=list)
 
     def problem(self, place: _Place, message: str) -> None:
         self.problems.append(
@@ -549,7 +576,35 @@ def _collection(reader: _Reader, place: _Place, kind: str, index: int, value: An
         dated_by=dated_by,
         fields=tuple(fields.values()),
         description=reader.text(place, value, "description"),
+        flags=_flags(reader, place, value, fields, primary_key),
     )
+
+
+def _flags(reader: _Reader, place: _Place, value: dict, fields: dict[str, Field], primary_key: str) -> dict[str, str]:
+    """`flags: {restrict: <field>, opt_out_sale: <field>, limit_sensitive: <field>}`: each optional,
+    each one of the collection's own fields (set to true on the person's rows when told)."""
+    raw = value.get("flags")
+    place = reader.at(place.but(detail="flags"), value, "flags")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        reader.problem(place, "'flags' maps an action to a field, e.g. {restrict: restricted}")
+        return {}
+    reader.keys_check(place, raw, None)
+    flags: dict[str, str] = {}
+    for action, column in raw.items():
+        here = reader.at(place, raw, action)
+        if action not in FLAG_ACTIONS:
+            reader.problem(here, f"unknown flag '{action}' (one of: {', '.join(FLAG_ACTIONS)})")
+        elif not isinstance(column, str) or not column.strip():
+            reader.problem(here, f"flag '{action}' names a field of the collection, not {column!r}")
+        elif fields and column not in fields:
+            reader.problem(here, f"flag '{action}' names '{column}', not one of its fields")
+        elif column == primary_key:
+            reader.problem(here.but(field=column), f"is the primary key: flag '{action}' needs a field of its own")
+        else:
+            flags[action] = column
+    return flags
 
 
 def _corrects_check(
@@ -725,16 +780,60 @@ def _recipients(reader: _Reader, place: _Place, system: dict) -> tuple[Recipient
             reader.problem(here, "a recipient is a mapping with name and category")
             continue
         reader.keys_check(here, item, RECIPIENT_KEYS)
-        found.append(
-            Recipient(
-                name=reader.text(here, item, "name", required=True),
-                category=reader.text(here, item, "category", required=True),
-                purpose=reader.text(here, item, "purpose"),
-                sold=reader.flag(here, item, "sold"),
-                shared=reader.flag(here, item, "shared"),
+        contact = reader.text(here, item, "contact")
+        if contact:
+            try:
+                validate_email(contact)
+            except ValidationError:
+                reader.problem(reader.at(here, item, "contact"), f"contact '{contact}' is not an email address")
+        stands_for = reader.text(here, item, "system")
+        if contact and stands_for:
+            reader.problem(
+                reader.at(here, item, "system"),
+                "give 'contact' (told by email) or 'system' (the system that stands for it), not both",
             )
+        recipient = Recipient(
+            name=reader.text(here, item, "name", required=True),
+            category=reader.text(here, item, "category", required=True),
+            purpose=reader.text(here, item, "purpose"),
+            sold=reader.flag(here, item, "sold"),
+            shared=reader.flag(here, item, "shared"),
+            contact=contact,
+            system=stands_for,
         )
+        found.append(recipient)
+        if recipient.name:
+            reader.recipients.append((recipient, reader.at(here, item, "system") if stands_for else here))
     return tuple(found)
+
+
+def _recipients_check(reader: _Reader, systems: dict[str, System]) -> None:
+    """Across the map: a recipient's `system` is an http or manual system of the map (not the one
+    listing it), and a recipient listed by several systems is told the same way by each (it is
+    told once per request)."""
+    first: dict[str, tuple[Recipient, _Place]] = {}
+    for recipient, place in reader.recipients:
+        if recipient.system:
+            target = systems.get(recipient.system)
+            if target is None:
+                reader.problem(place, f"system '{recipient.system}' is not a system of this map")
+            elif target.kind not in RECIPIENT_SYSTEM_KINDS:
+                reader.problem(
+                    place,
+                    f"system '{recipient.system}' is a {target.kind} system; a recipient stands for an "
+                    f"{' or '.join(RECIPIENT_SYSTEM_KINDS)} system",
+                )
+            elif recipient.system == place.system:
+                reader.problem(place, "names the system that lists it; a recipient is another party")
+        seen = first.get(recipient.key)
+        if seen is None:
+            first[recipient.key] = (recipient, place)
+        elif (seen[0].contact, seen[0].system) != (recipient.contact, recipient.system):
+            reader.problem(
+                place,
+                f"recipient '{recipient.name}' is told differently on line {seen[1].line} (system "
+                f"'{seen[1].system}'): give it the same 'contact' or 'system' everywhere",
+            )
 
 
 def _system(reader: _Reader, index: int, value: Any) -> System | None:
@@ -858,6 +957,7 @@ def datamap_parse(content: bytes, *, path: str = "<data map>") -> DataMap:
         elif parsed:
             systems[parsed.name] = parsed
             first_line[parsed.name] = reader.starts.get(id(item))
+    _recipients_check(reader, systems)
     for repeats in reader.repeated.values():  # keys repeated somewhere no check above looked
         for key, first, again in repeats:
             reader.problem(_Place(line=again), f"'{key}' is given twice in one mapping (first on line {first})")

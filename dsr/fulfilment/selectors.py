@@ -10,6 +10,7 @@ from dsr.fulfilment.datamap import DataMap, System
 from dsr.fulfilment.models import AccessPackage, FulfilmentRun, ManualTask, SystemHealth, SystemRun, SystemStatus
 from dsr.fulfilment.services.corrections import corrections_view
 from dsr.fulfilment.services.erasure import erasure_plan_view
+from dsr.fulfilment.services.propagation import propagation_view
 from dsr.models import DataSubjectRequest
 
 NOT_STARTED = "not_started"
@@ -70,6 +71,7 @@ def fulfilment_status(request: DataSubjectRequest) -> dict[str, Any]:
             "systems": [],
             "package": None,
             "plan": None,
+            "told": None,
             "corrections": None,
         }
     system_runs = list(SystemRun.objects.filter(run=run).order_by("id"))
@@ -84,6 +86,8 @@ def fulfilment_status(request: DataSubjectRequest) -> dict[str, Any]:
         "package": _package(package_of(run)),
         # An erasure's plan per system and collection (None for a search).
         "plan": erasure_plan_view(run, system_runs),
+        # A restriction's or an opt-out's systems and recipients told, with their state and dates.
+        "told": propagation_view(run, system_runs),
         # A correction run's requested corrections beside the current values (None otherwise).
         "corrections": corrections_view(run),
     }
@@ -109,6 +113,7 @@ def _collection(collection) -> dict[str, Any]:
         "identities": collection.identities,
         "dated_by": collection.dated_by or None,
         "categories": list(collection.categories),
+        "flags": dict(collection.flags),
         "fields": [
             {
                 "name": f.name,
@@ -133,7 +138,16 @@ def system_summary(system: System, health: SystemHealth | None) -> dict[str, Any
         "sources": list(system.sources),
         "purposes": list(system.purposes),
         "recipients": [
-            {"name": r.name, "category": r.category, "purpose": r.purpose, "sold": r.sold, "shared": r.shared}
+            {
+                "name": r.name,
+                "category": r.category,
+                "purpose": r.purpose,
+                "sold": r.sold,
+                "shared": r.shared,
+                # How it is told of a restriction or an opt-out (docs/propagation.md).
+                "contact": r.contact,
+                "system": r.system,
+            }
             for r in system.recipients
         ],
         "retention": system.retention,

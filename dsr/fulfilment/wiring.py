@@ -9,7 +9,16 @@ from typing import Any
 
 from dsr.fulfilment import dashboard_views, demo_processor, requester_views  # noqa: F401  (demo_processor: its Celery task)
 from dsr.fulfilment.connectors import http_instruct, manual_instruct
-from dsr.fulfilment.services import callbacks, corrections, erasure, instructions, manual_tasks, packages, runs
+from dsr.fulfilment.services import (  # noqa: F401  (corrections, propagation: register their starters)
+    callbacks,
+    corrections,
+    erasure,
+    instructions,
+    manual_tasks,
+    packages,
+    propagation,
+    runs,
+)
 from dsr.fulfilment.services import hooks as service_hooks
 
 

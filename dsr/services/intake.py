@@ -12,7 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from dsr import clock, identity
+from dsr import clock, hooks, identity
 from dsr.deadlines import deadlines_for, timers_arm
 from dsr.errors import InvalidInput, TransitionNotAllowed
 from dsr.models import (
@@ -241,6 +241,10 @@ def request_submit(
             event=event_verification_not_required(),
             email_template="received",
         )
+        # Work starts now, as on approval: fulfilment (when installed) passes the opt-out on to the
+        # systems and recipients once this commits (§7026(f): within 15 business days).
+        started_id = request.pk
+        transaction.on_commit(lambda: hooks.hooks_notify("request_approved", started_id))
     else:
         issued = challenge_create(request=request)
         request = request_transition(

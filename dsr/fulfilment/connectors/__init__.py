@@ -31,7 +31,8 @@ __all__ = [
     "connector_register",
 ]
 
-# The kinds, registered by importing their modules (the manual and http kinds register elsewhere).
-# `correction`: the sql and django systems' `correct` handlers (after the kinds it builds on);
-# `http_instruct`, `manual_instruct`: how http and manual systems are told what to do.
-from dsr.fulfilment.connectors import correction, django_models, http_instruct, manual_instruct, sql  # noqa: E402, F401
+# The kinds, registered by importing their modules (the manual and http kinds register elsewhere),
+# then the instruction handlers (issue 11), after the kinds they build on: `correction` the sql and
+# django systems' `correct`, `flags` their restrict / opt_out_sale / limit_sensitive;
+# `http_instruct`, `manual_instruct` every action told to http and manual systems.
+from dsr.fulfilment.connectors import correction, django_models, flags, http_instruct, manual_instruct, sql  # noqa: E402, F401

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -171,6 +172,10 @@ def instruction_execute(*, system_run_id: int) -> None:
         system = system_resolve(datamap, system_run.system)
         if system is None:
             raise ConnectorError(f"{system_run.system} is no longer in the data map")
+        if system_run.kind and system_run.kind != system.kind:
+            # The owning service chose another kind to carry it (an sql system with no flag for the
+            # action is told through its owner: `manual`), recorded on the run when it was created.
+            system = replace(system, kind=system_run.kind)
     except ConnectorError as error:
         _failed(system_run.pk, str(error), retry=False, by=BY_CONNECTOR)
         return

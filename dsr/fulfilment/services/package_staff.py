@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from dsr.errors import TransitionNotAllowed
 from dsr.fulfilment.models import AccessPackage, FulfilmentRun, RunState, SystemRun, SystemStatus
-from dsr.fulfilment.services import packages
+from dsr.fulfilment.services import packages, runs
 from dsr.models import DataSubjectRequest, Outcome
 from dsr.services.audit import Actor
 from dsr.services.staff_actions import request_complete
@@ -16,6 +16,8 @@ def _latest_run(request: DataSubjectRequest) -> FulfilmentRun:
     run = FulfilmentRun.objects.filter(request=request).order_by("-started_at", "-pk").first()
     if run is None:
         raise TransitionNotAllowed(f"No search has been started for {request.reference}.")
+    if run.package_kind not in runs.PACKAGE_KINDS.values():  # an erasure, a restriction, an opt-out
+        raise TransitionNotAllowed(f"{request.reference} is not answered with an access package.")
     return run
 
 

@@ -27,7 +27,7 @@ from dsr.fulfilment.datamap import DataMap, DataMapError, System, datamap_load
 from dsr.fulfilment.models import FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
 from dsr.fulfilment.records import RecordPolicy
 from dsr.fulfilment.results import ResultSink, held_delete
-from dsr.models import AccessPeriod, DataSubjectRequest, Regime, RequestType, Status
+from dsr.models import TYPES_WITHOUT_VERIFICATION, AccessPeriod, DataSubjectRequest, Regime, RequestType, Status
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.events import (
     event_fulfilment_finished,
@@ -73,6 +73,15 @@ _erasure_starter: list[Callable[..., FulfilmentRun]] = []
 
 def erasure_starter_register(function: Callable[..., FulfilmentRun]) -> None:
     _erasure_starter[:] = [function]
+
+
+# Set by the services that answer a request type by telling the systems (services/propagation.py:
+# restriction, opt-out of sale/sharing, limit of sensitive data): request type -> its starter.
+_type_starters: dict[str, Callable[..., FulfilmentRun]] = {}
+
+
+def type_starter_register(request_type: str, function: Callable[..., FulfilmentRun]) -> None:
+    _type_starters[request_type] = function
 
 
 # Set by services/corrections.py on import: a rectification request's start reads the current
@@ -135,19 +144,22 @@ def fulfilment_start(*, request: DataSubjectRequest, actor: Actor) -> Fulfilment
     """Start a search for a verified access or portability request. Raises TransitionNotAllowed
     (409) when the request is not verified, is closed, is of another type, or a search runs."""
     locked = request_locked(request.pk)
-    if locked.request_type not in PACKAGE_KINDS and locked.request_type not in (
-        RequestType.ERASURE,
-        RequestType.RECTIFICATION,
-    ):
+    answered = locked.request_type in PACKAGE_KINDS or locked.request_type in _type_starters
+    if not answered and locked.request_type not in (RequestType.ERASURE, RequestType.RECTIFICATION):
         raise TransitionNotAllowed(
             f"{locked.reference} is a request to {locked.get_request_type_display().lower()}; only requests to "
-            "know, portability, erasure and correction requests are answered through the systems."
+            "know, portability, erasure and correction requests, restrictions and opt-outs are answered through "
+            "the systems."
         )
-    if locked.status not in STARTABLE_STATUSES or not locked.verified_at:
+    # §7060(b), §7027: an opt-out or a limit is honoured without verification.
+    verified = locked.verified_at or locked.request_type in TYPES_WITHOUT_VERIFICATION
+    if locked.status not in STARTABLE_STATUSES or not verified:
         raise TransitionNotAllowed(
             f"{locked.reference} is {locked.get_status_display().lower()}; a search starts only once the request "
             "is verified and while it is open."
         )
+    if locked.request_type in _type_starters:  # one door: the systems are told, then confirm
+        return _type_starters[locked.request_type](locked=locked, actor=actor)
     if locked.request_type == RequestType.ERASURE:  # one door: the erasure run plans, then waits for approval
         if not _erasure_starter:
             raise TransitionNotAllowed("Erasure runs are not available (no erasure service registered).")
@@ -197,7 +209,7 @@ def fulfilment_autostart(request_id: int) -> None:
     if not settings.DSR_FULFILMENT_AUTO_START:
         return
     request = DataSubjectRequest.objects.get(pk=request_id)
-    if request.request_type not in PACKAGE_KINDS:
+    if request.request_type not in PACKAGE_KINDS and request.request_type not in _type_starters:
         return
     try:
         fulfilment_start(request=request, actor=Actor.system("fulfilment"))

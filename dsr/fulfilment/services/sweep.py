@@ -16,13 +16,25 @@ from dsr.fulfilment import signing
 from dsr.fulfilment.connectors.base import Instruction
 from dsr.fulfilment.datamap import DataMapError, datamap_load
 from dsr.fulfilment.models import AccessPackage, FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
-from dsr.fulfilment.services import corrections, erasure, instructions, manual_tasks, package_staff, packages, runs
+from dsr.fulfilment.services import (
+    corrections,
+    erasure,
+    instructions,
+    manual_tasks,
+    package_staff,
+    packages,
+    propagation,
+    runs,
+)
 from dsr.services.audit import Actor
 from dsr.services.emails import email_to_staff, staff_recipients
 
 # A search still waiting for a system this close to the request's due date is packaged with what
 # has answered; the systems still asked are listed in it as "requested from X on DATE".
 PACKAGE_BEFORE_DUE_DAYS = 3
+# The runs that end in an access package: a search. Erasures, restrictions, opt-outs and
+# corrections tell systems what to do and have none.
+SEARCH_KINDS = frozenset(runs.PACKAGE_KINDS.values())
 
 
 def systems_stalled_requeue() -> int:
@@ -55,7 +67,7 @@ def packages_due_build() -> int:
     cutoff = business_today() + timedelta(days=PACKAGE_BEFORE_DUE_DAYS)
     due = (
         FulfilmentRun.objects.filter(state=RunState.RUNNING, due_date__lte=cutoff, request__closed_at__isnull=True)
-        .exclude(package_kind=PackageKind.ERASURE)
+        .filter(package_kind__in=SEARCH_KINDS)
         .exclude(pk__in=AccessPackage.objects.values("run_id"))
         .filter(systems__status=SystemStatus.DONE)
         .distinct()
@@ -80,7 +92,7 @@ def packages_stalled_requeue() -> int:
             finished_at__lt=timezone.now() - timedelta(minutes=2),
             request__closed_at__isnull=True,
         )
-        .exclude(package_kind=PackageKind.ERASURE)
+        .filter(package_kind__in=SEARCH_KINDS)
         .exclude(pk__in=AccessPackage.objects.values("run_id"))
         .values_list("pk", flat=True)
     )
@@ -171,4 +183,5 @@ def fulfilment_sweep() -> dict:
         "systems_requeued": systems_stalled_requeue(),
         "packages_requeued": packages_stalled_requeue(),
         "signature_nonces_purged": signing.signature_nonces_purge(),
+        "propagations_flagged": propagation.propagations_unconfirmed_flag(),
     }

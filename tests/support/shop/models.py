@@ -29,3 +29,17 @@ class Ticket(models.Model):
 
     def __str__(self):
         return f"ticket {self.pk}"
+
+
+class AdProfile(models.Model):
+    """An advertising profile with the flags a restriction or an opt-out sets (issue 11); `segment`
+    is a text column, for the guard's flag check."""
+
+    email = models.EmailField(db_index=True)
+    segment = models.CharField(max_length=40, blank=True)
+    restricted = models.BooleanField(default=False)
+    sale_opted_out = models.BooleanField(default=False)
+    sensitive_limited = models.BooleanField(default=False)
+
+    def __str__(self):
+        return f"ad profile {self.pk}"

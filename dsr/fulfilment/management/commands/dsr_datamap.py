@@ -249,6 +249,8 @@ def _system_text(system: System) -> list[str]:
             _one_line(
                 f"{r.name} ({r.category})"
                 + (f" — {r.purpose}" if r.purpose else "")
+                + (f" — told at {r.contact}" if r.contact else "")
+                + (f" — told through {r.system}" if r.system else "")
                 + (" — sold" if r.sold else "")
                 + (" — shared" if r.shared else "")
             )
@@ -273,6 +275,8 @@ def _system_text(system: System) -> list[str]:
             found = "through " + ", ".join(str(r) for r in system.references_into(collection.name))
         lines.append(f"      found by:  {found}")
         lines.append(f"      dated by:  {collection.dated_by or '(not dated: every record is in any look-back)'}")
+        if collection.flags:
+            lines.append("      flags:     " + ", ".join(f"{a} = {f}" for a, f in collection.flags.items()))
         width = max(len(f.name) for f in collection.fields)
         category_width = max(len(f.category) for f in collection.fields)
         for field in collection.fields:
@@ -297,7 +301,15 @@ def datamap_describe(datamap: DataMap) -> dict[str, Any]:
                 "sources": list(s.sources),
                 "purposes": list(s.purposes),
                 "recipients": [
-                    {"name": r.name, "category": r.category, "purpose": r.purpose, "sold": r.sold, "shared": r.shared}
+                    {
+                        "name": r.name,
+                        "category": r.category,
+                        "purpose": r.purpose,
+                        "sold": r.sold,
+                        "shared": r.shared,
+                        "contact": r.contact or None,
+                        "system": r.system or None,
+                    }
                     for r in s.recipients
                 ],
                 "sold": s.sold,
@@ -314,6 +326,7 @@ def datamap_describe(datamap: DataMap) -> dict[str, Any]:
                         "identities": dict(c.identities),
                         "dated_by": c.dated_by or None,
                         "categories": list(c.categories),
+                        "flags": dict(c.flags),
                         "fields": [
                             {
                                 "name": f.name,
