@@ -338,3 +338,17 @@ def test_the_request_page_and_the_api_say_who_was_told_and_how_it_is_proved(
         "alpha": "done", "payments": "waiting", "crm": "waiting"
     }  # fmt: skip
     assert body["state"] == "running" and body["plan"]["cancellable"] is False
+
+
+def test_an_http_system_that_holds_nothing_is_not_told_and_is_searched_again(
+    officer, client, remote, channel, processor, django_capture_on_commit_callbacks  # noqa: F811
+):
+    processor.plan = [Reply(200, {"nothing_held": True})]
+    req, run = _planned(officer, remote, django_capture_on_commit_callbacks)
+    _approve(req, officer, django_capture_on_commit_callbacks)
+    run_all(remote, channel, django_capture_on_commit_callbacks)
+    payments = run.systems.get(system="payments")
+    assert payments.status == SystemStatus.DONE and payments.verification == {"ok": True, "left": [], "kept": 0,
+                                                                             "by": "find"}  # fmt: skip
+    assert _instruct_calls(processor) == [] and [c.payload["mode"] for c in processor.calls] == ["find", "find"]
+    assert not payments.instruction
