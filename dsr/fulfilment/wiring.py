@@ -54,3 +54,7 @@ manual_instruct.owner_instructor_register(manual_tasks.manual_instruction_open)
 # An erasure's http and manual systems are told through the instruction channel; the erasure
 # service finishes its run when each has confirmed (or failed).
 instructions.instruction_outcome_register("erasure", erasure.erasure_instruction_outcome)
+# Art 19 and §7022(b)(3): once every system has erased or corrected the person, the recipients
+# the map lists for those systems are told through propagation, and the run ends when each confirmed.
+erasure.erasure_recipients_register(propagation.recipients_tell)
+corrections.corrections_recipients_register(propagation.recipients_tell_corrections)

@@ -8,7 +8,9 @@ import pytest
 from dsr.fulfilment.connectors import base as connectors
 from dsr.fulfilment.connectors.base import Connector, ConnectorError, Erased, ErasurePlan, Found, Health, PlanChanged
 from dsr.fulfilment.connectors.base import RowPlan
-from dsr.fulfilment.services import erasure, runs
+from dsr.fulfilment.datamap import RECIPIENT_RUN_PREFIX
+from dsr.fulfilment.models import SystemRun, SystemStatus
+from dsr.fulfilment.services import erasure, instructions, runs
 
 MAP = textwrap.dedent(
     """
@@ -162,8 +164,10 @@ def erasing_systems(settings, tmp_path, monkeypatch):
 erasing_only = erasing_systems
 
 
-def run_queued(queued, capture):
-    """Run every queued erasure task (and those they queue), like a worker would."""
+def run_queued(queued, capture, *, recipients_confirm: bool = True):
+    """Run every queued erasure task (and those they queue), like a worker would; the recipients
+    told once every system is erased confirm at once unless `recipients_confirm=False` (what they
+    are told and how the run waits for them: test_erasure_recipients.py)."""
     while queued["plan"] or queued["erase"] or queued.get("verify"):
         name = "plan" if queued["plan"] else "erase" if queued["erase"] else "verify"
         pk = queued[name].pop(0)
@@ -174,3 +178,13 @@ def run_queued(queued, capture):
                 erasure.erasure_system_execute(system_run_id=pk)
             else:
                 erasure.erasure_system_verify(system_run_id=pk)
+    if recipients_confirm:
+        recipients_confirmed(capture)
+
+
+def recipients_confirmed(capture):
+    """Every recipient told (and waiting) confirms, as its contact would through the owner's link."""
+    waiting = SystemRun.objects.filter(system__startswith=RECIPIENT_RUN_PREFIX, status=SystemStatus.WAITING)
+    for pk in list(waiting.values_list("pk", flat=True)):
+        with capture(execute=True):
+            instructions.instruction_confirm(system_run_id=pk, counts={}, by="recipient's contact")

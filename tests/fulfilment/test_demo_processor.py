@@ -161,6 +161,13 @@ def test_the_demo_processor_is_told_to_erase_confirms_on_its_callback_and_then_h
     assert payments.status == SystemStatus.DONE and payments.verification["ok"] is True, payments.error
     assert payments.erased["counts"] == {"payment_methods": {"deleted": 1, "updated": 0},
                                          "charges": {"deleted": 0, "updated": 3}}  # fmt: skip
+    assert run.state == RunState.RUNNING  # the recipients the map lists for payments are told now
+    assert told and all(s.system.startswith("recipient:") for s in run.systems.filter(pk__in=told))
+    while told:
+        with capture(execute=True):
+            instructions.instruction_execute(system_run_id=told.pop())
+    erasure_fakes.recipients_confirmed(capture)
+    run.refresh_from_db()
     assert run.state == RunState.DONE
     held = demo_processor.demo_held("ada.lovelace@demo.example", due_date=run.due_date)
     assert list(held) == ["charges"] and {c["email"] for c in held["charges"]} == {"[erased]"}

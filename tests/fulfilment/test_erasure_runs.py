@@ -189,10 +189,11 @@ def test_the_answer_in_swedish_says_what_was_deleted_and_what_was_kept_and_why(
     assert "Vi har" in message and "alpha" in message
     assert "Invoices are kept 7 years for tax law" in message  # the map's reason, as the owner wrote it
     assert "beta" in message and "bench1" not in message
-    assert "Parcel carriers" not in message  # GDPR: no §7022(b)(3) line
+    # Art 17(2), Art 19: the recipient told to delete it, and when it confirmed.
+    assert "Parcel carriers: bekräftade den" in message
 
 
-def test_the_ccpa_answer_names_the_recipients_the_team_tells(
+def test_the_ccpa_answer_names_the_recipients_told_and_when_they_confirmed(
     officer, erasing_systems, django_capture_on_commit_callbacks
 ):
     req, run = _planned(officer, erasing_systems, django_capture_on_commit_callbacks)
@@ -201,7 +202,9 @@ def test_the_ccpa_answer_names_the_recipients_the_team_tells(
     message = erasure.erasure_answer_message(FulfilmentRun.objects.get(pk=run.pk), "en")
     assert "alpha: we deleted 1 record and removed your details from 2 records we must keep." in message
     assert "beta: we deleted 1 record." in message
-    assert "service providers and third parties who received it: Parcel carriers." in message
+    assert "We told those who received your information from us to delete it:" in message
+    assert "- Parcel carriers: confirmed on " in message
+    assert "recipient:" not in message
 
 
 def test_the_api_plans_shows_the_plan_and_approves_with_409s(officer, staff_api, erasing_systems,

@@ -91,7 +91,8 @@ def callback_receive(
         raise CallbackRefused(
             "The data map does not load here at the moment; try again later.", status_code=503, code="unavailable"
         ) from None
-    system = datamap.system(system_run.system)
+    # A recipient told through an http system of the map resolves to that system.
+    system = instructions.system_resolve(datamap, system_run.system)
     if system is None or system.kind != "http":
         raise CallbackRefused(
             f"{system_run.system} no longer answers by callback.", status_code=409, code="not_waiting"

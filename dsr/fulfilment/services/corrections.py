@@ -37,7 +37,7 @@ from django.utils.translation import gettext
 from dsr.errors import InvalidInput, TransitionNotAllowed
 from dsr.fulfilment.connectors import connector_for
 from dsr.fulfilment.connectors.base import Connector, ConnectorError, Instruction
-from dsr.fulfilment.datamap import DataMap, System
+from dsr.fulfilment.datamap import RECIPIENT_RUN_PREFIX, DataMap, System
 from dsr.fulfilment.models import (
     Correction,
     CorrectionDecision,
@@ -558,16 +558,20 @@ def correction_run_finish_if_complete(run_id: int) -> None:
     if run.package_kind != PackageKind.CORRECTION or run.state != RunState.RUNNING or run.approved_at is None:
         return
     failed = [s.system for s in system_runs if s.status == SystemStatus.FAILED]
+    request = request_locked(run.request_id)
+    own_done = [s for s in system_runs if s.status == SystemStatus.DONE and not _is_recipient(s)]
+    # Art 19: the recipients are told once every system is corrected, and the run ends when each
+    # confirmed (or failed) — told while the run still runs, so the channel carries it.
+    if not failed and _recipients_pass_on(run, request, own_done):
+        return
     run.state = RunState.FAILED if failed else RunState.DONE
     run.finished_at = timezone.now()
     run.save(update_fields=["state", "finished_at"])
-    request = request_locked(run.request_id)
-    corrected = sum(sum((s.instructed or {}).get("counts", {}).values()) for s in system_runs)
+    corrected = sum(sum((s.instructed or {}).get("counts", {}).values()) for s in system_runs if not _is_recipient(s))
     audit_event_record(
         request=request,
         event=event_fulfilment_finished(run_id=run.pk, state=run.state, records=corrected, failed=failed),
     )
-    _recipients_pass_on(run, request, [s for s in system_runs if s.status == SystemStatus.DONE])
     if failed:  # the request stays open; the team sees it flagged
         request_flag(
             request_id=request.pk, reason=f"Correction failed in {', '.join(failed)}", data={"systems": failed}
@@ -578,7 +582,11 @@ def _instruction_of(system_run: SystemRun) -> Instruction | None:
     return instruction_from_json(system_run.instruction) if system_run.instruction else None
 
 
-def _recipients_pass_on(run: FulfilmentRun, request: DataSubjectRequest, done: list[SystemRun]) -> None:
+def _is_recipient(system_run: SystemRun) -> bool:
+    return system_run.system.startswith(RECIPIENT_RUN_PREFIX)
+
+
+def _recipients_pass_on(run: FulfilmentRun, request: DataSubjectRequest, done: list[SystemRun]) -> bool:
     """Art 19: every recipient in the map of a corrected system is to be told. The registered
     propagation tells them; the timeline records which recipients of which systems, and which
     fields, were passed on (never the values). A system is passed on once: a system told again
@@ -590,7 +598,7 @@ def _recipients_pass_on(run: FulfilmentRun, request: DataSubjectRequest, done: l
     fresh = [s for s in done if not (s.verification or {}).get("passed_on")]
     instructions = {s.system: i for s in fresh if (i := _instruction_of(s)) is not None and i.items}
     if not instructions:
-        return
+        return False
     recipients: dict[str, list[str]] = {}
     for name in instructions:
         spec = datamap.system(name) if datamap else None
@@ -600,8 +608,7 @@ def _recipients_pass_on(run: FulfilmentRun, request: DataSubjectRequest, done: l
         for name, instruction in instructions.items()
     }
     told = bool(_recipients_tell)
-    if told:
-        _recipients_tell[0](run, instructions)
+    sent = _recipients_tell[0](run, instructions) if told else []
     now = timezone.now().isoformat()
     for system_run in fresh:
         if system_run.system in instructions:
@@ -611,6 +618,7 @@ def _recipients_pass_on(run: FulfilmentRun, request: DataSubjectRequest, done: l
         request=request,
         event=event_corrections_passed_on(run_id=run.pk, systems=recipients, fields=fields, told=told),
     )
+    return bool(sent)
 
 
 @transaction.atomic

@@ -29,7 +29,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.utils import timezone, translation
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext, ngettext
 
 from dsr.errors import TransitionNotAllowed
@@ -44,10 +44,10 @@ from dsr.fulfilment.connectors.base import (
     Subject,
 )
 from dsr.fulfilment.connectors.erasure import REWRITES, erasure_verify, rows_plan
-from dsr.fulfilment.datamap import DataMap, System
+from dsr.fulfilment.datamap import RECIPIENT_RUN_PREFIX, DataMap, System
 from dsr.fulfilment.models import ErasureLedgerEntry, FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
 from dsr.fulfilment.services import instructions, runs
-from dsr.models import DataSubjectRequest, Outcome, Regime
+from dsr.models import DataSubjectRequest, Outcome
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.delivery import request_flag
 from dsr.services.events import (
@@ -72,6 +72,30 @@ log = logging.getLogger(__name__)
 # told to erase through the instruction channel and confirm later.
 ERASING_KINDS = frozenset({"sql", "django"})
 INSTRUCTED_KINDS = frozenset({"http", "manual"})
+
+# CCPA §1798.105(c)(1), §7022(b)(3) and GDPR Art 17(2), Art 19: once every system of the business
+# has erased the person, each recipient the map lists for those systems (service providers,
+# contractors, third parties) is told to delete what it received, and the run is done only when
+# each confirmed. The teller is registered by wiring (services/propagation.recipients_tell).
+RecipientsTell = Callable[..., list[SystemRun]]
+_recipients_tell: list[RecipientsTell] = []
+RECIPIENTS_ERASE_NOTE = (
+    "Delete the personal information of the person identified here that we disclosed to you, and any "
+    "copies, and confirm when it is done (CCPA §1798.105(c), §7022(b)(3); GDPR Art 17(2) and Art 19). "
+    "Information you must keep by law may be kept; say which."
+)
+
+
+def erasure_recipients_register(function: RecipientsTell) -> None:
+    """`function(run=, instruction=, systems=)` tells each recipient of `systems` the instruction
+    (one system run per recipient, `recipient:<name>`), inside the caller's transaction."""
+    _recipients_tell[:] = [function]
+
+
+def is_recipient(system_run: SystemRun) -> bool:
+    return system_run.system.startswith(RECIPIENT_RUN_PREFIX)
+
+
 TERMINAL = frozenset({SystemStatus.DONE, SystemStatus.FAILED, SystemStatus.SKIPPED})
 # How each kind's erasure is proved, as the plan and the answer say it.
 VERIFIED_BY = {
@@ -652,6 +676,8 @@ def erasure_instruction_outcome(run_id: int) -> None:
         return
     told = SystemRun.objects.select_for_update(skip_locked=True).filter(run=run, kind__in=INSTRUCTED_KINDS)
     for system_run in told:
+        if is_recipient(system_run):
+            continue  # a recipient's confirmation is its proof; the run's end reads it
         if system_run.status != SystemStatus.DONE or system_run.verification or system_run.erased:
             continue
         counts = _instructed_counts(system_run)
@@ -783,7 +809,10 @@ def _system_verified(system_run_id: int, *, plan: ErasurePlan, left: list[str]) 
 def _unproven(system_run: SystemRun) -> bool:
     # An http system's confirmation counts once `find` agrees; a manual one's is its owner's word.
     return (
-        system_run.status == SystemStatus.DONE and system_run.kind in INSTRUCTED_KINDS and not system_run.verification
+        system_run.status == SystemStatus.DONE
+        and system_run.kind in INSTRUCTED_KINDS
+        and not system_run.verification
+        and not is_recipient(system_run)
     )
 
 
@@ -795,6 +824,8 @@ def _execution_finish_if_complete(run_id: int) -> None:
     if run.state != RunState.RUNNING or run.approved_at is None:
         return
     failed = [s.system for s in system_runs if s.status == SystemStatus.FAILED]
+    if not failed and _recipients_told_now(run, system_runs):
+        return  # the run ends when each recipient confirmed (or failed)
     run.state = RunState.FAILED if failed else RunState.DONE
     run.finished_at = timezone.now()
     run.save(update_fields=["state", "finished_at"])
@@ -804,11 +835,36 @@ def _execution_finish_if_complete(run_id: int) -> None:
         request=request,
         event=event_fulfilment_finished(run_id=run.pk, state=run.state, records=deleted, failed=failed),
     )
-    erased = [s.system for s in system_runs if s.status == SystemStatus.DONE]
+    erased = [s.system for s in system_runs if s.status == SystemStatus.DONE and not is_recipient(s)]
     if erased:
         ledger_record(run=run, request=request, systems=erased)
     if failed:  # the request stays open; the team sees it flagged
         request_flag(request_id=request.pk, reason=f"Erasure failed in {', '.join(failed)}", data={"systems": failed})
+
+
+def _recipients_told_now(run: FulfilmentRun, system_runs: list[SystemRun]) -> bool:
+    """Once, when every system of the business is erased: tell the recipients of those systems.
+    True when some were told now (the run waits for them); False when there are none to tell or
+    they were told already."""
+    if not _recipients_tell or any(is_recipient(s) for s in system_runs):
+        return False
+    datamap = _datamap()
+    systems = [spec for s in system_runs if s.status == SystemStatus.DONE and (spec := datamap.system(s.system))]
+    if not any(spec.recipients for spec in systems):
+        return False
+    told = _recipients_tell[0](
+        run=run, instruction=Instruction(action="erase", note=RECIPIENTS_ERASE_NOTE), systems=systems
+    )
+    return bool(told)
+
+
+def recipient_name(datamap: DataMap | None, run_name: str) -> str:
+    """A recipient's name as the map gives it, from its system run's name (`recipient:<key>`)."""
+    for system in datamap.systems if datamap else ():
+        for recipient in system.recipients:
+            if recipient.key == run_name:
+                return recipient.name
+    return run_name.removeprefix(RECIPIENT_RUN_PREFIX)
 
 
 def erasure_stalled_requeue() -> int:
@@ -976,7 +1032,17 @@ def erasure_plan_view(run: FulfilmentRun | None, system_runs: list[SystemRun]) -
     if run is None or run.package_kind != PackageKind.ERASURE:
         return None
     systems = []
+    recipients = []
     for s in system_runs:
+        if is_recipient(s):
+            recipients.append(
+                {
+                    "recipient": s.system, "kind": s.kind, "status": s.status, "told_at": s.requested_at,
+                    "confirmed_at": s.confirmed_at, "confirmed_by": (s.instructed or {}).get("by", ""),
+                    "error": s.error if s.status == SystemStatus.FAILED else "",
+                }
+            )  # fmt: skip
+            continue
         collections = []
         for row in s.plan.get("rows", []):
             action = "delete" if row["delete"] else ("mask" if row["updates"] else "keep")
@@ -1013,6 +1079,8 @@ def erasure_plan_view(run: FulfilmentRun | None, system_runs: list[SystemRun]) -
         )
     return {
         "systems": systems,
+        # Told to delete once every system erased (Art 17(2), Art 19, §7022(b)(3)).
+        "recipients": recipients,
         "problems": plan_problems(system_runs),
         "approvals": [{"by": a["by"], "at": a["at"]} for a in run.approvals],
         "approvals_needed": approvals_needed(),
@@ -1037,6 +1105,8 @@ def erasure_answer_message(run: FulfilmentRun, language: str, datamap: DataMap |
         lines = [gettext("We have acted on your request to delete your personal information:")]
         reasons: list[str] = []
         for s in system_runs:
+            if is_recipient(s):
+                continue  # listed below, with who was told
             counts = s.erased.get("counts", {})
             deleted = sum(c.get("deleted", 0) for c in counts.values())
             masked = sum(c.get("updated", 0) for c in counts.values())
@@ -1077,15 +1147,19 @@ def erasure_answer_message(run: FulfilmentRun, language: str, datamap: DataMap |
             lines.extend(f"- {why}" for why in reasons)
             lines.append(gettext("We use what we kept only for those reasons."))
         lines.append(gettext("We keep a record of your request, as the law requires."))
-        if run.request.regime == Regime.CCPA and datamap is not None:
-            names = sorted({r.name for s in datamap.systems for r in s.recipients})
-            if names:
-                # §7022(b)(3): the service providers and third parties are told; this slice does not
-                # notify them automatically, so the answer says who the team tells.
-                lines.append(
-                    gettext("We are telling the service providers and third parties who received it: %(names)s.")
-                    % {"names": ", ".join(names)}
-                )
+        told = [s for s in system_runs if is_recipient(s)]
+        if told:
+            # §7022(b)(3), Art 17(2) and Art 19: who received it and was told to delete it.
+            lines.append(gettext("We told those who received your information from us to delete it:"))
+            for s in told:
+                name = recipient_name(datamap, s.system)
+                if s.status == SystemStatus.DONE and s.confirmed_at:
+                    line = gettext("%(name)s: confirmed on %(date)s.") % {
+                        "name": name, "date": formats.date_format(timezone.localtime(s.confirmed_at).date()),
+                    }  # fmt: skip
+                else:
+                    line = gettext("%(name)s: told; we are waiting for its confirmation.") % {"name": name}
+                lines.append(f"- {line}")
         return "\n".join(lines)
 
 

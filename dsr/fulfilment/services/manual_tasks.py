@@ -240,7 +240,7 @@ def manual_task_page(task: ManualTask, datamap: DataMap | None = None) -> TaskPa
     system_run = task.system_run
     run = system_run.run
     try:
-        system = (datamap or datamap_load()).system(system_run.system)
+        system = instructions.system_resolve(datamap or datamap_load(), system_run.system)
     except DataMapError:
         system = None
     closed_reason = ""
@@ -490,7 +490,7 @@ def _remind(task_id: int, today: date, datamap: DataMap | None) -> bool:
     if task is None:  # answered meanwhile, or reminded by a concurrent sweep
         return False
     task = ManualTask.objects.select_related("system_run__run__request").get(pk=task.pk)
-    system = datamap.system(task.system_run.system) if datamap else None
+    system = instructions.system_resolve(datamap, task.system_run.system) if datamap else None
     request = task.system_run.run.request
     task.reminded_at = timezone.now()
     task.remind_on = today + timedelta(days=_remind_days(system))
@@ -525,7 +525,7 @@ def _escalate(task_id: int, today: date, datamap: DataMap | None) -> bool:
     if task is None:
         return False
     task = ManualTask.objects.select_related("system_run__run__request").get(pk=task.pk)
-    system = datamap.system(task.system_run.system) if datamap else None
+    system = instructions.system_resolve(datamap, task.system_run.system) if datamap else None
     request = task.system_run.run.request
     task.escalated_at = timezone.now()
     task.save(update_fields=["escalated_at"])

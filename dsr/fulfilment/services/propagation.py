@@ -195,6 +195,26 @@ def recipients_tell(*, run: FulfilmentRun, instruction: Instruction, systems: li
     return instructions.instructions_send(run=run, instructions=sent) if sent else []
 
 
+CORRECTION_NOTE = (
+    "Correct the personal information of the person identified here that we disclosed to you: each item "
+    "names the field and its corrected value (the collection and key are ours). Confirm when it is done (GDPR "
+    "Art 16 and Art 19; CCPA §1798.106, §7023(c))."
+)
+
+
+def recipients_tell_corrections(run: FulfilmentRun, corrected: dict[str, Instruction]) -> list[SystemRun]:
+    """Corrections' Art 19 hook: the recipients of every corrected system are told once, with
+    every correction those systems confirmed (a recipient of two systems gets both)."""
+    datamap = runs._datamap()
+    systems = [spec for name in corrected if (spec := datamap.system(name)) is not None]
+    items = tuple(item for instruction in corrected.values() for item in instruction.items)
+    if not systems or not items:
+        return []
+    return recipients_tell(
+        run=run, instruction=Instruction(action="correct", items=items, note=CORRECTION_NOTE), systems=systems
+    )
+
+
 def propagation_start(*, locked: DataSubjectRequest, actor: Actor) -> FulfilmentRun:
     """Called by runs.fulfilment_start inside its transaction, the request locked and checked."""
     datamap = runs._datamap()
