@@ -15,7 +15,7 @@ from dsr.fulfilment import selectors
 from dsr.fulfilment.datamap import DataMapError, datamap_load
 from dsr.fulfilment.models import PackageKind, RunState, SystemStatus
 from dsr.fulfilment.services import corrections, erasure, package_staff, propagation, runs
-from dsr.models import DataSubjectRequest
+from dsr.models import DataSubjectRequest, RequestType
 from dsr.services.audit import Actor
 
 WORK = "dsr.work_requests"
@@ -237,6 +237,8 @@ class SystemRetry(_Staff):
         obj = _request(reference)
         if obj.request_type in propagation.ACTIONS:  # a system told of a restriction or an opt-out
             propagation.propagation_retry(request=obj, system=system, actor=Actor.staff(request.user))
+        elif obj.request_type == RequestType.RECTIFICATION:  # a system told a correction
+            corrections.correction_system_retell(request=obj, system=system, actor=Actor.staff(request.user))
         else:
             runs.system_run_retry(request=obj, system=system, actor=Actor.staff(request.user))
         return _status(obj)

@@ -292,6 +292,13 @@ def retry(request, reference, system):
             f"Tell {system} again",
             lambda o, a: propagation.propagation_retry(request=o, system=system, actor=a),
         )
+    if _obj(reference).request_type == RequestType.RECTIFICATION:  # a system told a correction
+        return _act(
+            request,
+            reference,
+            f"Tell {system} again",
+            lambda o, a: corrections.correction_system_retell(request=o, system=system, actor=a),
+        )
     return _act(
         request, reference, f"Retry {system}", lambda o, a: runs.system_run_retry(request=o, system=system, actor=a)
     )

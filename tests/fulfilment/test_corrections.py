@@ -627,6 +627,9 @@ def test_a_failed_system_told_again_is_corrected_then_every_system_is_passed_on_
     assert _events(req, EventType.CORRECTIONS_PASSED_ON) == []
     retell = f"/api/v1/staff/requests/{req.reference}/fulfilment/corrections/systems/accounts/retell/"
     assert staff_api.post(retell).status_code == 409  # accounts did not fail
+    # The generic Retry of a system tells a correction's system again too (never a search).
+    retry = f"/api/v1/staff/requests/{req.reference}/fulfilment/systems/accounts/retry/"
+    assert staff_api.post(retry).status_code == 409 and systems["queued"]["system"] == []
     client.login(username=officer.username, password=PASSWORD)
     assert "Tell shop again" in client.get(f"/dashboard/requests/{req.reference}/").content.decode()
     shop.execute("DROP TRIGGER name_upper" + ("" if shop.backend == "sqlite" else f" ON {shop.table('customer')}"))

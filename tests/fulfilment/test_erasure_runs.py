@@ -312,3 +312,16 @@ def test_planning_again_replaces_a_plan_awaiting_approval(officer, erasing_syste
     assert first.state == RunState.CANCELLED and second.pk != first.pk
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(TransitionNotAllowed, match="already running"):
         runs.fulfilment_start(request=req, actor=Actor.staff(officer))
+
+
+def test_an_erasure_system_is_not_retried_like_a_search_the_officer_plans_again(
+    officer, staff_api, erasing_systems, django_capture_on_commit_callbacks
+):
+    fakes.BEHAVIOUR["alpha"] = ["fail"]
+    req, run = _planned(officer, erasing_systems, django_capture_on_commit_callbacks)
+    _approve(req, officer, django_capture_on_commit_callbacks)
+    run_queued(erasing_systems, django_capture_on_commit_callbacks)
+    response = staff_api.post(f"/api/v1/staff/requests/{req.reference}/fulfilment/systems/alpha/retry/")
+    assert response.status_code == 409 and "plan" in response.json()["detail"]
+    assert run.systems.get(system="alpha").status == SystemStatus.FAILED  # nothing queued that would do nothing
+    assert erasing_systems["system"] == []

@@ -471,6 +471,13 @@ def system_run_retry(*, request: DataSubjectRequest, system: str, actor: Actor) 
     if not locked_request.is_open:
         raise TransitionNotAllowed(f"{locked_request.reference} is closed; its search cannot be retried.")
     run = FulfilmentRun.objects.select_for_update().get(pk=_current_run(locked_request).pk)
+    if run.package_kind == PackageKind.ERASURE:
+        raise TransitionNotAllowed(
+            f"An erasure is not retried system by system: plan {locked_request.reference} again (Plan again, or "
+            "POST …/fulfilment/start/), which finds what is left and asks for approval."
+        )
+    if run.package_kind not in PACKAGE_KINDS.values():  # a run that tells systems what to do
+        raise TransitionNotAllowed(f"{system} was told an instruction: tell it again instead of retrying a search.")
     system_run = SystemRun.objects.select_for_update().filter(run=run, system=system).first()
     if system_run is None:
         raise InvalidInput(f"{system} was not searched for {locked_request.reference}.", field="system")
@@ -505,6 +512,13 @@ def system_run_switch_to_manual(*, request: DataSubjectRequest, system: str, act
     if not locked_request.is_open:
         raise TransitionNotAllowed(f"{locked_request.reference} is closed.")
     run = FulfilmentRun.objects.select_for_update().get(pk=_current_run(locked_request).pk)
+    if run.package_kind == PackageKind.ERASURE:
+        raise TransitionNotAllowed(
+            f"An erasure is not retried system by system: plan {locked_request.reference} again (Plan again, or "
+            "POST …/fulfilment/start/), which finds what is left and asks for approval."
+        )
+    if run.package_kind not in PACKAGE_KINDS.values():  # a run that tells systems what to do
+        raise TransitionNotAllowed(f"{system} was told an instruction: tell it again instead of retrying a search.")
     system_run = SystemRun.objects.select_for_update().filter(run=run, system=system).first()
     if system_run is None:
         raise InvalidInput(f"{system} was not searched for {locked_request.reference}.", field="system")
