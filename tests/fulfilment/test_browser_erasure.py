@@ -1,7 +1,10 @@
 """Erasure in a real browser, with the real `sql` connector on the demo shop (a SQLite file made as
 `make run` makes it): the officer plans the erasure of a verified request to delete, reads the
-plan (nothing changed yet), approves it, sees it done and verified, and sends the answer; the shop's
+plan (nothing changed yet), approves it, sees the shop erased and its recipients told, the shop's
+owner confirms each on the task page, the officer sees it done and sends the answer; the shop's
 database then holds none of the person's chats and a masked customer whose orders stay for tax law."""
+
+import re
 
 import pytest
 import yaml
@@ -9,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from dsr.fulfilment.connectors.sql import engines_dispose
 from dsr.fulfilment.demo_shop import demo_shop_create, shop_engine
-from dsr.models import Status
+from dsr.models import OutboundEmail, Status
 from tests.factories import officer_create
 from tests.fulfilment.conftest import verified_request
 from tests.support.browser import screenshot, staff_page_signed_in
@@ -73,11 +76,31 @@ def test_officer_plans_reads_approves_and_the_erasure_is_done(live_server, brows
 
     page.get_by_role("button", name="Approve the erasure").click()
     page.wait_for_url(f"**/dashboard/requests/{req.reference}/")
-    assert page.locator('#fulfilment [data-fulfilment="state"]').inner_text() == "done"
     customer, chats, orders = _shop_rows(demo_shop)
     assert customer[1] is None and customer[2] is None  # masked: its orders still point at it
     assert chats == 0
     assert orders[0] == before[2][0] and orders[1] is None  # kept for tax law, shipping name gone
+    # The shop is erased and verified; its two recipients are told and the run waits for them.
+    assert page.locator('#fulfilment [data-fulfilment="state"]').inner_text() == "running"
+    told = page.locator('#fulfilment table[data-recipients="told"]')
+    assert "Parcel carriers" in told.inner_text() and "waiting" in told.inner_text()
+    assert page.get_by_role("button", name="Send the answer (complete the request)").count() == 0
+    screenshot(page, "erasure-recipients-told-desktop")
+
+    # The shop's owner passes it on to each recipient and confirms on the task page the email links.
+    links = [
+        re.search(r"https?://[^/\s]+(/fulfilment/task/[^/\s]+/)", m.body_text).group(1)
+        for m in OutboundEmail.objects.filter(template="owner_instruction").order_by("pk")
+    ]
+    assert len(links) == 2
+    for link in links:
+        page.goto(live_server.url + link)
+        assert "Delete the personal information of the person identified here" in page.content()
+        page.get_by_label(re.compile("I did what the list says")).check()
+        page.get_by_role("button", name="Confirm that it is done").click()
+        assert "Thank you: recorded that it is done." in page.content()
+    page.goto(f"{live_server.url}/dashboard/requests/{req.reference}/")
+    assert page.locator('#fulfilment [data-fulfilment="state"]').inner_text() == "done"
     screenshot(page, "erasure-done-desktop")
 
     page.get_by_role("button", name="Send the answer (complete the request)").click()

@@ -472,7 +472,7 @@ def test_every_correction_rejected_changes_nothing_and_the_answer_is_a_refusal_w
     ("language", "regime", "expected"),
     [
         ("en", "ccpa", ["Name: corrected in accounts, shop.", "Phone number: not corrected. Our reason: No evidence given.",
-                        "statement of up to 250 words", "who received it: Mail house, Parcel carriers."]),
+                        "statement of up to 250 words"]),
         ("sv", "ccpa", ["Namn: rättat i accounts, shop.", "Telefonnummer: inte rättat. Vårt skäl: No evidence given.",
                         "250 ord"]),
         ("nl", "gdpr", ["Naam: gecorrigeerd in accounts, shop.", "Telefoonnummer: niet gecorrigeerd. Onze reden: No evidence given.",

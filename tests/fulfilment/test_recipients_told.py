@@ -122,3 +122,6 @@ def test_corrections_are_passed_on_to_the_recipients_and_the_run_ends_when_they_
     run.refresh_from_db()
     assert run.state == RunState.DONE
     assert SystemRun.objects.filter(run=run, system__startswith="recipient:").count() == 2  # told once each
+    message = corrections.correction_answer_message(run, "sv")
+    assert "Vi har meddelat rättelserna till dem som har fått dina uppgifter från oss:" in message
+    assert re.search(r"- Mail house: bekräftade den \w+", message) and "- Parcel carriers: bekräftade den" in message

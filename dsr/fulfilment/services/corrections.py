@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -55,6 +55,7 @@ from dsr.fulfilment.services.instructions import (
     instruction_retell,
     instructions_send,
 )
+from dsr.fulfilment.services.propagation import recipients_told_lines
 from dsr.models import (
     CORRECTION_FIELD_LABELS,
     DataSubjectRequest,
@@ -158,23 +159,11 @@ def correction_start(*, locked: DataSubjectRequest, actor: Actor) -> FulfilmentR
     ).exists():
         raise TransitionNotAllowed(f"The corrections of {locked.reference} are being applied or applied already.")
     datamap = _datamap()
-    for old in FulfilmentRun.objects.select_for_update().filter(request=locked, state=RunState.AWAITING_APPROVAL):
-        old.state = RunState.CANCELLED
-        old.finished_at = timezone.now()
-        old.save(update_fields=["state", "finished_at"])
-    try:
-        with transaction.atomic():
-            run = FulfilmentRun.objects.create(
-                request=locked,
-                datamap_version=datamap.version,
-                datamap_path=datamap.path,
-                package_kind=PackageKind.CORRECTION,
-                due_date=locked.respond_by,
-                started_by=actor.label,
-                started_at=timezone.now(),
-            )
-    except IntegrityError:
-        raise TransitionNotAllowed(f"A run for {locked.reference} is already going on.") from None
+    runs.runs_awaiting_cancel(locked)
+    run = runs.run_create(
+        locked=locked, datamap=datamap, package_kind=PackageKind.CORRECTION, actor=actor,
+        busy=f"A run for {locked.reference} is already going on.",
+    )  # fmt: skip
     Correction.objects.bulk_create(
         [
             Correction(
@@ -758,14 +747,10 @@ def correction_answer_message(run: FulfilmentRun, language: str) -> str:
             datamap: DataMap | None = _datamap()
         except runs.FulfilmentUnavailable:
             datamap = None
-        if datamap is not None:
-            corrected = {s for s, r in system_runs.items() if r.status == SystemStatus.DONE}
-            names = sorted({r.name for s in datamap.systems if s.name in corrected for r in s.recipients})
-            if names:
-                lines.append(
-                    gettext("We are telling the service providers and third parties who received it: %(names)s.")
-                    % {"names": ", ".join(names)}
-                )
+        told = recipients_told_lines(list(system_runs.values()), datamap)
+        if told:  # Art 19: each recipient of the corrected data was told, and when it confirmed
+            lines.append(gettext("We told those who received your information from us of the corrections:"))
+            lines.extend(told)
         lines.append(gettext("We keep a record of your request, as the law requires."))
         return "\n".join(lines)
 

@@ -27,9 +27,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
-from django.utils import formats, timezone, translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext, ngettext
 
 from dsr.errors import TransitionNotAllowed
@@ -47,6 +47,7 @@ from dsr.fulfilment.connectors.erasure import REWRITES, erasure_verify, rows_pla
 from dsr.fulfilment.datamap import RECIPIENT_RUN_PREFIX, DataMap, System
 from dsr.fulfilment.models import ErasureLedgerEntry, FulfilmentRun, PackageKind, RunState, SystemRun, SystemStatus
 from dsr.fulfilment.services import instructions, runs
+from dsr.fulfilment.services.propagation import recipient_name, recipients_told_lines
 from dsr.models import DataSubjectRequest, Outcome
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.delivery import request_flag
@@ -188,25 +189,13 @@ def erasure_start(*, locked: DataSubjectRequest, actor: Actor) -> FulfilmentRun:
     """Called by runs.fulfilment_start inside its transaction, the request locked and checked. A
     run still awaiting approval is replaced (the officer plans again, e.g. after fixing a problem)."""
     datamap = _datamap()
-    for old in FulfilmentRun.objects.select_for_update().filter(request=locked, state=RunState.AWAITING_APPROVAL):
-        old.state = RunState.CANCELLED
-        old.finished_at = timezone.now()
-        old.save(update_fields=["state", "finished_at"])
+    runs.runs_awaiting_cancel(locked)
     if FulfilmentRun.objects.filter(request=locked, state=RunState.DONE, package_kind=PackageKind.ERASURE).exists():
         raise TransitionNotAllowed(f"The erasure for {locked.reference} is done; send the answer.")
-    try:
-        with transaction.atomic():
-            run = FulfilmentRun.objects.create(
-                request=locked,
-                datamap_version=datamap.version,
-                datamap_path=datamap.path,
-                package_kind=PackageKind.ERASURE,
-                due_date=locked.respond_by,
-                started_by=actor.label,
-                started_at=timezone.now(),
-            )
-    except IntegrityError:
-        raise TransitionNotAllowed(f"An erasure for {locked.reference} is already running.") from None
+    run = runs.run_create(
+        locked=locked, datamap=datamap, package_kind=PackageKind.ERASURE, actor=actor,
+        busy=f"An erasure for {locked.reference} is already running.",
+    )  # fmt: skip
     system_runs = SystemRun.objects.bulk_create(
         [SystemRun(run=run, system=s.name, kind=s.kind) for s in datamap.systems]
     )
@@ -858,15 +847,6 @@ def _recipients_told_now(run: FulfilmentRun, system_runs: list[SystemRun]) -> bo
     return bool(told)
 
 
-def recipient_name(datamap: DataMap | None, run_name: str) -> str:
-    """A recipient's name as the map gives it, from its system run's name (`recipient:<key>`)."""
-    for system in datamap.systems if datamap else ():
-        for recipient in system.recipients:
-            if recipient.key == run_name:
-                return recipient.name
-    return run_name.removeprefix(RECIPIENT_RUN_PREFIX)
-
-
 def erasure_stalled_requeue() -> int:
     """The sweep: an erasure system whose task was lost (a broker restart) or whose worker died
     past its lease is queued again; the claim makes a duplicate harmless."""
@@ -1033,11 +1013,16 @@ def erasure_plan_view(run: FulfilmentRun | None, system_runs: list[SystemRun]) -
         return None
     systems = []
     recipients = []
+    try:
+        datamap: DataMap | None = _datamap() if any(is_recipient(s) for s in system_runs) else None
+    except runs.FulfilmentUnavailable:
+        datamap = None
     for s in system_runs:
         if is_recipient(s):
             recipients.append(
                 {
-                    "recipient": s.system, "kind": s.kind, "status": s.status, "told_at": s.requested_at,
+                    "recipient": s.system, "name": recipient_name(datamap, s.system), "kind": s.kind,
+                    "status": s.status, "told_at": s.requested_at,
                     "confirmed_at": s.confirmed_at, "confirmed_by": (s.instructed or {}).get("by", ""),
                     "error": s.error if s.status == SystemStatus.FAILED else "",
                 }
@@ -1147,19 +1132,11 @@ def erasure_answer_message(run: FulfilmentRun, language: str, datamap: DataMap |
             lines.extend(f"- {why}" for why in reasons)
             lines.append(gettext("We use what we kept only for those reasons."))
         lines.append(gettext("We keep a record of your request, as the law requires."))
-        told = [s for s in system_runs if is_recipient(s)]
+        told = recipients_told_lines(system_runs, datamap)
         if told:
             # §7022(b)(3), Art 17(2) and Art 19: who received it and was told to delete it.
             lines.append(gettext("We told those who received your information from us to delete it:"))
-            for s in told:
-                name = recipient_name(datamap, s.system)
-                if s.status == SystemStatus.DONE and s.confirmed_at:
-                    line = gettext("%(name)s: confirmed on %(date)s.") % {
-                        "name": name, "date": formats.date_format(timezone.localtime(s.confirmed_at).date()),
-                    }  # fmt: skip
-                else:
-                    line = gettext("%(name)s: told; we are waiting for its confirmation.") % {"name": name}
-                lines.append(f"- {line}")
+            lines.extend(told)
         return "\n".join(lines)
 
 

@@ -21,8 +21,8 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.utils import timezone, translation
+from django.db import transaction
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext
 
 from dsr.deadlines import business_today
@@ -195,6 +195,31 @@ def recipients_tell(*, run: FulfilmentRun, instruction: Instruction, systems: li
     return instructions.instructions_send(run=run, instructions=sent) if sent else []
 
 
+def recipient_name(datamap: DataMap | None, run_name: str) -> str:
+    """A recipient's name as the map gives it, from its system run's name (`recipient:<key>`)."""
+    for system in datamap.systems if datamap else ():
+        for recipient in system.recipients:
+            if recipient.key == run_name:
+                return recipient.name
+    return run_name.removeprefix(RECIPIENT_RUN_PREFIX)
+
+
+def recipients_told_lines(system_runs: list[SystemRun], datamap: DataMap | None) -> list[str]:
+    """For a requester's answer, in the active language: each recipient told in the run, and the
+    date it confirmed (or that its confirmation is awaited). Empty when none was told."""
+    lines = []
+    for s in system_runs:
+        if not s.system.startswith(RECIPIENT_RUN_PREFIX):
+            continue
+        name = recipient_name(datamap, s.system)
+        if s.status == SystemStatus.DONE and s.confirmed_at:
+            when = formats.date_format(timezone.localtime(s.confirmed_at).date())
+            lines.append("- " + gettext("%(name)s: confirmed on %(date)s.") % {"name": name, "date": when})
+        else:
+            lines.append("- " + gettext("%(name)s: told; we are waiting for its confirmation.") % {"name": name})
+    return lines
+
+
 CORRECTION_NOTE = (
     "Correct the personal information of the person identified here that we disclosed to you: each item "
     "names the field and its corrected value (the collection and key are ours). Confirm when it is done (GDPR "
@@ -222,19 +247,10 @@ def propagation_start(*, locked: DataSubjectRequest, actor: Actor) -> Fulfilment
     action = ACTIONS[request_type]
     if FulfilmentRun.objects.filter(request=locked, package_kind=RUN_KINDS[request_type], state=RunState.DONE).exists():
         raise TransitionNotAllowed(f"Every system has confirmed {locked.reference} already.")
-    try:
-        with transaction.atomic():
-            run = FulfilmentRun.objects.create(
-                request=locked,
-                datamap_version=datamap.version,
-                datamap_path=datamap.path,
-                package_kind=RUN_KINDS[request_type],
-                due_date=locked.respond_by,
-                started_by=actor.label,
-                started_at=timezone.now(),
-            )
-    except IntegrityError:
-        raise TransitionNotAllowed(f"The systems are already being told of {locked.reference}.") from None
+    run = runs.run_create(
+        locked=locked, datamap=datamap, package_kind=RUN_KINDS[request_type], actor=actor,
+        busy=f"The systems are already being told of {locked.reference}.",
+    )  # fmt: skip
     systems = systems_to_tell(datamap, action)
     told = {s.name: replace(s, kind=instruction_kind(s, action)) for s in systems}
     _system_runs_create(run, told)

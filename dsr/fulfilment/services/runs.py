@@ -139,6 +139,41 @@ def policy_for(run: FulfilmentRun, system: System) -> RecordPolicy:
     )
 
 
+def run_create(
+    *,
+    locked: DataSubjectRequest,
+    datamap: DataMap,
+    package_kind: str,
+    actor: Actor,
+    busy: str,
+    since: datetime | None = None,
+) -> FulfilmentRun:
+    """Every starter's run: the map version it uses, the request's due date, who started it. The
+    database refuses a second run while one runs or awaits approval (`busy` is then the 409)."""
+    try:
+        with transaction.atomic():
+            return FulfilmentRun.objects.create(
+                request=locked,
+                datamap_version=datamap.version,
+                datamap_path=datamap.path,
+                package_kind=package_kind,
+                since=since,
+                due_date=locked.respond_by,
+                started_by=actor.label,
+                started_at=timezone.now(),
+            )
+    except IntegrityError:
+        raise TransitionNotAllowed(busy) from None
+
+
+def runs_awaiting_cancel(locked: DataSubjectRequest) -> None:
+    """A run still awaiting approval (a plan, values read) is replaced when the officer starts again."""
+    for old in FulfilmentRun.objects.select_for_update().filter(request=locked, state=RunState.AWAITING_APPROVAL):
+        old.state = RunState.CANCELLED
+        old.finished_at = timezone.now()
+        old.save(update_fields=["state", "finished_at"])
+
+
 @transaction.atomic
 def fulfilment_start(*, request: DataSubjectRequest, actor: Actor) -> FulfilmentRun:
     """Start a search for a verified access or portability request. Raises TransitionNotAllowed
@@ -169,20 +204,14 @@ def fulfilment_start(*, request: DataSubjectRequest, actor: Actor) -> Fulfilment
             raise TransitionNotAllowed("Correction runs are not available (no correction service registered).")
         return _correction_starter[0](locked=locked, actor=actor)
     datamap = _datamap()
-    try:
-        with transaction.atomic():
-            run = FulfilmentRun.objects.create(
-                request=locked,
-                datamap_version=datamap.version,
-                datamap_path=datamap.path,
-                package_kind=PACKAGE_KINDS[RequestType(locked.request_type)],
-                since=lookback_since(locked),
-                due_date=locked.respond_by,
-                started_by=actor.label,
-                started_at=timezone.now(),
-            )
-    except IntegrityError:
-        raise TransitionNotAllowed(f"A search for {locked.reference} is already running.") from None
+    run = run_create(
+        locked=locked,
+        datamap=datamap,
+        package_kind=PACKAGE_KINDS[RequestType(locked.request_type)],
+        actor=actor,
+        busy=f"A search for {locked.reference} is already running.",
+        since=lookback_since(locked),
+    )
     system_runs = SystemRun.objects.bulk_create(
         [SystemRun(run=run, system=s.name, kind=s.kind) for s in datamap.systems]
     )
