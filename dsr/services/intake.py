@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -58,7 +58,13 @@ EARLIEST_RECEIPT = datetime(2018, 5, 25, tzinfo=UTC)
 
 
 def reference_next(*, year: int) -> str:
-    """DSR-2026-000042. The UPDATE holds the counter row until commit, so numbers never repeat."""
+    """DSR-2026-000042: the year of receipt and a number. On PostgreSQL the number comes from one
+    sequence (`dsr_reference_seq`, migration 0016): `nextval` takes no lock held to commit, so
+    concurrent intakes never wait on each other; numbers are unique and rising, not gap-free (a
+    rolled-back intake leaves a gap) and do not restart with the year. On SQLite, whose writers are
+    serialised anyway, the year's counter row: the UPDATE holds it until commit."""
+    if connection.vendor == "postgresql":
+        return f"DSR-{year}-{_reference_sequence_next():06d}"
     if not ReferenceCounter.objects.filter(year=year).update(last=F("last") + 1):
         try:
             with transaction.atomic():
@@ -67,6 +73,12 @@ def reference_next(*, year: int) -> str:
             ReferenceCounter.objects.filter(year=year).update(last=F("last") + 1)
     number = ReferenceCounter.objects.values_list("last", flat=True).get(year=year)
     return f"DSR-{year}-{number:06d}"
+
+
+def _reference_sequence_next() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval('dsr_reference_seq')")
+        return int(cursor.fetchone()[0])
 
 
 @dataclass(frozen=True)
