@@ -3,7 +3,7 @@
 from django.db.models import Q, QuerySet
 
 from dsr.deadlines import business_today
-from dsr.models import OPEN_STATUSES, ApiToken, DataSubjectRequest, Suppression
+from dsr.models import OPEN_STATUSES, ApiToken, DataSubjectRequest, Suppression, email_key_of
 
 
 def requests_list(*, filters: dict | None = None) -> QuerySet[DataSubjectRequest]:
@@ -27,7 +27,7 @@ def _search(qs, text: str | None):
     text = (text or "").strip()
     if not text:
         return qs
-    return qs.filter(Q(reference__iexact=text) | Q(email__iexact=text) | Q(full_name__icontains=text))
+    return qs.filter(Q(reference__iexact=text) | Q(email_key=email_key_of(text)) | Q(full_name__icontains=text))
 
 
 def request_detail(*, reference: str) -> DataSubjectRequest:

@@ -34,6 +34,7 @@ from dsr.models import (
     Status,
     SuppressionScope,
     SuppressionSource,
+    email_key_of,
 )
 from dsr.services.audit import Actor, audit_event_record
 from dsr.services.challenges import challenge_create
@@ -73,6 +74,14 @@ def reference_next(*, year: int) -> str:
             ReferenceCounter.objects.filter(year=year).update(last=F("last") + 1)
     number = ReferenceCounter.objects.values_list("last", flat=True).get(year=year)
     return f"DSR-{year}-{number:06d}"
+
+
+def open_requests_of(email: str, request_type: str):
+    """The open, original requests of this type from this address (any case): the duplicate
+    check's query, served by the index on (email_key, request_type) on every database."""
+    return DataSubjectRequest.objects.filter(
+        email_key=email_key_of(email), request_type=request_type, status__in=OPEN_STATUSES, duplicate_of__isnull=True
+    )
 
 
 def _reference_sequence_next() -> int:
@@ -235,14 +244,7 @@ def request_submit(
         forwarded = _organisation_forward(request)
         if forwarded is not None:
             return forwarded
-    original = (
-        DataSubjectRequest.objects.filter(
-            email__iexact=email, request_type=request_type, status__in=OPEN_STATUSES, duplicate_of__isnull=True
-        )
-        .exclude(pk=request.pk)
-        .order_by("received_at")
-        .first()
-    )
+    original = open_requests_of(email, request_type).exclude(pk=request.pk).order_by("received_at").first()
     if original is not None:
         return _duplicate_link(request, original)
     if request_type in TYPES_WITHOUT_VERIFICATION:

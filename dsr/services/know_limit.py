@@ -4,7 +4,7 @@ corrections do not count (§7023(j)). `request_verify` asks this module and deni
 
 from datetime import timedelta
 
-from dsr.models import DataSubjectRequest, Regime, RequestType, Status
+from dsr.models import DataSubjectRequest, Regime, RequestType, Status, email_key_of
 
 CCPA_KNOW_TYPES = (RequestType.ACCESS, RequestType.ACCESS_SPECIFIC, RequestType.PORTABILITY)
 KNOW_REQUESTS_PER_YEAR = 2
@@ -26,7 +26,7 @@ def know_limit_reached(request: DataSubjectRequest) -> bool:
     since = request.received_at - timedelta(days=365)
     earlier = (
         DataSubjectRequest.objects.filter(
-            email__iexact=request.email,
+            email_key=email_key_of(request.email),
             regime=Regime.CCPA,
             request_type__in=CCPA_KNOW_TYPES,
             verified_at__isnull=False,
