@@ -216,8 +216,9 @@ class DataSubjectRequest(models.Model):
             models.Index(
                 fields=["respond_by", "id"],
                 name="dsr_req_open_due_id",
-                condition=Q(status__in=["received", "awaiting_verification", "verified", "in_progress",
-                                        "awaiting_requester"]),
+                condition=Q(
+                    status__in=["received", "awaiting_verification", "verified", "in_progress", "awaiting_requester"]
+                ),
             ),  # fmt: skip
             # Look-ups by address ignore case: duplicates, the two-per-year rule, search.
             models.Index(fields=["email_key", "request_type"], name="dsr_req_email_key_type"),

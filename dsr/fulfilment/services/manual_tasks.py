@@ -79,13 +79,9 @@ def _system_context(system: System) -> dict[str, str]:
 # --- Asking the owner (runs' manual asker) --------------------------------------------------------
 
 
-@transaction.atomic
-def manual_task_open(system_run: SystemRun, system: System, subject: Subject) -> str:
-    """Open (or open again, with a new link) the owner's task and email them; returns what was
-    asked, for the timeline. The email carries the link and the request's reference and due date,
-    never the person's identity: that is on the page behind the link."""
-    now = timezone.now()
-    today = business_today()
+def _task_reset(system_run: SystemRun, system: System, today: date) -> ManualTask:
+    """The owner's task for this system run, made or made new: a fresh link (seed), the reminder
+    date from today, every earlier answer and reminder cleared."""
     seed = token_new()
     task, _ = ManualTask.objects.update_or_create(
         system_run=system_run,
@@ -93,7 +89,7 @@ def manual_task_open(system_run: SystemRun, system: System, subject: Subject) ->
             "owner_email": system.owner,
             "token_seed": seed,
             "token_digest": token_digest(manual_task_token(seed)),
-            "created_at": now,
+            "created_at": timezone.now(),
             "remind_on": today + timedelta(days=_remind_days(system)),
             "reminded_at": None,
             "escalated_at": None,
@@ -102,6 +98,16 @@ def manual_task_open(system_run: SystemRun, system: System, subject: Subject) ->
             "upload_name": "",
         },
     )
+    return task
+
+
+@transaction.atomic
+def manual_task_open(system_run: SystemRun, system: System, subject: Subject) -> str:
+    """Open (or open again, with a new link) the owner's task and email them; returns what was
+    asked, for the timeline. The email carries the link and the request's reference and due date,
+    never the person's identity: that is on the page behind the link."""
+    today = business_today()
+    task = _task_reset(system_run, system, today)
     request = system_run.run.request
     email_queue(
         template="owner_task",
@@ -137,24 +143,8 @@ def manual_instruction_open(system: System, subject: Subject, instruction: Instr
     the link; returns what was asked, for the timeline. As for a search, the email carries the
     request's reference and due date, the action and the link; the list is behind the link."""
     system_run = system_run_of(subject)
-    now = timezone.now()
     today = business_today()
-    seed = token_new()
-    task, _ = ManualTask.objects.update_or_create(
-        system_run=system_run,
-        defaults={
-            "owner_email": system.owner,
-            "token_seed": seed,
-            "token_digest": token_digest(manual_task_token(seed)),
-            "created_at": now,
-            "remind_on": today + timedelta(days=_remind_days(system)),
-            "reminded_at": None,
-            "escalated_at": None,
-            "answered_at": None,
-            "nothing_held": False,
-            "upload_name": "",
-        },
-    )
+    task = _task_reset(system_run, system, today)
     request = system_run.run.request
     email_queue(
         template="owner_instruction",
