@@ -219,7 +219,7 @@ class DataSubjectRequest(models.Model):
                 condition=Q(
                     status__in=["received", "awaiting_verification", "verified", "in_progress", "awaiting_requester"]
                 ),
-            ),  # fmt: skip
+            ),
             # Look-ups by address ignore case: duplicates, the two-per-year rule, search.
             models.Index(fields=["email_key", "request_type"], name="dsr_req_email_key_type"),
             models.Index(fields=["received_at"], name="dsr_req_received"),
