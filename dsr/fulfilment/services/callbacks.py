@@ -116,31 +116,18 @@ def callback_receive(
         ) from None
     if system_run.instruction:
         return _instruction_callback(system_run, system, document)
-    if isinstance(document, dict) and "error" in document:
-        reported = document["error"]
-        if not isinstance(reported, str) or not reported.strip():
-            raise CallbackRefused(
-                "'error' must be a sentence saying what went wrong.", status_code=400, code="invalid_input",
-                field="error",
-            )  # fmt: skip
-        pairs = None
-    else:
+    reported = _reported_error(document)
+    pairs: list = []
+    if reported is None:
         try:
             pairs = records_from_answer(system, document)
         except RecordsInvalid as invalid:
             raise CallbackRefused(str(invalid), status_code=400, code="invalid_input", field="records") from None
     with transaction.atomic():
-        locked = SystemRun.objects.select_for_update().select_related("run").get(pk=system_run.pk)
-        if locked.run.state != RunState.RUNNING or locked.status not in WAITING:
-            answered = locked.status == SystemStatus.DONE
-            raise CallbackRefused(
-                f"{system.name} has already answered for this request."
-                if answered
-                else f"{system.name} is no longer waiting for an answer ({locked.get_status_display().lower()}).",
-                status_code=409,
-                code="already_answered" if answered else "not_waiting",
-            )
-        if pairs is None:
+        locked = _locked_waiting(
+            system_run, system, WAITING, answered="has already answered for this request", waiting="an answer"
+        )
+        if reported is not None:
             runs.system_run_answer_failed(
                 system_run_id=locked.pk, error=f"{system.name} reported an error: {reported.strip()[:500]}"
             )
@@ -152,37 +139,51 @@ def callback_receive(
     return {"system": system.name, "status": SystemStatus.DONE, "records": kept}
 
 
+def _reported_error(document) -> str | None:
+    """The system's own error sentence (`{"error": "…"}`), or None when it did not report one."""
+    if not (isinstance(document, dict) and "error" in document):
+        return None
+    reported = document["error"]
+    if not isinstance(reported, str) or not reported.strip():
+        raise CallbackRefused(
+            "'error' must be a sentence saying what went wrong.", status_code=400, code="invalid_input", field="error"
+        )
+    return reported
+
+
+def _locked_waiting(system_run: SystemRun, system, statuses: frozenset, *, answered: str, waiting: str) -> SystemRun:
+    """The system run, locked, if it still waits for this callback; else a 409 saying why."""
+    locked = SystemRun.objects.select_for_update().select_related("run").get(pk=system_run.pk)
+    if locked.run.state != RunState.RUNNING or locked.status not in statuses:
+        done = locked.status == SystemStatus.DONE
+        raise CallbackRefused(
+            f"{system.name} {answered}."
+            if done
+            else f"{system.name} is no longer waiting for {waiting} ({locked.get_status_display().lower()}).",
+            status_code=409,
+            code="already_answered" if done else "not_waiting",
+        )
+    return locked
+
+
 def _instruction_callback(system_run: SystemRun, system, document) -> dict:
     """An instruction's later answer: done (with counts) confirms it, an error refuses it; both
     once. The signature, its nonce and the token have been checked by the caller."""
-    reported = ""
     counts: dict[str, int] = {}
-    if isinstance(document, dict) and "error" in document:
-        reported = document["error"]
-        if not isinstance(reported, str) or not reported.strip():
-            raise CallbackRefused(
-                "'error' must be a sentence saying what went wrong.", status_code=400, code="invalid_input",
-                field="error",
-            )  # fmt: skip
-    else:
+    reported = _reported_error(document)
+    if reported is None:
         try:
             counts = counts_from_answer(system, document)
         except CountsInvalid as invalid:
             raise CallbackRefused(str(invalid), status_code=400, code="invalid_input", field="counts") from None
     action = system_run.instruction.get("action", "")
     with transaction.atomic():
-        locked = SystemRun.objects.select_for_update().select_related("run").get(pk=system_run.pk)
-        if locked.run.state != RunState.RUNNING or locked.status not in INSTRUCTION_WAITING:
-            answered = locked.status == SystemStatus.DONE
-            raise CallbackRefused(
-                f"{system.name} has already confirmed this instruction."
-                if answered
-                else f"{system.name} is no longer waiting for a confirmation ({locked.get_status_display().lower()}).",
-                status_code=409,
-                code="already_answered" if answered else "not_waiting",
-            )
+        locked = _locked_waiting(
+            system_run, system, INSTRUCTION_WAITING, answered="has already confirmed this instruction",
+            waiting="a confirmation",
+        )  # fmt: skip
         by = f"{system.name} (callback)"
-        if reported:
+        if reported is not None:
             instructions.instruction_refuse(
                 system_run_id=locked.pk, error=f"{system.name} could not {action}: {reported.strip()[:500]}", by=by
             )
